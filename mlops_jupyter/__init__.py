@@ -1,0 +1,67 @@
+"""mlops-jupyter: the model lifecycle from notebook cells, with no server to stand up.
+
+    import mlops_jupyter as mj
+    with mj.start_run("baseline", params={"lr": 0.1}) as run:
+        run.log_metrics({"loss": 0.3}, step=1)
+    mj.runs(where="metrics.loss < 0.5")
+
+In IPython or Jupyter: ``%load_ext mlops_jupyter`` then ``%mlops help``.
+
+Names are loaded on first use so that ``import mlops_jupyter`` stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from ._version import __version__
+from .exceptions import BadInput, MlopsError, NotFound, StoreError
+
+_LAZY = {
+    "start_run": "tracking.run",
+    "active_run": "tracking.run",
+    "end_run": "tracking.run",
+    "attach_run": "tracking.run",
+    "log": "tracking.run",
+    "log_metric": "tracking.run",
+    "log_metrics": "tracking.run",
+    "log_param": "tracking.run",
+    "log_params": "tracking.run",
+    "set_tag": "tracking.run",
+    "log_artifact": "tracking.run",
+    "Run": "tracking.run",
+    "runs": "tracking.query",
+    "get_run": "tracking.query",
+    "compare": "tracking.query",
+    "init": "config:init_project",
+}
+
+__all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,
+           "load_ipython_extension", "unload_ipython_extension"]
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'mlops_jupyter' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
+    value = getattr(import_module(f".{module}", __name__), attr or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext mlops_jupyter``: registers ``%mlops`` / ``%%mlops`` and cell capture."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .magics import unload
+
+    unload(ipython)

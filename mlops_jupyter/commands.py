@@ -1,0 +1,395 @@
+"""One command grammar for ``%mlops`` in a notebook and ``mlops`` in a terminal.
+
+``%mlops runs ls --last 5`` and ``mlops runs ls --last 5`` are parsed by the same
+parser and run by the same handler; the faces differ only in how they show results
+(widgets and rich display in a notebook, text in a terminal). Handlers call the core
+API and return core objects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .exceptions import BadInput, MlopsError
+
+
+class CommandError(BadInput):
+    """Bad command-line input; carries the usage of the (sub)command."""
+
+    def __init__(self, message: str, usage: str = ""):
+        super().__init__(message)
+        self.usage = usage.strip()
+
+    def one_line(self, prefix: str = "") -> str:
+        usage = " ".join(self.usage.replace("usage:", "").split())
+        return f"{self}" + (f" (usage: {prefix}{usage})" if usage else "")
+
+
+class HelpRequested(MlopsError):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse that raises instead of printing and exiting."""
+
+    def error(self, message: str):
+        raise CommandError(f"{self.prog}: {message}", self.format_usage())
+
+    def print_help(self, file=None):
+        raise HelpRequested(self.format_help())
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if status:
+            raise CommandError(message or f"{self.prog}: error", self.format_usage())
+        raise HelpRequested(message or "")
+
+
+@dataclass
+class Context:
+    """What a handler needs from its face."""
+
+    face: str  # "magic" or "cli"
+    out: Callable[[str], None] = print
+    shell: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+# -- value parsing --------------------------------------------------------------------
+def parse_literal(text: str) -> Any:
+    """``0.1`` -> float, ``3`` -> int, ``true`` -> True, ``[1,2]`` -> list, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    if low in ("nan", "inf", "-inf", "+inf"):
+        return float(low)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def key_values(items: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"{what} {item!r} is not of the form NAME=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def metric_values(items: list[str]) -> dict[str, float]:
+    out = {}
+    for key, value in key_values(items, "metric").items():
+        v = parse_literal(value)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise BadInput(f"metric {key!r} must be a number, got {value!r}")
+        out[key] = float(v)
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return n
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+# -- the grammar --------------------------------------------------------------------------
+KERNEL_ONLY = {"track", "log", "param", "tag", "artifact", "watch"}
+CLI_ONLY = {"demo"}
+_PARSER: list[CommandParser] = []
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--param", "-p", action="append", metavar="K=V", help="a parameter (repeatable)")
+    p.add_argument("--tag", "-t", action="append", metavar="K=V", help="a tag (repeatable)")
+    p.add_argument("--notebook", metavar="PATH", help="the notebook path, when it is not found automatically")
+
+
+def build_parser() -> CommandParser:
+    if _PARSER:
+        return _PARSER[0]
+    top = CommandParser(prog="mlops", description="Jupyter-native MLOps. The same commands work as "
+                                                  "%mlops in a notebook and mlops in a terminal.")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
+
+    p = sub.add_parser("init", help="create .mlops/ here (or at the git root)")
+    p.add_argument("path", nargs="?", help="project folder (default: git root or working directory)")
+    p.add_argument("--store", metavar="URL", help="metadata store URL (default: SQLite in .mlops/)")
+    p.add_argument("--artifacts", metavar="URL", help="blob store URL (default: .mlops/objects)")
+
+    p = sub.add_parser("track", help="start or stop a tracked run (in a notebook: also %%%%mlops track NAME)")
+    tsub = p.add_subparsers(dest="action", metavar="start|stop", parser_class=CommandParser)
+    tsub.required = True
+    ts = tsub.add_parser("start", help="start a run; it stays active until `track stop`")
+    ts.add_argument("name", nargs="?", help="run name (default: the notebook name)")
+    _add_run_options(ts)
+    tp = tsub.add_parser("stop", help="end the active run")
+    tp.add_argument("--status", choices=["finished", "failed", "killed"], default="finished")
+
+    p = sub.add_parser("log", help="log metrics to the active run: %%mlops log loss=0.3 acc=0.9 --step 3")
+    p.add_argument("metrics", nargs="+", metavar="K=V")
+    p.add_argument("--step", type=_int)
+
+    p = sub.add_parser("param", help="log params to the active run: %%mlops param lr=0.1")
+    p.add_argument("params", nargs="+", metavar="K=V")
+
+    p = sub.add_parser("tag", help="set tags on the active run")
+    p.add_argument("tags", nargs="+", metavar="K=V")
+
+    p = sub.add_parser("artifact", help="store a file or folder with the active run")
+    p.add_argument("path")
+    p.add_argument("--name", help="name to store it under (default: the file name)")
+
+    p = sub.add_parser("runs", help="list, show or remove runs (ls is the default)")
+    rsub = p.add_subparsers(dest="action", metavar="ls|show|rm", parser_class=CommandParser)
+    rl = rsub.add_parser("ls", help="list runs, newest first")
+    rl.add_argument("--last", type=_positive_int, metavar="N", help="only the N newest (after filter and sort)")
+    rl.add_argument("--where", metavar="EXPR", help="filter, e.g. \"metrics.acc > 0.8 and params.lr < 0.1\"")
+    rl.add_argument("--sort", metavar="KEY", help="sort key, e.g. -metrics.acc (minus: descending)")
+    rs = rsub.add_parser("show", help="one run: params, metrics, charts, artifacts, captured cells")
+    rs.add_argument("run", help="run id, id prefix, run name, or 'last'")
+    rr = rsub.add_parser("rm", help="delete runs and their metrics (blobs go with `mlops gc`)")
+    rr.add_argument("runs", nargs="+", metavar="RUN")
+    rr.add_argument("--force", action="store_true", help="also delete runs still marked running")
+
+    p = sub.add_parser("show", help="same as `runs show`")
+    p.add_argument("run", help="run id, id prefix, run name, or 'last'")
+
+    p = sub.add_parser("compare", help="params side by side (differences highlighted) and metric curves overlaid")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+
+    p = sub.add_parser("watch", help="a live chart of a run's metrics (default: the active run)")
+    p.add_argument("run", nargs="?")
+
+    p = sub.add_parser("gc", help="delete blobs that nothing references")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+
+    sub.add_parser("fsck", help="verify every blob; exit code 1 if any is corrupted or missing")
+
+    p = sub.add_parser("help", help="show help for a command")
+    p.add_argument("topic", nargs="*")
+
+    sub.add_parser("version", help="print the version")
+
+    p = sub.add_parser("demo", help="run the demo notebook headlessly and track it (terminal only)")
+    p.add_argument("--dir", default="mlops-demo", help="folder to run the demo in (default: ./mlops-demo)")
+
+    _PARSER.append(top)
+    return top
+
+
+_VALUE_FLAGS = {"--sort", "--where", "--step"}
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    argv = list(argv)
+    # `--sort -metrics.acc`: a value that starts with a minus is still the flag's value.
+    i = 0
+    while i < len(argv) - 1:
+        if argv[i] in _VALUE_FLAGS and argv[i + 1].startswith("-") and argv[i + 1] not in ("-h", "--help"):
+            argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
+        i += 1
+    if argv and argv[0] == "runs" and (len(argv) == 1 or argv[1] not in ("ls", "show", "rm", "-h", "--help")):
+        argv.insert(1, "ls")
+    if not argv:
+        argv = ["help"]
+    ns = build_parser().parse_args(argv)
+    if ns.command is None:
+        ns.command = "help"
+        ns.topic = []
+    return ns
+
+
+def help_text(topic: list[str] | None = None) -> str:
+    parser = build_parser()
+    if not topic:
+        return parser.format_help()
+    try:
+        parser.parse_args([*topic, "--help"])
+    except HelpRequested as h:
+        return h.text
+    return parser.format_help()  # pragma: no cover
+
+
+# -- handlers ---------------------------------------------------------------------------------
+def _store():
+    from .store import open_store
+
+    return open_store()
+
+
+def run_command(ns: argparse.Namespace, ctx: Context) -> Any:
+    """Run a parsed command; returns a core object for the face to show (or None)."""
+    handler = HANDLERS[ns.command if ns.command not in ("track", "runs") else f"{ns.command}_{ns.action or 'ls'}"]
+    return handler(ns, ctx)
+
+
+def _init(ns, ctx):
+    from .config import init_project, settings
+    from .store import close_store
+
+    root = init_project(ns.path, ns.store, ns.artifacts)
+    close_store()
+    cfg = settings(root)
+    from .store import open_store
+
+    open_store(cfg)
+    ctx.out(f"mlops project in {root / '.mlops'} (metadata: {cfg.store_url}; blobs: {cfg.artifacts_url})")
+    return None
+
+
+def _track_start(ns, ctx):
+    from .tracking.run import start_run
+
+    params = {k: parse_literal(v) for k, v in key_values(ns.param, "param").items()}
+    tags = key_values(ns.tag, "tag")
+    run = start_run(ns.name, params=params, tags=tags, notebook=ns.notebook)
+    parent = f", child of {run.parent_id[:8]}" if run.parent_id else ""
+    ctx.out(f"run {run.name!r} ({run.run_id[:8]}{parent}) started; end it with %mlops track stop")
+    return run
+
+
+def _track_stop(ns, ctx):
+    from .tracking.run import active_run
+
+    run = active_run()
+    if run is None:
+        raise BadInput("no active run to stop (start one with %mlops track start NAME)")
+    run.end(ns.status)
+    ctx.out(f"run {run.name!r} ({run.run_id[:8]}) {ns.status}")
+    return None
+
+
+def _active_or_fail(what: str):
+    from .tracking.run import _implicit_run
+
+    return _implicit_run()
+
+
+def _log(ns, ctx):
+    _active_or_fail("log").log_metrics(metric_values(ns.metrics), ns.step)
+
+
+def _param(ns, ctx):
+    _active_or_fail("param").log_params({k: parse_literal(v) for k, v in key_values(ns.params, "param").items()})
+
+
+def _tag(ns, ctx):
+    _active_or_fail("tag").set_tags(key_values(ns.tags, "tag"))
+
+
+def _artifact(ns, ctx):
+    run = _active_or_fail("artifact")
+    digest = run.log_artifact(ns.path, ns.name)
+    ctx.out(f"stored {ns.path} with run {run.run_id[:8]} ({digest[:12]})")
+
+
+def _runs_ls(ns, ctx):
+    from .tracking.query import runs
+
+    return runs(where=ns.where, order_by=ns.sort, limit=ns.last)
+
+
+def _runs_show(ns, ctx):
+    from .tracking.query import get_run
+
+    return get_run(ns.run)
+
+
+def _runs_rm(ns, ctx):
+    store = _store()
+    ids = [store.meta.resolve(r) for r in ns.runs]
+    running = [i for i in ids if store.meta.run_row(i)["status"] == "running"]
+    if running and not ns.force:
+        raise BadInput(f"run {running[0][:8]} is still running; stop it first or pass --force")
+    n = store.meta.delete_runs(ids)
+    ctx.out(f"deleted {n} run{'s' if n != 1 else ''}; `mlops gc` frees their blobs")
+
+
+def _compare(ns, ctx):
+    from .tracking.query import compare
+
+    return compare(ns.runs)
+
+
+def _watch(ns, ctx):
+    from .tracking.run import active_run
+
+    store = _store()
+    if ns.run:
+        run_id = store.meta.resolve(ns.run)
+    else:
+        run = active_run()
+        if run is None:
+            raise BadInput("no active run to watch; name one: %mlops watch RUN")
+        run_id = run.run_id
+    ctx.extra["watch"] = run_id
+    return None
+
+
+def _gc(ns, ctx):
+    from .store.maintenance import gc
+
+    report = gc(_store(), dry_run=ns.dry_run)
+    ctx.out(str(report))
+    return None
+
+
+def _fsck(ns, ctx):
+    from .store.maintenance import fsck
+
+    report = fsck(_store(), progress=ctx.extra.get("progress"))
+    ctx.out(str(report))
+    ctx.extra["exit_code"] = 0 if report.ok else 1
+    return None
+
+
+def _help(ns, ctx):
+    text = help_text(ns.topic)
+    if ctx.face == "magic":
+        text = text.replace("usage: mlops", "usage: %mlops")
+    ctx.out(text.rstrip())
+
+
+def _version(ns, ctx):
+    from ._version import __version__
+
+    ctx.out(f"mlops-jupyter {__version__}")
+
+
+def _demo(ns, ctx):
+    from .demo import run_demo
+
+    return run_demo(ns.dir, out=ctx.out)
+
+
+HANDLERS: dict[str, Callable] = {
+    "init": _init, "track_start": _track_start, "track_stop": _track_stop, "log": _log,
+    "param": _param, "tag": _tag, "artifact": _artifact, "runs_ls": _runs_ls, "runs_show": _runs_show,
+    "runs_rm": _runs_rm, "show": _runs_show, "compare": _compare, "watch": _watch, "gc": _gc,
+    "fsck": _fsck, "help": _help, "version": _version, "demo": _demo,
+}
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

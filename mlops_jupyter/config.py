@@ -1,0 +1,148 @@
+"""Project discovery and settings.
+
+A project is a folder holding ``.mlops/``, found by walking up from the working
+directory as git finds ``.git``. Settings come, strongest first, from environment
+variables (``MLOPS_STORE_URL``, ``MLOPS_ARTIFACTS_URL``, ``MLOPS_HOME``), then
+``.mlops/config.toml``, then defaults (SQLite and a local blob store inside
+``.mlops/``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .exceptions import BadInput
+
+MLOPS_DIR = ".mlops"
+CONFIG_FILE = "config.toml"
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path | None:
+    """Return the nearest folder at or above *start* that holds ``.mlops/``."""
+    home = os.environ.get("MLOPS_HOME")
+    if home:
+        return Path(home).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / MLOPS_DIR).is_dir():
+            return folder
+    return None
+
+
+def git_root(start: str | os.PathLike | None = None) -> Path | None:
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def _read_toml(path: Path) -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"{path}: not valid TOML ({e})") from None
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def _write_toml(path: Path, data: dict) -> None:
+    lines = []
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    for k, v in data.items():
+        if not isinstance(v, dict):
+            lines.append(f"{k} = {_toml_value(v)}")
+    for name, table in tables.items():
+        lines.append(f"\n[{name}]")
+        for k, v in table.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines).lstrip("\n") + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Settings:
+    """Where a project keeps its metadata and blobs."""
+
+    root: Path
+    store_url: str
+    artifacts_url: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mlops_dir(self) -> Path:
+        return self.root / MLOPS_DIR
+
+
+def settings(root: Path | None = None, create: bool = True) -> Settings:
+    """Resolve the project settings, creating ``.mlops/`` on first use when *create*."""
+    root = root or find_root()
+    if root is None:
+        if not create:
+            raise BadInput("no .mlops/ project here or above; run `mlops init`")
+        root = init_project()
+    data = _read_toml(root / MLOPS_DIR / CONFIG_FILE)
+    store = os.environ.get("MLOPS_STORE_URL") or data.get("store_url")
+    arts = os.environ.get("MLOPS_ARTIFACTS_URL") or data.get("artifacts_url")
+    mdir = root / MLOPS_DIR
+    return Settings(
+        root=root,
+        store_url=store or f"sqlite:///{mdir / 'mlops.db'}",
+        artifacts_url=arts or str(mdir / "objects"),
+        extra=data,
+    )
+
+
+def init_project(
+    path: str | os.PathLike | None = None,
+    store_url: str | None = None,
+    artifacts_url: str | None = None,
+) -> Path:
+    """Create ``.mlops/`` in *path* (default: the git root, else the working directory).
+
+    Inside a git repository ``.mlops/`` is added to ``.gitignore``. Running it again
+    keeps what is there and only updates the URLs given.
+    """
+    if path is not None:
+        root = Path(path).resolve()
+    else:
+        root = Path(os.environ["MLOPS_HOME"]).resolve() if os.environ.get("MLOPS_HOME") else (
+            git_root() or Path.cwd().resolve()
+        )
+    mdir = root / MLOPS_DIR
+    mdir.mkdir(parents=True, exist_ok=True)
+    (mdir / "objects").mkdir(exist_ok=True)
+    cfg_path = mdir / CONFIG_FILE
+    data = _read_toml(cfg_path)
+    if store_url:
+        data["store_url"] = store_url
+    if artifacts_url:
+        data["artifacts_url"] = artifacts_url
+    if store_url or artifacts_url or not cfg_path.exists():
+        data.setdefault("version", 1)
+        _write_toml(cfg_path, data)
+    if (root / ".git").exists():
+        gi = root / ".gitignore"
+        existing = gi.read_text() if gi.exists() else ""
+        if not any(line.strip() in (".mlops", ".mlops/", "/.mlops", "/.mlops/") for line in existing.splitlines()):
+            sep = "" if not existing or existing.endswith("\n") else "\n"
+            gi.write_text(existing + sep + ".mlops/\n")
+    return root

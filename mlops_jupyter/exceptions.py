@@ -1,0 +1,35 @@
+"""Errors raised by the core API.
+
+Every face translates them: the magic raises IPython's ``UsageError`` (one line, no
+traceback), the CLI prints one line and exits with code 2, HTTP answers 4xx JSON.
+"""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class BadInput(MlopsError, ValueError):
+    """A value given by the user cannot be used (bad name, bad expression, bad type)."""
+
+
+class NotFound(MlopsError, LookupError):
+    """A run, artifact, dataset or model the user named does not exist."""
+
+
+class StoreError(MlopsError):
+    """The store cannot be opened or is in a state we cannot work with."""
+
+
+class IntegrityError(StoreError):
+    """A blob's content does not match its address."""
+
+    def __init__(self, digest: str, actual: str | None = None):
+        self.digest = digest
+        self.actual = actual
+        msg = f"blob {digest[:12]} is corrupted"
+        if actual:
+            msg += f" (content hashes to {actual[:12]})"
+        super().__init__(msg)

@@ -1,0 +1,231 @@
+"""Content-addressed blob store: a blob's name is the BLAKE3 hash of its bytes.
+
+Local folders are written with a temporary file and an atomic rename; any other
+fsspec URL (``s3://...``) goes through fsspec. Every read verifies the hash.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..exceptions import BadInput, IntegrityError, NotFound
+
+CHUNK = 1 << 20
+_HEX = set("0123456789abcdef")
+
+
+def _hasher():
+    from blake3 import blake3
+
+    return blake3(max_threads=blake3.AUTO)
+
+
+def hash_bytes(data: bytes) -> str:
+    from blake3 import blake3
+
+    return blake3(data).hexdigest()
+
+
+def _check_digest(digest: str) -> str:
+    if len(digest) != 64 or not set(digest) <= _HEX:
+        raise BadInput(f"not a blob digest: {digest!r}")
+    return digest
+
+
+class BlobStore:
+    """Blobs addressed by BLAKE3 digest under a local folder or an fsspec URL."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if "://" in url and not url.startswith("file://"):
+            import fsspec
+
+            self.fs, self.root = fsspec.core.url_to_fs(url)
+            self.local = None
+        else:
+            self.fs = None
+            self.root = url[len("file://"):] if url.startswith("file://") else url
+            self.local = Path(self.root)
+            self.local.mkdir(parents=True, exist_ok=True)
+
+    # -- layout ---------------------------------------------------------------
+    def _rel(self, digest: str) -> str:
+        return f"{digest[:2]}/{digest[2:]}"
+
+    def path(self, digest: str) -> str:
+        _check_digest(digest)
+        if self.local is not None:
+            return str(self.local / digest[:2] / digest[2:])
+        return f"{self.root.rstrip('/')}/{self._rel(digest)}"
+
+    def exists(self, digest: str) -> bool:
+        p = self.path(digest)
+        return os.path.exists(p) if self.local is not None else self.fs.exists(p)
+
+    # -- writing --------------------------------------------------------------
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        """Store *data*; return ``(digest, size)``. Storing the same bytes twice is free."""
+        digest = hash_bytes(data)
+        if not self.exists(digest):
+            if self.local is not None:
+                self._commit_local(digest, lambda f: f.write(data))
+            else:
+                self.fs.pipe_file(self.path(digest), data)
+        return digest, len(data)
+
+    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
+        """Stream a file into the store, hashing while copying (one pass, bounded memory)."""
+        src = os.fspath(path)
+        if not os.path.isfile(src):
+            raise NotFound(f"no such file: {src}")
+        if self.local is None:
+            h, size = _hasher(), 0
+            with open(src, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+            digest = h.hexdigest()
+            if not self.exists(digest):
+                self.fs.put_file(src, self.path(digest))
+            return digest, size
+
+        tmpdir = self.local / "tmp"
+        tmpdir.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="put-")
+        h, size = _hasher(), 0
+        try:
+            with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            digest = h.hexdigest()
+            self._place(tmp, digest)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return digest, size
+
+    def _commit_local(self, digest: str, write) -> None:
+        tmpdir = self.local / "tmp"
+        tmpdir.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="put-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                write(out)
+            self._place(tmp, digest)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def _place(self, tmp: str, digest: str) -> None:
+        final = Path(self.path(digest))
+        if final.exists():
+            _unlink(tmp)
+            return
+        final.parent.mkdir(exist_ok=True)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, final)
+
+    # -- reading --------------------------------------------------------------
+    def _open_raw(self, digest: str) -> BinaryIO:
+        try:
+            if self.local is not None:
+                return open(self.path(digest), "rb")
+            return self.fs.open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest[:12]} is missing from {self.url}") from None
+
+    def get_bytes(self, digest: str) -> bytes:
+        with self._open_raw(digest) as f:
+            data = f.read()
+        actual = hash_bytes(data)
+        if actual != digest:
+            raise IntegrityError(digest, actual)
+        return data
+
+    def iter_chunks(self, digest: str) -> Iterator[bytes]:
+        """Yield the blob's bytes in chunks; raises IntegrityError at the end if corrupted."""
+        h = _hasher()
+        with self._open_raw(digest) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                yield chunk
+        if h.hexdigest() != digest:
+            raise IntegrityError(digest, h.hexdigest())
+
+    def copy_to(self, digest: str, dest: str | os.PathLike) -> None:
+        """Write the blob to *dest* atomically, verifying it on the way."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in self.iter_chunks(digest):
+                    out.write(chunk)
+            os.replace(tmp, dest)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def verify(self, digest: str) -> bool:
+        try:
+            for _ in self.iter_chunks(digest):
+                pass
+        except (IntegrityError, NotFound):
+            return False
+        return True
+
+    # -- housekeeping ---------------------------------------------------------
+    def digests(self) -> Iterator[str]:
+        if self.local is not None:
+            for sub in sorted(self.local.iterdir()):
+                if len(sub.name) == 2 and sub.is_dir():
+                    for f in sub.iterdir():
+                        d = sub.name + f.name
+                        if len(d) == 64:
+                            yield d
+            return
+        for p in self.fs.find(self.root):
+            parts = p.rstrip("/").split("/")
+            if len(parts) >= 2 and len(parts[-2]) == 2:
+                d = parts[-2] + parts[-1]
+                if len(d) == 64:
+                    yield d
+
+    def size(self, digest: str) -> int:
+        p = self.path(digest)
+        return os.path.getsize(p) if self.local is not None else self.fs.size(p)
+
+    def delete(self, digest: str) -> None:
+        p = self.path(digest)
+        if self.local is not None:
+            _unlink(p)
+        else:
+            self.fs.rm(p)
+
+    def clean_tmp(self, older_than: float = 3600.0) -> int:
+        """Remove temporary files left by writers that died (older than an hour)."""
+        import time
+
+        if self.local is None or not (self.local / "tmp").is_dir():
+            return 0
+        n, cutoff = 0, time.time() - older_than
+        for f in (self.local / "tmp").iterdir():
+            try:
+                if f.stat().st_mtime < cutoff:
+                    f.unlink()
+                    n += 1
+            except FileNotFoundError:
+                pass
+        return n
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,493 @@
+"""The metadata store: runs, params, tags, metrics, artifacts and captured cells.
+
+SQLite (WAL, ``BEGIN IMMEDIATE`` for writes, a long busy timeout and a retry on
+"database is locked") by default; any SQLAlchemy URL otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+
+import sqlalchemy as sa
+
+from ..exceptions import BadInput, NotFound, StoreError
+from . import schema as S
+
+ACTIVE = "running"
+STATUSES = ("running", "finished", "failed", "killed", "crashed")
+# A run whose writer has not beaten for this long on another host is taken as crashed.
+STALE_HEARTBEAT = 600.0
+
+
+def _make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=4,
+            max_overflow=8,
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            # We issue BEGIN ourselves (pysqlite's own transaction handling is off).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            # Writers take the write lock up front, so two writers never deadlock on an
+            # upgrade from a read lock; readers in WAL mode need no lock at all.
+            if conn.get_execution_options().get("readonly"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as e:
+        raise StoreError(f"cannot use store URL {url!r}: {e}") from None
+
+
+def _is_busy(exc: BaseException) -> bool:
+    msg = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in msg or "database is busy" in msg or "deadlock" in msg
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process *pid* started (seconds since boot on Linux), or None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        fields = data[data.rfind(b")") + 2:].split()
+        return float(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, started: float | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if started is not None:
+        now_started = process_start_time(pid)
+        if now_started is not None and abs(now_started - started) > 1e-6:
+            return False  # the pid was reused by another process
+    return True
+
+
+def json_value(value: Any) -> tuple[str, str, float | None, bool]:
+    """Encode a param: (json, text, number, was_repr). NaN and infinity survive."""
+    was_repr = False
+    try:
+        encoded = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        encoded = json.dumps(repr(value))
+        value = repr(value)
+        was_repr = True
+    text = value if isinstance(value, str) else encoded
+    num = None
+    if isinstance(value, bool):
+        num = float(value)
+    elif isinstance(value, (int, float)):
+        num = float(value)
+        if math.isnan(num):
+            num = None
+    return encoded, text, num, was_repr
+
+
+def decode_value(encoded: str) -> Any:
+    return json.loads(encoded)
+
+
+def _nan_in(v: float | None) -> float | None:
+    return None if v is not None and v != v else v
+
+
+def _nan_out(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
+class MetadataStore:
+    """All reads and writes of run metadata go through here."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _make_engine(url)
+        self.dialect = self.engine.dialect.name
+        self.migrate()
+
+    # -- plumbing -------------------------------------------------------------
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction, retried when another process holds the lock too long."""
+        delay = 0.05
+        for attempt in range(40):
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+                return
+            except sa.exc.OperationalError as e:
+                if not _is_busy(e) or attempt == 39:
+                    raise StoreError(f"store write failed: {getattr(e, 'orig', e)}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _retrying(self, fn, *args):
+        delay = 0.05
+        for attempt in range(40):
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn, *args)
+            except sa.exc.OperationalError as e:
+                if not _is_busy(e) or attempt == 39:
+                    raise StoreError(f"store write failed: {getattr(e, 'orig', e)}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            with conn.begin():
+                yield conn
+
+    def _insert(self, table: sa.Table):
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:  # pragma: no cover
+            raise StoreError(f"upsert not supported on {self.dialect}")
+        return insert(table)
+
+    def _upsert(self, table: sa.Table, keys: list[str], update: list[str]):
+        stmt = self._insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update}
+        )
+
+    def migrate(self) -> int:
+        """Bring the schema to the current version; safe when processes race to do it."""
+
+        def apply(conn):
+            S.schema_version.create(conn, checkfirst=True)
+            current = conn.execute(sa.select(sa.func.max(S.schema_version.c.version))).scalar() or 0
+            if current > S.SCHEMA_VERSION:
+                raise StoreError(
+                    f"the store has schema v{current}, newer than this mlops-jupyter "
+                    f"(v{S.SCHEMA_VERSION}); upgrade the package"
+                )
+            for version, step in S.MIGRATIONS:
+                if version > current:
+                    step(conn)
+                    conn.execute(S.schema_version.delete())
+                    conn.execute(S.schema_version.insert().values(version=version))
+                    current = version
+            return current
+
+        if self.dialect == "sqlite":
+            with self.engine.connect().execution_options(readonly=True) as conn:
+                with conn.begin():
+                    insp = sa.inspect(conn)
+                    if insp.has_table("schema_version"):
+                        v = conn.execute(sa.select(sa.func.max(S.schema_version.c.version))).scalar()
+                        if v == S.SCHEMA_VERSION:
+                            return v
+        return self._retrying(apply)
+
+    # -- runs -----------------------------------------------------------------
+    def create_run(self, row: dict, params: dict | None = None, tags: dict | None = None) -> None:
+        with self.write() as conn:
+            conn.execute(S.runs.insert().values(**row))
+            if params:
+                self._write_params(conn, row["run_id"], params)
+            if tags:
+                self._write_tags(conn, row["run_id"], tags)
+
+    def _write_params(self, conn, run_id: str, params: dict) -> None:
+        rows = []
+        for k, (encoded, text, num) in params.items():
+            rows.append(dict(run_id=run_id, key=k, value=encoded, text=text, num=num))
+        conn.execute(self._upsert(S.params, ["run_id", "key"], ["value", "text", "num"]), rows)
+
+    def _write_tags(self, conn, run_id: str, tags: dict) -> None:
+        rows = [dict(run_id=run_id, key=k, value=v) for k, v in tags.items()]
+        conn.execute(self._upsert(S.tags, ["run_id", "key"], ["value"]), rows)
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        """*params* maps key -> (json, text, number) as made by :func:`json_value`."""
+        if params:
+            with self.write() as conn:
+                self._write_params(conn, run_id, params)
+
+    def set_tags(self, run_id: str, tags: dict) -> None:
+        if tags:
+            with self.write() as conn:
+                self._write_tags(conn, run_id, tags)
+
+    def update_run(self, run_id: str, **values) -> None:
+        with self.write() as conn:
+            conn.execute(S.runs.update().where(S.runs.c.run_id == run_id).values(**values))
+
+    def end_run(self, run_id: str, status: str, end_time: float, error: str | None = None) -> None:
+        if status not in STATUSES or status == ACTIVE:
+            raise BadInput(f"cannot end a run as {status!r}; use one of finished, failed, killed")
+        with self.write() as conn:
+            conn.execute(
+                S.runs.update()
+                .where(S.runs.c.run_id == run_id)
+                .values(status=status, end_time=end_time, error=error)
+            )
+
+    def heartbeat(self, run_ids: Iterable[str], now: float) -> None:
+        ids = list(run_ids)
+        if ids:
+            with self.write() as conn:
+                conn.execute(
+                    S.runs.update().where(S.runs.c.run_id.in_(ids)).values(heartbeat=now)
+                )
+
+    def reap_crashed(self) -> list[str]:
+        """Mark runs whose process died without ending them as ``crashed``."""
+        host = socket.gethostname()
+        now = time.time()
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(S.runs.c.run_id, S.runs.c.host, S.runs.c.pid, S.runs.c.pid_start,
+                          S.runs.c.heartbeat, S.runs.c.start_time)
+                .where(S.runs.c.status == ACTIVE)
+            ).all()
+        dead = []
+        for r in rows:
+            if r.host == host and r.pid:
+                if r.pid == os.getpid() and r.pid_start == process_start_time(os.getpid()):
+                    continue
+                if not pid_alive(r.pid, r.pid_start):
+                    dead.append(r)
+            elif now - (r.heartbeat or r.start_time) > STALE_HEARTBEAT:
+                dead.append(r)
+        if dead:
+            with self.write() as conn:
+                for r in dead:
+                    # The end time is the last sign of life we have.
+                    conn.execute(
+                        S.runs.update()
+                        .where(S.runs.c.run_id == r.run_id, S.runs.c.status == ACTIVE)
+                        .values(status="crashed", end_time=r.heartbeat or r.start_time,
+                                error="the process ended without ending the run")
+                    )
+        return [r.run_id for r in dead]
+
+    # -- metrics --------------------------------------------------------------
+    def insert_metrics(self, rows: list[tuple]) -> None:
+        """Insert (run_id, key, step, value, timestamp) points and refresh latest values."""
+        if not rows:
+            return
+        points = [
+            {"run_id": r, "key": k, "step": s, "value": _nan_in(v), "timestamp": t}
+            for (r, k, s, v, t) in rows
+        ]
+        latest: dict[tuple, dict] = {}
+        counts: dict[tuple, int] = {}
+        for p in points:
+            key = (p["run_id"], p["key"])
+            latest[key] = p
+            counts[key] = counts.get(key, 0) + 1
+        lrows = [dict(p, count=counts[k]) for k, p in latest.items()]
+
+        def work(conn):
+            conn.execute(S.metrics.insert(), points)
+            ins = self._insert(S.latest_metrics)
+            ins = ins.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={
+                    "step": ins.excluded.step,
+                    "value": ins.excluded.value,
+                    "timestamp": ins.excluded.timestamp,
+                    "count": S.latest_metrics.c.count + ins.excluded.count,
+                },
+            )
+            conn.execute(ins, lrows)
+
+        self._retrying(work)
+
+    def metric_history(self, run_id: str, key: str | None = None, after_step: int | None = None) -> list[tuple]:
+        """(key, step, value, timestamp) rows in step order."""
+        m = S.metrics
+        q = sa.select(m.c.key, m.c.step, m.c.value, m.c.timestamp).where(m.c.run_id == run_id)
+        if key is not None:
+            q = q.where(m.c.key == key)
+        if after_step is not None:
+            q = q.where(m.c.step > after_step)
+        q = q.order_by(m.c.key, m.c.step, m.c.id)
+        with self.read() as conn:
+            return [(k, s, _nan_out(v), t) for k, s, v, t in conn.execute(q)]
+
+    def latest_metrics(self, run_ids: list[str]) -> dict[str, dict[str, tuple]]:
+        out: dict[str, dict[str, tuple]] = {r: {} for r in run_ids}
+        lm = S.latest_metrics
+        with self.read() as conn:
+            for chunk in _chunks(run_ids, 500):
+                for r in conn.execute(
+                    sa.select(lm.c.run_id, lm.c.key, lm.c.value, lm.c.step, lm.c.count)
+                    .where(lm.c.run_id.in_(chunk))
+                ):
+                    out[r.run_id][r.key] = (_nan_out(r.value), r.step, r.count)
+        return out
+
+    # -- artifacts and cells ----------------------------------------------------
+    def add_artifacts(self, rows: list[dict]) -> None:
+        """Record artifacts: dicts with run_id, path, digest, size and kind."""
+        if not rows:
+            return
+        now = time.time()
+        rows = [dict(r, created=r.get("created", now)) for r in rows]
+        with self.write() as conn:
+            conn.execute(
+                self._upsert(S.artifacts, ["run_id", "path"], ["digest", "size", "kind", "created"]), rows
+            )
+
+    def artifacts(self, run_id: str) -> list[dict]:
+        a = S.artifacts
+        with self.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                sa.select(a).where(a.c.run_id == run_id).order_by(a.c.created, a.c.path))]
+
+    def add_cells(self, rows: list[dict]) -> None:
+        if rows:
+            self._retrying(lambda conn: conn.execute(S.cells.insert(), rows))
+
+    def cells(self, run_id: str) -> list[dict]:
+        c = S.cells
+        with self.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                sa.select(c).where(c.c.run_id == run_id).order_by(c.c.seq))]
+
+    def next_cell_seq(self, run_id: str) -> int:
+        with self.read() as conn:
+            n = conn.execute(sa.select(sa.func.max(S.cells.c.seq)).where(S.cells.c.run_id == run_id)).scalar()
+        return (n or 0) + 1
+
+    # -- reading runs -----------------------------------------------------------
+    def run_row(self, run_id: str) -> dict:
+        with self.read() as conn:
+            r = conn.execute(sa.select(S.runs).where(S.runs.c.run_id == run_id)).first()
+        if r is None:
+            raise NotFound(f"no run {run_id!r}")
+        return dict(r._mapping)
+
+    def resolve(self, ref: str) -> str:
+        """A run id from a full id, a unique id prefix (4+ chars), ``last``, or a run name."""
+        ref = (ref or "").strip()
+        if not ref:
+            raise BadInput("name a run (its id, an id prefix, its name, or 'last')")
+        r = S.runs
+        with self.read() as conn:
+            if ref == "last":
+                got = conn.execute(sa.select(r.c.run_id).order_by(r.c.start_time.desc()).limit(1)).scalar()
+                if got is None:
+                    raise NotFound("there are no runs yet")
+                return got
+            if conn.execute(sa.select(r.c.run_id).where(r.c.run_id == ref)).scalar():
+                return ref
+            if len(ref) >= 4 and all(ch in "0123456789abcdef" for ch in ref):
+                found = conn.execute(
+                    sa.select(r.c.run_id).where(r.c.run_id.like(ref + "%")).limit(2)).scalars().all()
+                if len(found) == 1:
+                    return found[0]
+                if len(found) > 1:
+                    raise BadInput(f"run id prefix {ref!r} is ambiguous; give more characters")
+            got = conn.execute(
+                sa.select(r.c.run_id).where(r.c.name == ref).order_by(r.c.start_time.desc()).limit(1)
+            ).scalar()
+        if got is None:
+            raise NotFound(f"no run {ref!r} (give a run id, an id prefix, a run name, or 'last')")
+        return got
+
+    def select_runs(self, where=None, order_by=None, limit: int | None = None, offset: int = 0) -> list[dict]:
+        q = sa.select(S.runs)
+        if where is not None:
+            q = q.where(where)
+        q = q.order_by(*(order_by or [S.runs.c.start_time.desc()]))
+        if limit is not None:
+            q = q.limit(limit)
+        if offset:
+            q = q.offset(offset)
+        with self.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def count_runs(self, where=None) -> int:
+        q = sa.select(sa.func.count()).select_from(S.runs)
+        if where is not None:
+            q = q.where(where)
+        with self.read() as conn:
+            return conn.execute(q).scalar()
+
+    def params_of(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {r: {} for r in run_ids}
+        p = S.params
+        with self.read() as conn:
+            for chunk in _chunks(run_ids, 500):
+                for r in conn.execute(sa.select(p.c.run_id, p.c.key, p.c.value).where(p.c.run_id.in_(chunk))):
+                    out[r.run_id][r.key] = decode_value(r.value)
+        return out
+
+    def tags_of(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {r: {} for r in run_ids}
+        t = S.tags
+        with self.read() as conn:
+            for chunk in _chunks(run_ids, 500):
+                for r in conn.execute(sa.select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(chunk))):
+                    out[r.run_id][r.key] = r.value
+        return out
+
+    def children(self, run_id: str) -> list[str]:
+        with self.read() as conn:
+            return list(conn.execute(
+                sa.select(S.runs.c.run_id).where(S.runs.c.parent_id == run_id)).scalars())
+
+    def delete_runs(self, run_ids: list[str]) -> int:
+        with self.write() as conn:
+            for table in (S.metrics, S.latest_metrics, S.params, S.tags, S.artifacts, S.cells):
+                conn.execute(table.delete().where(table.c.run_id.in_(run_ids)))
+            conn.execute(S.runs.update().where(S.runs.c.parent_id.in_(run_ids)).values(parent_id=None))
+            return conn.execute(S.runs.delete().where(S.runs.c.run_id.in_(run_ids))).rowcount
+
+    def referenced_digests(self) -> set[str]:
+        out: set[str] = set()
+        with self.read() as conn:
+            for table, col in S.BLOB_REFERENCES:
+                out.update(conn.execute(sa.select(col).distinct()).scalars())
+        return out
+
+    def blob_users(self, digest: str) -> list[str]:
+        """Human-readable names of what uses a blob (for fsck reports)."""
+        a = S.artifacts
+        with self.read() as conn:
+            return [f"run {r.run_id[:8]} artifact {r.path}" for r in conn.execute(
+                sa.select(a.c.run_id, a.c.path).where(a.c.digest == digest))]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _chunks(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

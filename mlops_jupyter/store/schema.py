@@ -1,0 +1,140 @@
+"""Tables of the metadata store and the migrations that create them.
+
+SQLAlchemy Core only, so the same tables live in SQLite (the embedded default) and in
+PostgreSQL. Each migration is a function of a connection; ``schema_version`` records
+the last one applied. A new table or column is a new migration appended to
+``MIGRATIONS``, never an edit of an old one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float),
+    Column("parent_id", String(32)),
+    Column("notebook", Text),
+    Column("username", String(128)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("pid_start", Float),
+    Column("heartbeat", Float),
+    Column("source", String(32)),
+    Column("error", Text),
+    Column("env", Text),
+)
+Index("ix_runs_start_time", runs.c.start_time)
+Index("ix_runs_status", runs.c.status)
+Index("ix_runs_name", runs.c.name)
+Index("ix_runs_parent", runs.c.parent_id)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),  # JSON of the value as given
+    Column("text", Text, nullable=False),  # what people read and compare strings against
+    Column("num", Float),  # the value as a number when it is one
+    PrimaryKeyConstraint("run_id", "key"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "key"),
+)
+
+# NULL in ``value`` stands for NaN: SQLite turns NaN into NULL on insert, so we say so.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("timestamp", Float, nullable=False),
+)
+Index("ix_metrics_run_key_step", metrics.c.run_id, metrics.c.key, metrics.c.step)
+
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("timestamp", Float, nullable=False),
+    Column("count", BigInteger, nullable=False, default=0),
+    PrimaryKeyConstraint("run_id", "key"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # artifact | notebook | freeze | gitdiff | environment
+    Column("created", Float, nullable=False),
+    PrimaryKeyConstraint("run_id", "path"),
+)
+Index("ix_artifacts_digest", artifacts.c.digest)
+
+cells = Table(
+    "cells",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("execution_count", Integer),
+    Column("source", Text, nullable=False),
+    Column("started", Float, nullable=False),
+    Column("duration", Float),
+    Column("status", String(8), nullable=False),  # ok | error
+    Column("error", Text),
+    PrimaryKeyConstraint("run_id", "seq"),
+)
+
+# Every (table, column) that holds a blob digest: ``gc`` keeps what any of them names.
+BLOB_REFERENCES: list[tuple[Table, Column]] = [(artifacts, artifacts.c.digest)]
+
+V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
+
+
+def _v1(conn) -> None:
+    for table in V1_TABLES:
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [(1, _v1)]
+SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,267 @@
+"""What actually ran: notebook path, environment, packages, git state; secrets redacted.
+
+Nothing here imports IPython: the kernel-side facts (user namespace, cell sources)
+are handed in by the magics.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+REDACTED = "***REDACTED***"
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def is_secret(name: str) -> bool:
+    return bool(SECRET_NAME.search(str(name)))
+
+
+def redact_mapping(values: dict) -> dict:
+    return {k: (REDACTED if is_secret(k) else v) for k, v in values.items()}
+
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_STR = r"""(?:[rRbBuUfF]{0,2})(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"|'[^'\n]*'|"[^"\n]*")"""
+# NAME = "literal"  /  NAME: str = "literal"  /  obj.NAME = "literal"
+_ASSIGN = re.compile(rf"(?P<lhs>\b(?P<name>{_NAME})\s*(?::\s*[\w\[\], .]+)?\s*=\s*)(?P<val>{_STR})")
+# os.environ["NAME"] = "literal"  /  d["NAME"] = "literal"  /  f(NAME="literal")
+_SUBSCRIPT = re.compile(rf"""(?P<lhs>\[\s*['"](?P<name>[^'"\n]+)['"]\s*\]\s*=\s*)(?P<val>{_STR})""")
+_KWARG_DICT = re.compile(rf"""(?P<lhs>['"](?P<name>[^'"\n]+)['"]\s*:\s*)(?P<val>{_STR})""")
+# --param NAME=value / --tag NAME=value / NAME=value on magic lines
+_FLAG = re.compile(r"(?P<lhs>(?:^|\s)(?P<name>[A-Za-z_][\w.\-]*)=)(?P<val>\"[^\"]*\"|'[^']*'|\S+)")
+
+
+def redact_source(source: str) -> str:
+    """Replace string literals assigned to secret-looking names with a placeholder."""
+    if not SECRET_NAME.search(source):
+        return source
+
+    def sub(m: re.Match) -> str:
+        if not is_secret(m.group("name")):
+            return m.group(0)
+        return f'{m.group("lhs")}"{REDACTED}"'
+
+    out = _ASSIGN.sub(sub, source)
+    out = _SUBSCRIPT.sub(sub, out)
+    out = _KWARG_DICT.sub(sub, out)
+    lines = []
+    for line in out.splitlines(keepends=True):
+        if line.lstrip().startswith(("%", "!")):
+            line = _FLAG.sub(sub, line)
+        lines.append(line)
+    return "".join(lines)
+
+
+# -- where the code comes from ------------------------------------------------------
+def notebook_path(user_ns: dict | None = None) -> str | None:
+    """The notebook (or script) being run, without asking the user.
+
+    Order: ``MLOPS_NOTEBOOK_PATH``; ``JPY_SESSION_NAME`` (set by Jupyter Server for
+    each kernel); VS Code's ``__vsc_ipynb_file__``; papermill's input path when the
+    job runner exported it; the running Jupyter servers' sessions matched by kernel
+    id; for plain Python, the script path (never ``ipykernel_launcher.py``).
+    """
+    env = os.environ
+    for var in ("MLOPS_NOTEBOOK_PATH", "JPY_SESSION_NAME", "PAPERMILL_INPUT_PATH"):
+        p = env.get(var)
+        if p and p.endswith((".ipynb", ".py")):
+            return _abspath(p)
+    if user_ns and isinstance(user_ns.get("__vsc_ipynb_file__"), str):
+        return user_ns["__vsc_ipynb_file__"]
+    if "ipykernel" in sys.modules:
+        found = _from_jupyter_sessions()
+        if found:
+            return found
+        return None
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
+    if script and not script.endswith(("ipykernel_launcher.py", "ipython", "-c")) and os.path.exists(script):
+        return os.path.abspath(script)
+    return None
+
+
+def _abspath(p: str) -> str:
+    return p if os.path.isabs(p) else os.path.abspath(p)
+
+
+def _from_jupyter_sessions(timeout: float = 1.0) -> str | None:
+    """Ask the local Jupyter servers which notebook owns this kernel (as ipynbname does)."""
+    try:
+        from ipykernel import get_connection_file
+
+        kernel_id = Path(get_connection_file()).stem.split("kernel-", 1)[-1]
+    except Exception:
+        return None
+    try:
+        from jupyter_server import serverapp
+    except Exception:
+        return None
+    import urllib.request
+
+    try:
+        servers = list(serverapp.list_running_servers())
+    except Exception:
+        return None
+    for srv in servers[:5]:
+        url = srv.get("url", "").rstrip("/") + "/api/sessions"
+        req = urllib.request.Request(url)
+        if srv.get("token"):
+            req.add_header("Authorization", f"token {srv['token']}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                sessions = json.load(resp)
+        except Exception:
+            continue
+        for s in sessions:
+            if s.get("kernel", {}).get("id") == kernel_id:
+                rel = s.get("path") or s.get("notebook", {}).get("path")
+                root = srv.get("root_dir") or srv.get("notebook_dir") or ""
+                return os.path.join(root, rel) if rel else None
+    return None
+
+
+def default_run_name(notebook: str | None) -> str:
+    if notebook:
+        return Path(notebook).stem
+    return "run"
+
+
+# -- environment ------------------------------------------------------------------
+_dist_cache: dict = {}
+_dist_lock = threading.Lock()
+
+
+def _site_key() -> tuple:
+    key = []
+    for p in sys.path:
+        try:
+            key.append((p, os.stat(p).st_mtime_ns))
+        except OSError:
+            pass
+    return tuple(key)
+
+
+def _distributions() -> tuple[dict, dict]:
+    """(top-level module -> [dist names], dist name -> version), cached until sys.path changes."""
+    key = _site_key()
+    with _dist_lock:
+        if _dist_cache.get("key") == key:
+            return _dist_cache["modmap"], _dist_cache["versions"]
+        from importlib import metadata as md
+
+        versions = {}
+        for d in md.distributions():
+            name = d.metadata.get("Name")
+            if name and name not in versions:
+                versions[name] = d.version
+        modmap = md.packages_distributions()
+        _dist_cache.update(key=key, modmap=modmap, versions=versions)
+        return modmap, versions
+
+
+def imported_packages() -> dict[str, str]:
+    """Versions of the installed distributions whose modules this process imported."""
+    modmap, versions = _distributions()
+    tops = {name.partition(".")[0] for name in list(sys.modules)}
+    out = {}
+    for top in tops:
+        for dist in modmap.get(top, ()):
+            if dist in versions:
+                out[dist] = versions[dist]
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+def freeze() -> str:
+    """Every installed distribution, pip-freeze style."""
+    _, versions = _distributions()
+    return "".join(f"{n}=={v}\n" for n, v in sorted(versions.items(), key=lambda kv: kv[0].lower()))
+
+
+def _git(args: list[str], cwd: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=10,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.decode("utf-8", "replace")
+
+
+def git_state(cwd: str | None = None) -> tuple[dict, str | None]:
+    """({commit, branch, dirty, remote}, dirty diff text or None); empty outside a repo."""
+    cwd = cwd or os.getcwd()
+    head = _git(["rev-parse", "HEAD"], cwd)
+    if head is None:
+        return {}, None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd) or ""
+    info = {
+        "commit": head.strip(),
+        "branch": (_git(["rev-parse", "--abbrev-ref", "HEAD"], cwd) or "").strip() or None,
+        "dirty": bool(status.strip()),
+    }
+    remote = _git(["config", "--get", "remote.origin.url"], cwd)
+    if remote:
+        info["remote"] = re.sub(r"//[^@/]+@", "//", remote.strip())  # no credentials in URLs
+    diff = _git(["diff", "HEAD", "--no-ext-diff", "--no-color"], cwd) if info["dirty"] else None
+    return info, diff
+
+
+def environment(notebook: str | None = None) -> dict:
+    """The facts recorded in a run's ``env`` (cheap; the slow parts are in :func:`capture`)."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "executable": sys.executable,
+        "host": socket.gethostname(),
+        "user": current_user(),
+        "cwd": os.getcwd(),
+        "notebook": notebook,
+    }
+
+
+def current_user() -> str:
+    for var in ("JUPYTERHUB_USER", "MLOPS_USER"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def environment_variables() -> dict[str, str]:
+    return redact_mapping(dict(sorted(os.environ.items())))
+
+
+PAPERMILL_HEADER = "# Parameters"
+
+
+def papermill_parameters(source: str) -> dict | None:
+    """Parameters from a cell papermill injected (it starts with ``# Parameters``)."""
+    if not source.lstrip().startswith(PAPERMILL_HEADER):
+        return None
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                out[node.targets[0].id] = ast.unparse(node.value)
+    return out

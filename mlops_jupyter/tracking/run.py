@@ -1,0 +1,475 @@
+"""Runs and the fluent tracking API (``start_run``, ``log``, ``log_param``...).
+
+A process has a stack of active runs: ``start_run`` while a run is active starts a
+child of it (never an "already active" error). Metric points go to the store's
+background writer; everything else is written at once. At interpreter exit any run
+still active is ended (``failed`` if the last cell or the script failed).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from ..exceptions import BadInput, MlopsError, NotFound
+from . import capture
+
+# Kernel-side facts handed in by the magics (this module never imports IPython).
+kernel_context: dict[str, Any] = {"user_ns": None, "last_cell_failed": False, "papermill": None}
+_stack: list["Run"] = []
+_stack_lock = threading.RLock()
+# Called with (run, status) just before a run is written as ended (the magics record
+# the cell that ended it there).
+end_hooks: list[Callable[["Run", str], None]] = []
+
+
+def _to_float(key: str, value: Any) -> float:
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.60}") from None
+
+
+def _check_key(kind: str, key: Any) -> str:
+    if not isinstance(key, str) or not key or len(key) > 250:
+        raise BadInput(f"{kind} name must be a non-empty string of at most 250 characters, got {key!r:.60}")
+    return key
+
+
+def encode_params(params: dict) -> dict:
+    """Redact secret-looking names; store non-JSON values as their repr with a warning."""
+    from ..store.metadata import json_value
+
+    out = {}
+    for k, v in params.items():
+        _check_key("param", k)
+        if capture.is_secret(k):
+            v = capture.REDACTED
+        encoded, text, num, was_repr = json_value(v)
+        if was_repr:
+            warnings.warn(f"param {k!r} is not JSON-serialisable; stored as its repr {text!r:.80}",
+                          UserWarning, stacklevel=4)
+        out[k] = (encoded, text, num)
+    return out
+
+
+def _encode_tags(tags: dict) -> dict:
+    out = {}
+    for k, v in tags.items():
+        _check_key("tag", k)
+        out[k] = capture.REDACTED if capture.is_secret(k) else str(v)
+    return out
+
+
+class Run:
+    """An experiment run. Use it as a context manager, or end it with :meth:`end`."""
+
+    def __init__(self, store, run_id: str, name: str, parent_id: str | None, start_time: float,
+                 notebook: str | None, own: bool = True):
+        self.store = store
+        self.run_id = run_id
+        self.name = name
+        self.parent_id = parent_id
+        self.start_time = start_time
+        self.notebook = notebook
+        self.status = "running"
+        self.own = own  # False when attached to a run some other process started
+        self._steps: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+        self._writer = store.writer
+        self._push = self._writer.push
+        self._points = self._writer.points
+        self._high = self._writer.high_water
+        self._cell_seq = 0
+        self._capture_done = threading.Event()
+        self.failed_cells = 0
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.run_id
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name!r} {self.run_id[:8]} {self.status}>"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "running"
+
+    # -- logging ----------------------------------------------------------------------
+    def log_metric(self, key: str, value: Any, step: int | None = None, timestamp: float | None = None) -> None:
+        """Queue one point; costs about a microsecond and never waits on disk."""
+        if self.status != "running":
+            raise MlopsError(f"run {self.name!r} has ended ({self.status}); start a new run to log")
+        if type(key) is not str:
+            _check_key("metric", key)
+        v = value if type(value) is float else _to_float(key, value)
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        elif type(step) is not int:
+            try:
+                step = int(step)
+            except (TypeError, ValueError):
+                raise BadInput(f"step must be an integer, got {step!r:.40}") from None
+        self._steps[key] = step
+        self.last[key] = v
+        self._push((self.run_id, key, step, v, timestamp or time.time()))
+        if len(self._points) > self._high:
+            self._writer.backpressure()
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        ts = time.time()
+        for k, v in metrics.items():
+            self.log_metric(k, v, step, ts)
+
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        """``run.log(loss=0.3, acc=0.9, step=3)``."""
+        self.log_metrics(metrics, step)
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        if params:
+            self.store.meta.log_params(self.run_id, encode_params(params))
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        if tags:
+            self.store.meta.set_tags(self.run_id, _encode_tags(tags))
+
+    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> str:
+        """Store a file (or every file under a folder) with the run; returns the digest."""
+        p = Path(path)
+        if p.is_dir():
+            rows, last = [], ""
+            for f in sorted(q for q in p.rglob("*") if q.is_file()):
+                digest, size = self.store.blobs.put_file(f)
+                rel = f"{name or p.name}/{f.relative_to(p).as_posix()}"
+                rows.append(dict(run_id=self.run_id, path=rel, digest=digest, size=size, kind="artifact"))
+                last = digest
+            self.store.meta.add_artifacts(rows)
+            return last
+        if not p.is_file():
+            raise NotFound(f"no such file or folder: {path}")
+        digest, size = self.store.blobs.put_file(p)
+        self.store.meta.add_artifacts([dict(run_id=self.run_id, path=name or p.name, digest=digest,
+                                            size=size, kind="artifact")])
+        return digest
+
+    def log_text(self, text: str, name: str, kind: str = "artifact") -> str:
+        digest, size = self.store.blobs.put_bytes(text.encode("utf-8"))
+        self.store.meta.add_artifacts([dict(run_id=self.run_id, path=name, digest=digest, size=size, kind=kind)])
+        return digest
+
+    def log_dict(self, data: dict, name: str) -> str:
+        return self.log_text(json.dumps(data, indent=2, sort_keys=True, default=repr), name)
+
+    # -- what ran ----------------------------------------------------------------------
+    def add_cell(self, source: str, execution_count: int | None, started: float, duration: float | None,
+                 error: str | None = None) -> None:
+        """Record one executed cell (source redacted), written in the background."""
+        self._cell_seq += 1
+        row = dict(run_id=self.run_id, seq=self._cell_seq, execution_count=execution_count,
+                   source=capture.redact_source(source), started=started, duration=duration,
+                   status="error" if error else "ok", error=error)
+        if error:
+            self.failed_cells += 1
+        meta = self.store.meta
+        self._writer.submit(lambda: meta.add_cells([row]))
+
+    def _capture(self) -> None:
+        """Environment, packages, git; runs on the writer thread so start_run stays fast."""
+        try:
+            env = capture.environment(self.notebook)
+            env["packages"] = capture.imported_packages()
+            git, diff = capture.git_state(os.path.dirname(self.notebook) if self.notebook else None)
+            if git:
+                env["git"] = git
+            rows = []
+            for path, text, kind in (
+                ("_mlops/requirements-freeze.txt", capture.freeze(), "freeze"),
+                ("_mlops/environment.json", json.dumps(capture.environment_variables(), indent=1), "environment"),
+                ("_mlops/git.diff", diff, "gitdiff"),
+            ):
+                if text:
+                    digest, size = self.store.blobs.put_bytes(text.encode("utf-8"))
+                    rows.append(dict(run_id=self.run_id, path=path, digest=digest, size=size, kind=kind))
+            self.store.meta.add_artifacts(rows)
+            self.store.meta.update_run(self.run_id, env=json.dumps(env, default=str))
+        except Exception as e:  # capture is best effort; tracking goes on
+            warnings.warn(f"mlops: could not capture the environment ({e})", RuntimeWarning)
+        finally:
+            self._capture_done.set()
+
+    def snapshot_notebook(self) -> str | None:
+        """Store the notebook file as it is on disk now (code cells redacted)."""
+        nb = self.notebook
+        if not nb or not nb.endswith(".ipynb") or not os.path.isfile(nb):
+            return None
+        try:
+            data = json.loads(Path(nb).read_text(encoding="utf-8"))
+            for cell in data.get("cells", []):
+                if cell.get("cell_type") == "code":
+                    src = cell.get("source", "")
+                    src = "".join(src) if isinstance(src, list) else src
+                    cell["source"] = capture.redact_source(src)
+            text = json.dumps(data, indent=1, ensure_ascii=False)
+        except (OSError, ValueError) as e:
+            warnings.warn(f"mlops: could not snapshot {nb} ({e})", RuntimeWarning)
+            return None
+        return self.log_text(text, "_mlops/notebook.ipynb", kind="notebook")
+
+    # -- ending ---------------------------------------------------------------------------
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        """End the run: flush its points, snapshot the notebook, record the status."""
+        if self.status != "running":
+            return
+        with _stack_lock:
+            # Children still active end with their parent.
+            for child in [r for r in _stack if r.parent_id == self.run_id]:
+                child.end(status, error)
+            if self in _stack:
+                _stack.remove(self)
+        for hook in list(end_hooks):
+            try:
+                hook(self, status)
+            except Exception as e:
+                warnings.warn(f"mlops: end hook failed ({e})", RuntimeWarning)
+        self.status = status
+        try:
+            if self.own:
+                self.snapshot_notebook()
+            self._writer.flush()
+        finally:
+            self._writer.active.discard(self.run_id)
+            self.store.meta.end_run(self.run_id, status, time.time(), error)
+
+    def wait_captured(self, timeout: float = 30.0) -> bool:
+        return self._capture_done.wait(timeout)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.end("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.end("killed", "KeyboardInterrupt")
+        else:
+            self.end("failed", f"{exc_type.__name__}: {exc}"[:2000])
+        return False
+
+
+# -- the fluent API ------------------------------------------------------------------------
+def active_run() -> Run | None:
+    """The innermost active run of this process, or None."""
+    return _stack[-1] if _stack else None
+
+
+def active_runs() -> list[Run]:
+    return list(_stack)
+
+
+def _store():
+    from ..store import open_store
+
+    return open_store()
+
+
+def start_run(
+    name: str | None = None,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    notebook: str | None = None,
+    parent: Run | str | None = None,
+    source: str | None = None,
+) -> Run:
+    """Start a run (a child of the active one, if any) and make it the active run.
+
+    Args:
+        name: run name; default: the notebook's (or script's) name.
+        params: hyperparameters; secret-looking names are redacted.
+        tags: free string labels.
+        notebook: the notebook path when it cannot be found automatically.
+        parent: parent run (default: the active run, if any).
+        source: what started it (``notebook``, ``script``, ``job``); found when omitted.
+    """
+    store = _store()
+    if notebook is None:
+        notebook = capture.notebook_path(kernel_context.get("user_ns"))
+    elif notebook:
+        notebook = os.path.abspath(notebook)
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise BadInput(f"a run name must be a non-empty string, got {name!r:.60}")
+    name = name if name is not None else capture.default_run_name(notebook)
+    papermill = kernel_context.get("papermill") or {}
+    params = {**{f"papermill.{k}": v for k, v in papermill.items()}, **(params or {})}
+    enc_params = encode_params(params)
+    enc_tags = _encode_tags(tags or {})
+    with _stack_lock:
+        parent_id = parent.run_id if isinstance(parent, Run) else parent
+        if parent_id is None and _stack:
+            parent_id = _stack[-1].run_id
+        if parent_id is None and os.environ.get("MLOPS_PARENT_RUN_ID"):
+            parent_id = os.environ["MLOPS_PARENT_RUN_ID"]
+        run_id = uuid.uuid4().hex
+        now = time.time()
+        pid = os.getpid()
+        from ..store.metadata import process_start_time
+
+        row = dict(
+            run_id=run_id, name=name, status="running", start_time=now, parent_id=parent_id,
+            notebook=notebook, username=capture.current_user(), host=_hostname(), pid=pid,
+            pid_start=process_start_time(pid), heartbeat=now,
+            source=source or ("notebook" if "ipykernel" in sys.modules else
+                              "ipython" if "IPython" in sys.modules and kernel_context.get("user_ns") is not None
+                              else "script"),
+        )
+        store.meta.create_run(row, enc_params, enc_tags)
+        run = Run(store, run_id, name, parent_id, now, notebook)
+        store.writer.active.add(run_id)
+        _stack.append(run)
+    _install_exit_handlers()
+    store.writer.submit(run._capture)
+    return run
+
+
+def attach_run(run_id: str) -> Run:
+    """Log into an existing run (a job execution's run, started by the job runner)."""
+    store = _store()
+    row = store.meta.run_row(run_id)
+    run = Run(store, run_id, row["name"], row["parent_id"], row["start_time"], row["notebook"], own=False)
+    run._cell_seq = store.meta.next_cell_seq(run_id) - 1
+    with _stack_lock:
+        _stack.append(run)
+    _install_exit_handlers()
+    return run
+
+
+_hostname_cache: list[str] = []
+
+
+def _hostname() -> str:
+    if not _hostname_cache:
+        import socket
+
+        _hostname_cache.append(socket.gethostname())
+    return _hostname_cache[0]
+
+
+def end_run(status: str = "finished") -> None:
+    """End the active run."""
+    run = active_run()
+    if run is None:
+        raise MlopsError("no active run to end")
+    run.end(status)
+
+
+def _implicit_run() -> Run:
+    run = active_run()
+    if run is not None:
+        return run
+    job_run = os.environ.get("MLOPS_RUN_ID")
+    if job_run:
+        return attach_run(job_run)
+    return start_run(tags={"mlops.autostarted": "true"})
+
+
+def log(step: int | None = None, **metrics: Any) -> None:
+    """Log metrics to the active run (one named after the notebook is started if none is)."""
+    _implicit_run().log_metrics(metrics, step)
+
+
+def log_metric(key: str, value: Any, step: int | None = None) -> None:
+    _implicit_run().log_metric(key, value, step)
+
+
+def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
+    _implicit_run().log_metrics(metrics, step)
+
+
+def log_param(key: str, value: Any) -> None:
+    _implicit_run().log_param(key, value)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    _implicit_run().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _implicit_run().set_tag(key, value)
+
+
+def log_artifact(path: str | os.PathLike, name: str | None = None) -> str:
+    return _implicit_run().log_artifact(path, name)
+
+
+# -- ending what is left at exit ---------------------------------------------------------------
+_exit_installed = False
+_script_failure: list[str] = []
+
+
+def _install_exit_handlers() -> None:
+    global _exit_installed
+    if _exit_installed:
+        return
+    _exit_installed = True
+    atexit.register(_end_all_at_exit)
+    if kernel_context.get("user_ns") is None:
+        previous = sys.excepthook
+
+        def hook(exc_type, exc, tb):
+            _script_failure.append("killed" if issubclass(exc_type, KeyboardInterrupt) else "failed")
+            previous(exc_type, exc, tb)
+
+        sys.excepthook = hook
+
+
+def _end_all_at_exit() -> None:
+    if _script_failure:
+        status = _script_failure[-1]
+    elif kernel_context.get("last_cell_failed"):
+        status = "failed"
+    else:
+        status = "finished"
+    for run in reversed(list(_stack)):
+        try:
+            if run.own:
+                run.end(status, "ended at exit after a failure" if status != "finished" else None)
+            else:
+                with _stack_lock:
+                    _stack.remove(run)
+                run._writer.flush()
+        except Exception:
+            pass
+    from ..store import close_store
+
+    try:
+        close_store()
+    except Exception:
+        pass
+
+
+def _reset_for_tests() -> None:
+    with _stack_lock:
+        _stack.clear()
+    kernel_context.update(user_ns=None, last_cell_failed=False, papermill=None)
+    _script_failure.clear()
+
+
+def _isfinite(x: float) -> bool:
+    return not (math.isnan(x) or math.isinf(x))

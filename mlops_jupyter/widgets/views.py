@@ -1,0 +1,163 @@
+"""ipywidgets views: the interactive runs table and the live chart of a running run."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from .charts import line_chart
+from .html import CSS, badge, fmt_duration, fmt_value, runs_table_html, shown
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel, where widgets can render."""
+    return "ipykernel" in sys.modules and _has_widgets()
+
+
+def _has_widgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class RunsTable:
+    """Runs as a table with filter, sort and paging; each change re-queries the store."""
+
+    PAGE = 50
+
+    def __init__(self, store, where: str | None = None, order_by: str | None = None,
+                 limit: int | None = None):
+        import ipywidgets as W
+
+        self.store = store
+        self.limit = limit
+        self.page = 0
+        self.where = W.Text(value=where or "", placeholder="filter, e.g. metrics.acc > 0.8",
+                            layout=W.Layout(width="340px"))
+        self.sort = W.Combobox(value=(order_by or "").lstrip("-"), placeholder="sort by, e.g. metrics.acc",
+                               options=["start_time", "name", "status"], ensure_option=False,
+                               layout=W.Layout(width="200px"))
+        self.desc = W.ToggleButton(value=not order_by or order_by.startswith("-") or order_by.endswith(" desc"),
+                                   description="descending", icon="sort-amount-desc", layout=W.Layout(width="120px"))
+        self.prev = W.Button(description="◀", layout=W.Layout(width="36px"))
+        self.next = W.Button(description="▶", layout=W.Layout(width="36px"))
+        self.status = W.HTML()
+        self.body = W.HTML()
+        for w in (self.where, self.sort):
+            w.observe(self._changed, names="value")
+        self.desc.observe(self._changed, names="value")
+        self.prev.on_click(lambda _: self._page(-1))
+        self.next.on_click(lambda _: self._page(1))
+        self.widget = W.VBox([W.HBox([self.where, self.sort, self.desc, self.prev, self.next, self.status]),
+                              self.body])
+        self.refresh()
+
+    def _changed(self, _change) -> None:
+        self.page = 0
+        self.refresh()
+
+    def _page(self, delta: int) -> None:
+        self.page = max(0, self.page + delta)
+        self.refresh()
+
+    def order(self) -> str | None:
+        key = self.sort.value.strip()
+        if not key:
+            return None if self.desc.value else "start_time"
+        return ("-" if self.desc.value else "") + key
+
+    def refresh(self) -> None:
+        from ..exceptions import MlopsError
+        from ..tracking.query import compile_where, search_runs
+
+        try:
+            total = self.store.meta.count_runs(compile_where(self.where.value))
+            n = self.PAGE if self.limit is None else min(self.PAGE, max(self.limit - self.page * self.PAGE, 0))
+            rows = search_runs(self.store, self.where.value, self.order(), n, self.page * self.PAGE)
+        except MlopsError as e:
+            self.status.value = f'<span style="color:#d93025">{shown(e)}</span>'
+            return
+        if self.limit is not None:
+            total = min(total, self.limit)
+        pkeys = sorted({k for r in rows for k in r["params"]})[:8]
+        mkeys = sorted({k for r in rows for k in r["metrics"]})[:8]
+        self.sort.options = ["start_time", "name", "status"] + [f"metrics.{k}" for k in mkeys] + \
+                            [f"params.{k}" for k in pkeys]
+        first = self.page * self.PAGE
+        self.status.value = f"<small>{first + 1 if rows else 0}–{first + len(rows)} of {total} runs</small>"
+        self.prev.disabled = self.page == 0
+        self.next.disabled = first + len(rows) >= total
+        self.body.value = runs_table_html(rows, pkeys, mkeys)
+
+
+class LiveRun:
+    """A chart of a run's metrics, refreshed from the store by a background thread."""
+
+    def __init__(self, store, run_id: str, interval: float = 1.0, max_charts: int = 6):
+        import ipywidgets as W
+
+        self.store = store
+        self.run_id = run_id
+        self.interval = interval
+        self.max_charts = max_charts
+        self.series: dict[str, list[tuple[int, float]]] = {}
+        self.after: dict[str, int] = {}
+        self.html = W.HTML()
+        self.widget = self.html
+        self._stop = threading.Event()
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name=f"mlops-live-{run_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.refresh():
+                    return
+            except Exception:  # a broken refresh must never disturb the kernel
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def refresh(self) -> bool:
+        """Read new points and redraw; False once the run has ended."""
+        meta = self.store.meta
+        row = meta.run_row(self.run_id)
+        latest = meta.latest_metrics([self.run_id])[self.run_id]
+        for key in sorted(latest)[: self.max_charts]:
+            for _k, step, value, _ts in meta.metric_history(self.run_id, key, self.after.get(key)):
+                self.series.setdefault(key, []).append((step, value))
+                self.after[key] = step
+            pts = self.series.get(key, [])
+            if len(pts) > 4000:  # keep memory bounded on million-point runs
+                self.series[key] = pts[::2]
+        now = row["end_time"] or time.time()
+        head = (f'<div class="mlops-h">{shown(row["name"])} {badge(row["status"])} '
+                f'<code>{self.run_id[:8]}</code> <small>{fmt_duration(now - row["start_time"])} · '
+                + " · ".join(f"{shown(k)}={fmt_value(v[0])} (step {v[1]})" for k, v in sorted(latest.items())[:8])
+                + "</small></div>")
+        charts = "".join(line_chart({k: v}, title=k, width=300, height=160) for k, v in self.series.items()
+                         if len(v) > 1)
+        self.html.value = CSS + head + f'<div class="mlops-charts">{charts}</div>'
+        return row["status"] == "running"
+
+
+def display_runs(frame) -> None:
+    from IPython.display import display
+
+    from ..store import open_store
+
+    q = frame.attrs.get("mlops_query", {})
+    display(RunsTable(open_store(), q.get("where"), q.get("order_by"), q.get("limit")).widget)
+
+
+def display_live(store, run_id: str) -> LiveRun:
+    from IPython.display import display
+
+    live = LiveRun(store, run_id)
+    display(live.widget)
+    return live
