@@ -131,7 +131,8 @@ def _from_jupyter_sessions(timeout: float = 1.0) -> str | None:
 
 def default_run_name(notebook: str | None) -> str:
     if notebook:
-        return Path(notebook).stem
+        p = Path(notebook)
+        return p.parent.name if p.stem == "__main__" else p.stem  # python -m pkg: the package
     return "run"
 
 

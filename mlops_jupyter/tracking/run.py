@@ -112,7 +112,7 @@ class Run:
         """Queue one point; costs about a microsecond and never waits on disk."""
         if self.status != "running":
             raise MlopsError(f"run {self.name!r} has ended ({self.status}); start a new run to log")
-        if type(key) is not str:
+        if type(key) is not str or not 0 < len(key) <= 250:
             _check_key("metric", key)
         v = value if type(value) is float else _to_float(key, value)
         if step is None:

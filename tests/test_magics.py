@@ -1,0 +1,162 @@
+import pytest
+from IPython.core.error import UsageError
+
+import mlops_jupyter as mj
+
+from .conftest import run_cell
+
+
+def test_track_start_log_stop_captures_cells(ip, capsys):
+    r1 = run_cell(ip, "%mlops track start baseline --param lr=0.1 --param layers=[64,32] --tag team=fraud")
+    assert r1.success
+    run = mj.active_run()
+    assert run.name == "baseline"
+    run_cell(ip, "x = 21 * 2")
+    run_cell(ip, "%mlops log loss=0.31 acc=0.88 --step 3")
+    bad = run_cell(ip, "raise ValueError('oops')")
+    assert not bad.success
+    assert mj.active_run() is run  # a failing cell does not end a line-magic run
+    run_cell(ip, "%mlops track stop")
+    assert mj.active_run() is None
+    rec = mj.get_run(run.run_id)
+    assert rec.status == "finished"
+    assert rec.params == {"lr": 0.1, "layers": [64, 32]} and rec.tags == {"team": "fraud"}
+    assert rec.metrics == {"loss": 0.31, "acc": 0.88}
+    assert rec.history()["loss"] == [(3, 0.31)]
+    cells = rec.cells()
+    assert [c["source"] for c in cells] == [
+        "%mlops track start baseline --param lr=0.1 --param layers=[64,32] --tag team=fraud",
+        "x = 21 * 2", "%mlops log loss=0.31 acc=0.88 --step 3", "raise ValueError('oops')",
+        "%mlops track stop"]
+    assert [c["status"] for c in cells] == ["ok", "ok", "ok", "error", "ok"]
+    counts = [c["execution_count"] for c in cells]
+    assert counts == sorted(counts) and len(set(counts)) == 5
+    assert "ValueError: oops" in cells[3]["error"]
+    assert "started" in capsys.readouterr().out
+
+
+def test_cell_magic_finishes_fails_and_kills(ip):
+    ok = run_cell(ip, "%%mlops track whole --param lr=0.2\nimport mlops_jupyter as mj\nmj.log(acc=0.5)\n6 * 7")
+    assert ok.success and ok.result == 42  # the last expression is the cell's value
+    rec = mj.get_run("whole")
+    assert rec.status == "finished" and rec.metrics == {"acc": 0.5} and rec.params == {"lr": 0.2}
+    assert rec.cells()[0]["source"].startswith("%%mlops track whole")
+
+    failed = run_cell(ip, "%%mlops track broken\nmj.log(acc=0.1)\n1 / 0")
+    assert not failed.success and isinstance(failed.error_in_exec, ZeroDivisionError)  # re-raised as usual
+    rec = mj.get_run("broken")
+    assert rec.status == "failed" and "ZeroDivisionError" in rec.row["error"]
+    assert mj.active_run() is None  # never left "active" after a failed cell
+
+    killed = run_cell(ip, "%%mlops track interrupted\nraise KeyboardInterrupt")
+    assert not killed.success
+    assert mj.get_run("interrupted").status == "killed"
+
+
+def test_cell_magic_runs_nested_magics(ip):
+    r = run_cell(ip, "%%mlops track outer\n%mlops log a=1\nb = 2")
+    assert r.success and mj.get_run("outer").metrics == {"a": 1.0}
+    assert ip.user_ns["b"] == 2
+
+
+def test_start_while_active_nests(ip):
+    run_cell(ip, "%mlops track start parent")
+    run_cell(ip, "%mlops track start child")
+    child = mj.active_run()
+    assert child.name == "child" and child.parent_id is not None
+    run_cell(ip, "%mlops track stop")
+    assert mj.active_run().name == "parent"
+    run_cell(ip, "%mlops track stop")
+    assert mj.active_run() is None
+
+
+def test_runs_show_compare_watch(ip):
+    for i in range(3):
+        run_cell(ip, f"%%mlops track r{i} --param i={i}\nfor s in range(5): mj.log(loss=1/(s+1+{i}), step=s)")
+    df = ip.run_line_magic("mlops", "runs --last 2 --sort -params.i")
+    assert list(df["name"]) == ["r2", "r1"]
+    df2 = ip.run_line_magic("mlops", "runs ls --where \"params.i >= 1\" --sort params.i")
+    assert list(df2["name"]) == ["r1", "r2"]
+    import pandas as pd
+
+    assert isinstance(df, pd.DataFrame)
+    rec = ip.run_line_magic("mlops", "show r1")
+    html = rec._repr_html_()
+    assert "r1" in html and "polyline" in html and "Captured cells" in html
+    comp = ip.run_line_magic("mlops", "compare r0 r1 r2")
+    assert "polyline" in comp._repr_html_()
+    ip.run_line_magic("mlops", "watch r1")  # in a terminal shell: one line of text
+
+
+@pytest.mark.parametrize("line,message", [
+    ("frobnicate", "invalid choice"),
+    ("track", "required"),
+    ("track start x --parm lr=1", "unrecognized arguments: --parm"),
+    ("runs --last zero", "is not a whole number"),
+    ("runs --last 0", "must be at least 1"),
+    ("track stop", "no active run"),
+    ("log acc=high", "must be a number"),
+    ("log acc", "NAME=VALUE"),
+    ("show nope", "no run 'nope'"),
+    ("runs --where \"metrics.acc >\"", "expected"),
+    ("compare onlyone", "at least two"),
+    ("track start x --param 'unterminated", "cannot split"),
+    ("demo", "terminal"),
+])
+def test_bad_input_is_one_usage_line(ip, line, message):
+    with pytest.raises(UsageError) as e:
+        ip.run_line_magic("mlops", line)
+    text = str(e.value)
+    assert message in text
+    assert "\n" not in text and "Traceback" not in text
+
+
+def test_bad_input_in_a_cell_shows_no_traceback(ip, capsys):
+    r = run_cell(ip, "%mlops track start x --bogus")
+    assert not r.success
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "UsageError" in text and "Traceback" not in text
+
+
+def test_help_and_usage(ip, capsys):
+    ip.run_line_magic("mlops", "")
+    ip.run_line_magic("mlops", "help")
+    ip.run_line_magic("mlops", "help track")
+    ip.run_line_magic("mlops", "track start --help")
+    out = capsys.readouterr().out
+    assert "usage: %mlops" in out and "track" in out and "--param" in out
+    ip.run_cell("%mlops?")
+    assert "%mlops track start NAME" in capsys.readouterr().out
+
+
+def test_cell_magic_other_commands_refused(ip):
+    with pytest.raises(UsageError, match="with `track` only"):
+        ip.run_cell_magic("mlops", "runs", "x = 1")
+
+
+def test_magic_and_cli_share_the_grammar(ip, capsys):
+    from mlops_jupyter import commands
+
+    for argv in (["runs", "ls", "--last", "3"], ["runs", "--last", "3"], ["compare", "a", "b"],
+                 ["track", "start", "n", "--param", "a=1"], ["gc", "--dry-run"]):
+        assert commands.parse(argv).command == argv[0]
+    ip.run_line_magic("mlops", "init")
+    assert ".mlops" in capsys.readouterr().out
+
+
+def test_papermill_parameters_are_recorded(ip):
+    run_cell(ip, "# Parameters\nn_estimators = 300\nname = 'x'\n")
+    run_cell(ip, "%%mlops track pm\npass")
+    rec = mj.get_run("pm")
+    assert rec.params == {"papermill.n_estimators": 300, "papermill.name": "x"}
+
+
+def test_secret_in_cell_source_is_redacted(ip):
+    run_cell(ip, "%mlops track start sec --param api_token=abc123")
+    run_cell(ip, 'OPENAI_API_KEY = "sk-verysecret"\nconfig = {"password": "hunter2"}')
+    run_cell(ip, "%mlops track stop")
+    rec = mj.get_run("sec")
+    sources = "\n".join(c["source"] for c in rec.cells())
+    assert "sk-verysecret" not in sources and "hunter2" not in sources and "abc123" not in sources
+    assert rec.params["api_token"] == "***REDACTED***"

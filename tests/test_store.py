@@ -1,0 +1,129 @@
+import math
+import os
+import stat
+
+import pytest
+
+from mlops_jupyter.exceptions import BadInput, IntegrityError, NotFound
+from mlops_jupyter.store.blobs import BlobStore, hash_bytes
+
+
+def test_blob_roundtrip_and_dedupe(tmp_path):
+    blobs = BlobStore(str(tmp_path / "objects"))
+    d1, n1 = blobs.put_bytes(b"hello")
+    d2, _ = blobs.put_bytes(b"hello")
+    assert d1 == d2 == hash_bytes(b"hello") and n1 == 5
+    assert list(blobs.digests()) == [d1]
+    assert blobs.get_bytes(d1) == b"hello"
+    f = tmp_path / "big.bin"
+    data = os.urandom(3 * (1 << 20) + 17)
+    f.write_bytes(data)
+    d3, n3 = blobs.put_file(f)
+    assert n3 == len(data) and d3 == hash_bytes(data)
+    out = tmp_path / "out" / "copy.bin"
+    blobs.copy_to(d3, out)
+    assert out.read_bytes() == data
+    # blobs are read-only on disk and no temporary files are left behind
+    assert not os.stat(blobs.path(d3)).st_mode & stat.S_IWUSR
+    assert list((tmp_path / "objects" / "tmp").iterdir()) == []
+
+
+def test_blob_corruption_is_detected(tmp_path):
+    blobs = BlobStore(str(tmp_path / "objects"))
+    d, _ = blobs.put_bytes(b"some content")
+    p = blobs.path(d)
+    os.chmod(p, 0o644)
+    with open(p, "wb") as f:
+        f.write(b"tampered")
+    with pytest.raises(IntegrityError):
+        blobs.get_bytes(d)
+    assert not blobs.verify(d)
+    with pytest.raises(NotFound):
+        blobs.get_bytes("0" * 64)
+    with pytest.raises(BadInput):
+        blobs.path("../../etc/passwd")
+
+
+def test_store_schema_version_and_wal(store):
+    import sqlalchemy as sa
+
+    from mlops_jupyter.store import schema
+
+    with store.meta.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.execute(sa.select(schema.schema_version.c.version)).scalar() == schema.SCHEMA_VERSION
+    # opening again is a no-op migration
+    from mlops_jupyter.store.metadata import MetadataStore
+
+    again = MetadataStore(store.settings.store_url)
+    assert again.migrate() == schema.SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(store):
+    import sqlalchemy as sa
+
+    from mlops_jupyter.exceptions import StoreError
+    from mlops_jupyter.store import schema
+    from mlops_jupyter.store.metadata import MetadataStore
+
+    with store.meta.write() as conn:
+        conn.execute(schema.schema_version.update().values(version=99))
+    with pytest.raises(StoreError, match="newer"):
+        MetadataStore(store.settings.store_url)
+    with store.meta.write() as conn:
+        conn.execute(schema.schema_version.update().values(version=schema.SCHEMA_VERSION))
+
+
+def test_gc_and_fsck(store, project):
+    import mlops_jupyter as mj
+    from mlops_jupyter.store.maintenance import fsck, gc
+
+    f = project / "a.txt"
+    f.write_text("artifact one")
+    with mj.start_run("r") as run:
+        digest = run.log_artifact(f)
+    orphan, _ = store.blobs.put_bytes(b"nobody uses me")
+    assert gc(store, dry_run=True).removed == 1
+    assert store.blobs.exists(orphan)
+    report = gc(store)
+    assert report.removed == 1 and not store.blobs.exists(orphan) and store.blobs.exists(digest)
+    assert fsck(store).ok
+    p = store.blobs.path(digest)
+    os.chmod(p, 0o644)
+    with open(p, "ab") as fh:
+        fh.write(b"!")
+    rep = fsck(store)
+    assert not rep.ok
+    assert rep.corrupted[0][0] == digest
+    assert any("a.txt" in u for u in rep.corrupted[0][1])
+
+
+def test_init_adds_gitignore(tmp_path, monkeypatch):
+    from mlops_jupyter.config import find_root, init_project
+
+    (tmp_path / ".git").mkdir()
+    sub = tmp_path / "notebooks" / "deep"
+    sub.mkdir(parents=True)
+    monkeypatch.delenv("MLOPS_HOME", raising=False)
+    monkeypatch.chdir(sub)
+    root = init_project()
+    assert root == tmp_path
+    assert ".mlops/" in (tmp_path / ".gitignore").read_text().splitlines()
+    init_project()
+    assert (tmp_path / ".gitignore").read_text().count(".mlops/") == 1
+    assert find_root() == tmp_path  # found by walking up, as git does
+
+
+def test_nan_and_inf_stored_as_such(store):
+    import mlops_jupyter as mj
+
+    with mj.start_run("n") as run:
+        run.log_metrics({"a": math.nan, "b": math.inf, "c": -math.inf}, step=0)
+        run.log_metric("a", 1.0, step=1)
+        run.log_metric("a", math.nan, step=2)
+    hist = store.meta.metric_history(run.run_id)
+    got = {(k, s): v for k, s, v, _ in hist}
+    assert math.isnan(got[("a", 0)]) and got[("a", 1)] == 1.0 and math.isnan(got[("a", 2)])
+    assert got[("b", 0)] == math.inf and got[("c", 0)] == -math.inf
+    rec = mj.get_run(run.run_id)
+    assert math.isnan(rec.metrics["a"]) and rec.metrics["b"] == math.inf
