@@ -186,6 +186,12 @@ def load(ipython) -> None:
     if _state["magics"] is not None:
         return
     tracking.kernel_context["user_ns"] = ipython.user_ns
+    # papermill injects its parameters cell before the notebook loads us: find it in the history.
+    for source in reversed(getattr(ipython.history_manager, "input_hist_raw", []) or []):
+        injected = capture.papermill_parameters(source or "")
+        if injected is not None:
+            tracking.kernel_context["papermill"] = injected
+            break
     magics = MlopsMagics(ipython)
     ipython.register_magics(magics)
     recorder = CellRecorder(ipython)

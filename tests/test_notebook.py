@@ -1,0 +1,108 @@
+"""Real notebooks through a real kernel (papermill / nbclient)."""
+
+import os
+
+import nbformat
+import pytest
+
+import mlops_jupyter as mj
+
+pytestmark = pytest.mark.slow
+
+
+def make_nb(path, *sources, parameters=None):
+    nb = nbformat.v4.new_notebook()
+    cells = []
+    if parameters is not None:
+        c = nbformat.v4.new_code_cell(parameters)
+        c.metadata["tags"] = ["parameters"]
+        cells.append(c)
+    cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+
+def test_demo_notebook_end_to_end(tmp_path, capsys):
+    """The README's main job: the demo notebook executed headlessly, tracked into .mlops/."""
+    from mlops_jupyter.demo import run_demo
+    from mlops_jupyter.store import close_store
+
+    close_store()
+    run_demo(str(tmp_path / "demo"))
+    printed = capsys.readouterr().out
+    assert "tracked 2 runs" in printed and "forest" in printed
+    os.chdir(tmp_path / "demo")
+    close_store()
+    df = mj.runs()
+    assert set(df["name"]) == {"baseline", "forest"}
+    assert set(df["status"]) == {"finished"}
+    assert (df["metrics.auc"] > 0.9).all()
+    forest = mj.get_run("forest")
+    assert forest.notebook if hasattr(forest, "notebook") else True
+    assert forest.row["notebook"].endswith("retraining.ipynb")  # the real notebook, not ipykernel_launcher.py
+    assert forest.row["source"] == "notebook"
+    assert forest.history()["auc"] and len(forest.history()["auc"]) == 12
+    cells = forest.cells()
+    assert cells[0]["source"].startswith("%mlops track start forest") and cells[-1]["source"] == "%mlops track stop"
+    assert any(a["path"] == "_mlops/notebook.ipynb" for a in forest.artifacts)
+    assert "scikit-learn" in forest.env["packages"]
+    # the live chart widget was displayed under the cell that started the run
+    outs = outputs(tmp_path / "demo" / "retraining.out.ipynb")
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs)
+
+
+def test_papermill_parameters_and_failures(project):
+    from papermill.exceptions import PapermillExecutionError
+
+    from mlops_jupyter.jobs import execute_notebook
+    from mlops_jupyter.store import close_store
+
+    nb = make_nb(project / "train.ipynb",
+                 "%load_ext mlops_jupyter",
+                 "%mlops track start training --param kind=line",
+                 "import mlops_jupyter as mj\nfor s in range(3): mj.log(loss=1/(s+1), step=s)",
+                 "raise RuntimeError('data went missing')",
+                 "%mlops track stop",
+                 parameters="n_estimators = 10\nlr = 0.1")
+    close_store()
+    with pytest.raises(PapermillExecutionError):
+        execute_notebook(nb, project / "out.ipynb", parameters={"n_estimators": 300}, progress=False)
+    close_store()
+    rec = mj.get_run("training")
+    # the kernel was shut down after the failing cell: the run ended as failed, not left running
+    assert rec.status == "failed"
+    assert rec.params["papermill.n_estimators"] == 300 and rec.params["kind"] == "line"
+    assert rec.metrics == {"loss": pytest.approx(1 / 3)}
+    assert [c["status"] for c in rec.cells()][-1] == "error"
+    assert rec.row["notebook"] == str(nb)
+
+    nb2 = make_nb(project / "cellrun.ipynb", "%load_ext mlops_jupyter",
+                  "%%mlops track wholecell\nimport mlops_jupyter as mj\nmj.log(acc=0.5)\nraise ValueError('bad')")
+    with pytest.raises(PapermillExecutionError):
+        execute_notebook(nb2, project / "out2.ipynb", progress=False)
+    close_store()
+    assert mj.get_run("wholecell").status == "failed"
+
+
+def test_notebook_name_found_from_jupyter_session(project, monkeypatch):
+    """Under Jupyter Server the kernel gets JPY_SESSION_NAME; the run is named after the notebook."""
+    from nbclient import NotebookClient
+
+    from mlops_jupyter.store import close_store
+
+    path = make_nb(project / "churn model.ipynb", "%load_ext mlops_jupyter", "%mlops log acc=0.75")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    close_store()
+    rec = mj.get_run("last")
+    assert rec.name == "churn model" and rec.row["notebook"] == str(path)
+    assert rec.status == "finished" and rec.metrics == {"acc": 0.75}
+    assert rec.tags.get("mlops.autostarted") == "true"

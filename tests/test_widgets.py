@@ -1,0 +1,65 @@
+"""The notebook views, built for real (ipywidgets works without a front end attached)."""
+
+import pytest
+
+import mlops_jupyter as mj
+from mlops_jupyter.widgets.charts import decimate, line_chart, sparkline
+
+
+def test_line_chart_svg():
+    svg = line_chart({"a": [(0, 1.0), (1, 0.5), (2, float("nan")), (3, 0.2)], "b": [(0, 2.0)]}, title="loss")
+    assert svg.startswith("<svg") and "polyline" in svg and "circle" in svg and "loss" in svg
+    assert "no finite points" in line_chart({"a": [(0, float("inf"))]})
+    pts = [(i, float(i % 7)) for i in range(100_000)]
+    small = decimate(pts, 400)
+    assert len(small) <= 400 and max(p[1] for p in small) == 6.0  # spikes survive
+    assert sparkline([1, 2, 3]).startswith("<svg") and sparkline([1]) == ""
+
+
+def test_runs_table_filters_sorts_and_pages(store):
+    for i in range(60):
+        with mj.start_run(f"r{i:02d}", params={"i": i}) as r:
+            r.log_metric("acc", i / 100)
+    from mlops_jupyter.widgets.views import RunsTable
+
+    t = RunsTable(store)
+    assert "1–50 of 60 runs" in t.status.value and "r59" in t.body.value and "r00" not in t.body.value
+    t.next.click()
+    assert "51–60 of 60" in t.status.value and "r00" in t.body.value
+    t.where.value = "metrics.acc >= 0.55"
+    assert "of 5 runs" in t.status.value and t.page == 0
+    t.sort.value = "metrics.acc"
+    t.desc.value = False
+    assert t.body.value.index("r55") < t.body.value.index("r59")
+    t.where.value = "metrics.acc >"
+    assert "expected" in t.status.value  # a bad filter is said in the widget, not raised
+    assert "metrics.acc" in t.sort.options
+
+
+def test_live_run_widget_follows_the_run(store):
+    from mlops_jupyter.widgets.views import LiveRun
+
+    run = mj.start_run("live")
+    live = LiveRun(store, run.run_id, interval=3600)  # refreshed by hand here
+    for s in range(10):
+        run.log_metric("loss", 1 / (s + 1), step=s)
+    store.writer.flush()
+    assert live.refresh() is True
+    assert "polyline" in live.html.value and "loss" in live.html.value and "running" in live.html.value
+    assert len(live.series["loss"]) == 10
+    for s in range(10, 15):
+        run.log_metric("loss", 0.01, step=s)
+    run.end()
+    assert live.refresh() is False  # ended: the thread stops after this
+    assert len(live.series["loss"]) == 15 and "finished" in live.html.value
+    live.stop()
+
+
+def test_runs_frame_display_falls_back_outside_a_kernel(store, capsys):
+    with mj.start_run("x"):
+        pass
+    df = mj.runs()
+    assert type(df).__name__ == "RunsFrame"
+    assert type(df[df.status == "finished"]).__name__ == "DataFrame"  # derived frames are plain
+    df._ipython_display_()
+    assert "x" in capsys.readouterr().out
