@@ -201,6 +201,10 @@ def _git(args: list[str], cwd: str) -> str | None:
 def git_state(cwd: str | None = None) -> tuple[dict, str | None]:
     """({commit, branch, dirty, remote}, dirty diff text or None); empty outside a repo."""
     cwd = cwd or os.getcwd()
+    from ..config import git_root
+
+    if git_root(cwd) is None:  # not a repository: spare the subprocess
+        return {}, None
     head = _git(["rev-parse", "HEAD"], cwd)
     if head is None:
         return {}, None

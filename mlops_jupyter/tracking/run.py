@@ -208,8 +208,7 @@ class Run:
                 if text:
                     digest, size = self.store.blobs.put_bytes(text.encode("utf-8"))
                     rows.append(dict(run_id=self.run_id, path=path, digest=digest, size=size, kind=kind))
-            self.store.meta.add_artifacts(rows)
-            self.store.meta.update_run(self.run_id, env=json.dumps(env, default=str))
+            self.store.meta.add_artifacts(rows, self.run_id, {"env": json.dumps(env, default=str)})
         except Exception as e:  # capture is best effort; tracking goes on
             warnings.warn(f"mlops: could not capture the environment ({e})", RuntimeWarning)
         finally:
