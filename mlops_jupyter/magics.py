@@ -8,6 +8,7 @@ count, duration and outcome are recorded with it.
 from __future__ import annotations
 
 import ast
+import re
 import shlex
 import time
 
@@ -182,6 +183,18 @@ class MlopsMagics(Magics):
         return None
 
 
+_HELP_LINE = re.compile(r"^(\s*)%{1,2}mlops((?:\s+[\w-]+)*)\s*\?{1,2}\s*$")
+
+
+def help_suffix(lines: list[str]) -> list[str]:
+    """``%mlops track?`` means ``%mlops help track`` (IPython would look up an object ``track``)."""
+    if lines:
+        m = _HELP_LINE.match(lines[0])
+        if m and m.group(2).strip():
+            return [f"{m.group(1)}%mlops help{m.group(2)}\n"]
+    return lines
+
+
 def load(ipython) -> None:
     if _state["magics"] is not None:
         return
@@ -194,6 +207,7 @@ def load(ipython) -> None:
             break
     magics = MlopsMagics(ipython)
     ipython.register_magics(magics)
+    ipython.input_transformers_cleanup.append(help_suffix)
     recorder = CellRecorder(ipython)
     ipython.events.register("pre_run_cell", recorder.pre)
     ipython.events.register("post_run_cell", recorder.post)
@@ -209,4 +223,6 @@ def unload(ipython) -> None:
             except ValueError:
                 pass
         recorder.close()
+    if help_suffix in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(help_suffix)
     _state.update(recorder=None, magics=None)

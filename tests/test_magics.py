@@ -128,6 +128,11 @@ def test_help_and_usage(ip, capsys):
     assert "usage: %mlops" in out and "track" in out and "--param" in out
     ip.run_cell("%mlops?")
     assert "%mlops track start NAME" in capsys.readouterr().out
+    ip.run_cell("%mlops track?")
+    out = capsys.readouterr().out
+    assert "usage: %mlops track" in out and "not found" not in out
+    ip.run_cell("%mlops runs ls?")
+    assert "--where" in capsys.readouterr().out
 
 
 def test_cell_magic_other_commands_refused(ip):

@@ -127,3 +127,40 @@ def test_nan_and_inf_stored_as_such(store):
     assert got[("b", 0)] == math.inf and got[("c", 0)] == -math.inf
     rec = mj.get_run(run.run_id)
     assert math.isnan(rec.metrics["a"]) and rec.metrics["b"] == math.inf
+
+
+def test_blob_store_through_fsspec_url(tmp_path):
+    """A non-local URL goes through fsspec (here its in-memory filesystem)."""
+    blobs = BlobStore("memory://mlops-test/objects")
+    d, n = blobs.put_bytes(b"remote bytes")
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"x" * 5000)
+    d2, n2 = blobs.put_file(f)
+    assert blobs.exists(d) and blobs.get_bytes(d) == b"remote bytes" and n2 == 5000
+    assert sorted(blobs.digests()) == sorted([d, d2])
+    blobs.copy_to(d2, tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == b"x" * 5000
+    blobs.fs.pipe_file(blobs.path(d2), b"y" * 5000)
+    assert not blobs.verify(d2)
+
+
+def test_init_with_store_url_is_used(tmp_path, monkeypatch):
+    from mlops_jupyter.cli import main
+    from mlops_jupyter.config import settings
+    from mlops_jupyter.store import close_store
+
+    for var in ("MLOPS_STORE_URL", "MLOPS_ARTIFACTS_URL", "MLOPS_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "elsewhere" / "meta.db"
+    assert main(["init", "--store", f"sqlite:///{other}", "--artifacts", str(tmp_path / "blobs")]) == 0
+    cfg = settings()
+    assert cfg.store_url == f"sqlite:///{other}" and cfg.artifacts_url == str(tmp_path / "blobs")
+    import mlops_jupyter as mj
+
+    with mj.start_run("elsewhere"):
+        pass
+    assert other.exists() and (tmp_path / "blobs").is_dir()
+    monkeypatch.setenv("MLOPS_STORE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    assert settings().store_url.endswith("env.db")  # the environment wins over the config file
+    close_store()

@@ -62,6 +62,15 @@ def redact_source(source: str) -> str:
 
 
 # -- where the code comes from ------------------------------------------------------
+def in_kernel_process() -> bool:
+    """True inside a running Jupyter kernel (not merely a process that imported ipykernel)."""
+    app = sys.modules.get("ipykernel.kernelapp")
+    try:
+        return app is not None and app.IPKernelApp.initialized()
+    except Exception:
+        return False
+
+
 def notebook_path(user_ns: dict | None = None) -> str | None:
     """The notebook (or script) being run, without asking the user.
 
@@ -77,7 +86,7 @@ def notebook_path(user_ns: dict | None = None) -> str | None:
             return _abspath(p)
     if user_ns and isinstance(user_ns.get("__vsc_ipynb_file__"), str):
         return user_ns["__vsc_ipynb_file__"]
-    if "ipykernel" in sys.modules:
+    if in_kernel_process():
         found = _from_jupyter_sessions()
         if found:
             return found

@@ -334,7 +334,7 @@ def start_run(
             run_id=run_id, name=name, status="running", start_time=now, parent_id=parent_id,
             notebook=notebook, username=capture.current_user(), host=_hostname(), pid=pid,
             pid_start=process_start_time(pid), heartbeat=now,
-            source=source or ("notebook" if "ipykernel" in sys.modules else
+            source=source or ("notebook" if capture.in_kernel_process() else
                               "ipython" if "IPython" in sys.modules and kernel_context.get("user_ns") is not None
                               else "script"),
         )

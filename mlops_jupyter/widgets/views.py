@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -12,7 +11,9 @@ from .html import CSS, badge, fmt_duration, fmt_value, runs_table_html, shown
 
 def in_kernel() -> bool:
     """True inside a Jupyter kernel, where widgets can render."""
-    return "ipykernel" in sys.modules and _has_widgets()
+    from ..tracking.capture import in_kernel_process
+
+    return in_kernel_process() and _has_widgets()
 
 
 def _has_widgets() -> bool:
