@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -280,26 +279,27 @@ def _track_stop(ns, ctx):
     return None
 
 
-def _active_or_fail(what: str):
+def _active_run():
+    """The active run; like mj.log, one named after the notebook is started if none is."""
     from .tracking.run import _implicit_run
 
     return _implicit_run()
 
 
 def _log(ns, ctx):
-    _active_or_fail("log").log_metrics(metric_values(ns.metrics), ns.step)
+    _active_run().log_metrics(metric_values(ns.metrics), ns.step)
 
 
 def _param(ns, ctx):
-    _active_or_fail("param").log_params({k: parse_literal(v) for k, v in key_values(ns.params, "param").items()})
+    _active_run().log_params({k: parse_literal(v) for k, v in key_values(ns.params, "param").items()})
 
 
 def _tag(ns, ctx):
-    _active_or_fail("tag").set_tags(key_values(ns.tags, "tag"))
+    _active_run().set_tags(key_values(ns.tags, "tag"))
 
 
 def _artifact(ns, ctx):
-    run = _active_or_fail("artifact")
+    run = _active_run()
     digest = run.log_artifact(ns.path, ns.name)
     ctx.out(f"stored {ns.path} with run {run.run_id[:8]} ({digest[:12]})")
 
@@ -389,7 +389,3 @@ HANDLERS: dict[str, Callable] = {
     "runs_rm": _runs_rm, "show": _runs_show, "compare": _compare, "watch": _watch, "gc": _gc,
     "fsck": _fsck, "help": _help, "version": _version, "demo": _demo,
 }
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

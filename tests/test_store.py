@@ -60,7 +60,6 @@ def test_store_schema_version_and_wal(store):
 
 
 def test_newer_schema_is_refused(store):
-    import sqlalchemy as sa
 
     from mlops_jupyter.exceptions import StoreError
     from mlops_jupyter.store import schema

@@ -1,7 +1,6 @@
 import json
 import math
 import time
-import warnings
 
 import pytest
 

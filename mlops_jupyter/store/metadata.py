@@ -242,10 +242,6 @@ class MetadataStore:
             with self.write() as conn:
                 self._write_tags(conn, run_id, tags)
 
-    def update_run(self, run_id: str, **values) -> None:
-        with self.write() as conn:
-            conn.execute(S.runs.update().where(S.runs.c.run_id == run_id).values(**values))
-
     def end_run(self, run_id: str, status: str, end_time: float, error: str | None = None) -> None:
         if status not in STATUSES or status == ACTIVE:
             raise BadInput(f"cannot end a run as {status!r}; use one of finished, failed, killed")

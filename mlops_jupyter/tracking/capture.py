@@ -263,7 +263,7 @@ PAPERMILL_HEADER = "# Parameters"
 
 def papermill_parameters(source: str) -> dict | None:
     """Parameters from a cell papermill injected (it starts with ``# Parameters``)."""
-    if not source.lstrip().startswith(PAPERMILL_HEADER):
+    if source.lstrip().split("\n", 1)[0].rstrip() != PAPERMILL_HEADER:
         return None
     import ast
 

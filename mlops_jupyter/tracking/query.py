@@ -13,7 +13,7 @@ Fields: ``metrics.K`` (last value), ``params.K``, ``tags.K`` and the run attribu
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -295,6 +295,7 @@ def search_runs(store, where: str | None = None, order_by: str | None = None, li
     """Runs as dicts with ``params``, ``metrics`` (last values) and ``tags`` filled in."""
     if limit is not None and limit < 0:
         raise BadInput(f"limit must be positive, got {limit}")
+    store.meta.reap_crashed()  # a process that died since the store was opened shows as crashed
     rows = store.meta.select_runs(compile_where(where), compile_order(order_by), limit, offset)
     ids = [r["run_id"] for r in rows]
     params = store.meta.params_of(ids)

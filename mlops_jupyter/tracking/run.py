@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import math
 import os
 import sys
 import threading
@@ -468,7 +467,3 @@ def _reset_for_tests() -> None:
         _stack.clear()
     kernel_context.update(user_ns=None, last_cell_failed=False, papermill=None)
     _script_failure.clear()
-
-
-def _isfinite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))
