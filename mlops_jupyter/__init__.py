@@ -34,6 +34,7 @@ _LAZY = {
     "get_run": "tracking.query",
     "compare": "tracking.query",
     "init": "config:init_project",
+    "data": "data:",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,
@@ -44,8 +45,9 @@ def __getattr__(name: str):
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'mlops_jupyter' has no attribute {name!r}")
-    module, _, attr = target.partition(":")
-    value = getattr(import_module(f".{module}", __name__), attr or name)
+    module, colon, attr = target.partition(":")
+    mod = import_module(f".{module}", __name__)
+    value = mod if colon and not attr else getattr(mod, attr or name)
     globals()[name] = value
     return value
 

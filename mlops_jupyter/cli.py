@@ -80,6 +80,23 @@ def render_compare(comp) -> str:
     return text_table(headers, rows) + "\n(* params that differ)"
 
 
+def render_version(v) -> str:
+    out = [str(v)]
+    for label, value in (("message", v.message), ("source", v.source), ("run", v.run_id), ("by", v.username)):
+        if value:
+            out.append(f"  {label:8} {_fmt(value)}")
+    if v.summary:
+        rows = [[c, s["dtype"], f"{s['null_fraction']:.3f}", s.get("distinct"), s.get("mean"), s.get("std"),
+                 s.get("min"), s.get("max"), ", ".join(f"{t[0]} ({t[1]})" for t in s.get("top", [])[:3])]
+                for c, s in v.summary["columns"].items()]
+        out.append(text_table(["column", "dtype", "nulls", "distinct", "mean", "std", "min", "max", "top"], rows))
+    else:
+        out += [f"  {f['path']}  {f['size']:,} bytes  {oct(f['mode'])}  {f['digest'][:12]}" for f in v.files[:200]]
+        if len(v.files) > 200:
+            out.append(f"  ... and {len(v.files) - 200:,} more files")
+    return "\n".join(out)
+
+
 def render(obj) -> str | None:
     if obj is None:
         return None
@@ -90,6 +107,13 @@ def render(obj) -> str | None:
         return render_run(obj)
     if name == "Comparison":
         return render_compare(obj)
+    if name == "DatasetVersion":
+        return render_version(obj)
+    if name == "DataFrame":
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 20, "display.width", 160):
+            return obj.to_string(max_rows=60) if len(obj) else "nothing yet"
     return str(obj)
 
 

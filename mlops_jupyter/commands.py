@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -180,6 +181,35 @@ def build_parser() -> CommandParser:
     p = sub.add_parser("watch", help="a live chart of a run's metrics (default: the active run)")
     p.add_argument("run", nargs="?")
 
+    p = sub.add_parser("data", help="version files, folders and DataFrames: add, ls, show, diff, checkout, load, check")
+    dsub = p.add_subparsers(dest="action", metavar="add|ls|show|diff|checkout|load|check", parser_class=CommandParser)
+    dsub.required = True
+    da = dsub.add_parser("add", help="version a file, a folder, or (in a notebook) a DataFrame variable")
+    da.add_argument("source", help="a path, or the name of a DataFrame variable in the notebook")
+    da.add_argument("--name", "-n", help="dataset name (default: the file, folder or variable name)")
+    da.add_argument("--message", "-m", help="what this version is")
+    da.add_argument("--output", action="store_true", help="record it as the active run's output (default: input)")
+    dl = dsub.add_parser("ls", help="datasets with their latest version, or the versions of one dataset")
+    dl.add_argument("name", nargs="?")
+    ds = dsub.add_parser("show", help="schema, row count, per-column statistics, files")
+    ds.add_argument("ref", help="NAME@vN, NAME@latest or NAME")
+    dd = dsub.add_parser("diff", help="what changed between two versions")
+    dd.add_argument("a")
+    dd.add_argument("b")
+    dd.add_argument("--key", help="for tables: compare rows by this key column")
+    dc = dsub.add_parser("checkout", help="files back, byte-identical, with their mode bits")
+    dc.add_argument("ref")
+    dc.add_argument("--to", required=True, metavar="DIR", help="where to write the files")
+    dc.add_argument("--force", action="store_true", help="overwrite files that differ from the version")
+    dg = dsub.add_parser("load", help="a table version back as a DataFrame")
+    dg.add_argument("ref")
+    dk = dsub.add_parser("check", help="does a DataFrame (or CSV/Parquet file) fit a version's schema and ranges?")
+    dk.add_argument("ref")
+    dk.add_argument("frame", help="a DataFrame variable (in a notebook) or a CSV/Parquet path")
+
+    p = sub.add_parser("lineage", help="data -> run -> data around a dataset version or a run, as a picture")
+    p.add_argument("ref", help="NAME@vN or a run")
+
     p = sub.add_parser("gc", help="delete blobs that nothing references")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
 
@@ -239,7 +269,8 @@ def _store():
 
 def run_command(ns: argparse.Namespace, ctx: Context) -> Any:
     """Run a parsed command; returns a core object for the face to show (or None)."""
-    handler = HANDLERS[ns.command if ns.command not in ("track", "runs") else f"{ns.command}_{ns.action or 'ls'}"]
+    key = ns.command if ns.command not in ("track", "runs", "data") else f"{ns.command}_{ns.action or 'ls'}"
+    handler = HANDLERS[key]
     return handler(ns, ctx)
 
 
@@ -347,6 +378,76 @@ def _watch(ns, ctx):
     return None
 
 
+def _namespace_value(ctx: Context, word: str):
+    """In a notebook, a bare identifier that names a variable means that variable."""
+    if ctx.shell is not None and word.isidentifier() and word in ctx.shell.user_ns and not os.path.exists(word):
+        return ctx.shell.user_ns[word], True
+    return word, False
+
+
+def _data_add(ns, ctx):
+    from . import data
+
+    obj, is_var = _namespace_value(ctx, ns.source)
+    if not is_var and ctx.shell is not None and ns.source.isidentifier() and not os.path.exists(ns.source):
+        raise BadInput(f"{ns.source!r} is neither a variable in the notebook nor a path")
+    name = ns.name or (ns.source if is_var else None)
+    v = data.add(obj, name=name, message=ns.message, output=ns.output,
+                 source=f"variable {ns.source}" if is_var else None)
+    if v.unchanged:
+        ctx.out(f"unchanged, still {v.ref} ({v.digest[:12]})")
+    else:
+        ctx.out(f"added {v}")
+    return v if ctx.face == "magic" and not v.unchanged else None
+
+
+def _data_ls(ns, ctx):
+    from . import data
+
+    return data.versions(ns.name) if ns.name else data.datasets()
+
+
+def _data_show(ns, ctx):
+    from . import data
+
+    return data.show(ns.ref)
+
+
+def _data_diff(ns, ctx):
+    from . import data
+
+    return data.diff(ns.a, ns.b, key=ns.key)
+
+
+def _data_checkout(ns, ctx):
+    from . import data
+
+    report = data.checkout(ns.ref, ns.to, force=ns.force)
+    ctx.out(str(report))
+
+
+def _data_load(ns, ctx):
+    from . import data
+
+    return data.load(ns.ref)
+
+
+def _data_check(ns, ctx):
+    from . import data
+
+    obj, _ = _namespace_value(ctx, ns.frame)
+    report = data.check(ns.ref, obj)
+    if ctx.face == "cli" and not report.ok:
+        ctx.extra["exit_code"] = 1
+    return report
+
+
+def _lineage(ns, ctx):
+    from . import data
+
+    return data.lineage(ns.ref)
+
+
 def _gc(ns, ctx):
     from .store.maintenance import gc
 
@@ -388,4 +489,6 @@ HANDLERS: dict[str, Callable] = {
     "param": _param, "tag": _tag, "artifact": _artifact, "runs_ls": _runs_ls, "runs_show": _runs_show,
     "runs_rm": _runs_rm, "show": _runs_show, "compare": _compare, "watch": _watch, "gc": _gc,
     "fsck": _fsck, "help": _help, "version": _version, "demo": _demo,
+    "data_add": _data_add, "data_ls": _data_ls, "data_show": _data_show, "data_diff": _data_diff,
+    "data_checkout": _data_checkout, "data_load": _data_load, "data_check": _data_check, "lineage": _lineage,
 }

@@ -121,6 +121,11 @@ class MlopsMagics(Magics):
             return self._watch(ctx.extra["watch"])
         if ns.command == "track":
             return None
+        if ns.command == "data" and ns.action == "ls" and result is not None:
+            from IPython.display import display
+
+            display(result)
+            return None
         return result
 
     def _watch(self, run_id: str):

@@ -6,14 +6,19 @@ fsspec URL (``s3://...``) goes through fsspec. Every read verifies the hash.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..exceptions import BadInput, IntegrityError, NotFound
 
 CHUNK = 1 << 20
+BIG_CHUNK = 8 << 20
+SMALL = 1 << 20  # files up to this size are read whole
+_counter = itertools.count()
 _HEX = set("0123456789abcdef")
 
 
@@ -50,6 +55,8 @@ class BlobStore:
             self.root = url[len("file://"):] if url.startswith("file://") else url
             self.local = Path(self.root)
             self.local.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[str] = set()
+        self._tmp_ready = False
 
     # -- layout ---------------------------------------------------------------
     def _rel(self, digest: str) -> str:
@@ -71,37 +78,72 @@ class BlobStore:
         digest = hash_bytes(data)
         if not self.exists(digest):
             if self.local is not None:
-                self._commit_local(digest, lambda f: f.write(data))
+                self._commit_local(digest, data)
             else:
                 self.fs.pipe_file(self.path(digest), data)
         return digest, len(data)
 
-    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
-        """Stream a file into the store, hashing while copying (one pass, bounded memory)."""
+    def put_file(self, path: str | os.PathLike, progress=None) -> tuple[str, int]:
+        """Stream a file into the store, hashing while copying (one pass, bounded memory).
+
+        Small files are read whole; large ones in 8 MiB chunks, with the hash of a chunk
+        computed on a second thread while the chunk is written, so hashing rides along
+        with the copy. *progress*, when given, is called with the bytes done per chunk.
+        """
         src = os.fspath(path)
-        if not os.path.isfile(src):
-            raise NotFound(f"no such file: {src}")
+        try:
+            size = os.path.getsize(src)
+        except OSError:
+            raise NotFound(f"no such file: {src}") from None
+        if os.path.isdir(src):
+            raise NotFound(f"not a file: {src}")
+        if size <= SMALL:
+            with open(src, "rb") as f:
+                data = f.read()
+            digest, n = self.put_bytes(data)
+            if progress:
+                progress(n)
+            return digest, n
         if self.local is None:
             h, size = _hasher(), 0
             with open(src, "rb") as f:
-                while chunk := f.read(CHUNK):
+                while chunk := f.read(BIG_CHUNK):
                     h.update(chunk)
                     size += len(chunk)
+                    if progress:
+                        progress(len(chunk))
             digest = h.hexdigest()
             if not self.exists(digest):
                 self.fs.put_file(src, self.path(digest))
             return digest, size
+        return self._put_large_local(src, progress)
 
-        tmpdir = self.local / "tmp"
-        tmpdir.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="put-")
-        h, size = _hasher(), 0
+    def _put_large_local(self, src: str, progress) -> tuple[str, int]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        tmp = self._tmp_name("put")
+        h = _hasher()
+        size = 0
+        bufs = [bytearray(BIG_CHUNK), bytearray(BIG_CHUNK)]
         try:
-            with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
+            with open(src, "rb", buffering=0) as f, open(tmp, "wb", buffering=0) as out, \
+                    ThreadPoolExecutor(1, thread_name_prefix="mlops-hash") as pool:
+                i = 0
+                while True:
+                    buf = bufs[i % 2]
+                    n = f.readinto(buf)
+                    if not n:
+                        break
+                    view = memoryview(buf)[:n]
+                    hashing = pool.submit(h.update, view)  # blake3 releases the GIL
+                    written = 0
+                    while written < n:
+                        written += out.write(view[written:])
+                    hashing.result()
+                    size += n
+                    i += 1
+                    if progress:
+                        progress(n)
             digest = h.hexdigest()
             self._place(tmp, digest)
         except BaseException:
@@ -109,25 +151,35 @@ class BlobStore:
             raise
         return digest, size
 
-    def _commit_local(self, digest: str, write) -> None:
+    def _tmp_name(self, prefix: str) -> str:
         tmpdir = self.local / "tmp"
-        tmpdir.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=tmpdir, prefix="put-")
+        if not self._tmp_ready:
+            tmpdir.mkdir(exist_ok=True)
+            self._tmp_ready = True
+        return str(tmpdir / f"{prefix}-{os.getpid()}-{threading.get_ident()}-{next(_counter)}")
+
+    def _commit_local(self, digest: str, data: bytes) -> None:
+        tmp = self._tmp_name("put")
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             with os.fdopen(fd, "wb") as out:
-                write(out)
-            self._place(tmp, digest)
+                out.write(data)
+            self._place(tmp, digest, chmod=False)
         except BaseException:
             _unlink(tmp)
             raise
 
-    def _place(self, tmp: str, digest: str) -> None:
-        final = Path(self.path(digest))
-        if final.exists():
+    def _place(self, tmp: str, digest: str, chmod: bool = True) -> None:
+        final = self.path(digest)
+        if os.path.exists(final):
             _unlink(tmp)
             return
-        final.parent.mkdir(exist_ok=True)
-        os.chmod(tmp, 0o444)
+        sub = final[:-63]
+        if sub not in self._dirs:
+            os.makedirs(sub, exist_ok=True)
+            self._dirs.add(sub)
+        if chmod:
+            os.chmod(tmp, 0o444)
         os.replace(tmp, final)
 
     # -- reading --------------------------------------------------------------

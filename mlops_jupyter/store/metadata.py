@@ -471,7 +471,7 @@ class MetadataStore:
 
     def delete_runs(self, run_ids: list[str]) -> int:
         with self.write() as conn:
-            for table in (S.metrics, S.latest_metrics, S.params, S.tags, S.artifacts, S.cells):
+            for table in (S.metrics, S.latest_metrics, S.params, S.tags, S.artifacts, S.cells, S.lineage):
                 conn.execute(table.delete().where(table.c.run_id.in_(run_ids)))
             conn.execute(S.runs.update().where(S.runs.c.parent_id.in_(run_ids)).values(parent_id=None))
             return conn.execute(S.runs.delete().where(S.runs.c.run_id.in_(run_ids))).rowcount
@@ -485,10 +485,14 @@ class MetadataStore:
 
     def blob_users(self, digest: str) -> list[str]:
         """Human-readable names of what uses a blob (for fsck reports)."""
-        a = S.artifacts
+        a, vf, dv = S.artifacts, S.version_files, S.dataset_versions
         with self.read() as conn:
-            return [f"run {r.run_id[:8]} artifact {r.path}" for r in conn.execute(
+            users = [f"run {r.run_id[:8]} artifact {r.path}" for r in conn.execute(
                 sa.select(a.c.run_id, a.c.path).where(a.c.digest == digest))]
+            users += [f"dataset {r.name}@v{r.version} file {r.path}" for r in conn.execute(
+                sa.select(dv.c.name, dv.c.version, vf.c.path).join(dv, dv.c.id == vf.c.version_id)
+                .where(vf.c.digest == digest))]
+        return users
 
     def close(self) -> None:
         self.engine.dispose()

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -125,10 +126,67 @@ cells = Table(
     PrimaryKeyConstraint("run_id", "seq"),
 )
 
+# -- v2: data versioning -------------------------------------------------------------------
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),  # file | dir | table
+    Column("created", Float, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("digest", String(64), nullable=False),  # BLAKE3 of the canonical manifest
+    Column("size", BigInteger, nullable=False),
+    Column("n_files", Integer, nullable=False),
+    Column("rows", BigInteger),
+    Column("message", Text),
+    Column("source", Text),  # the path or variable it was added from
+    Column("created", Float, nullable=False),
+    Column("run_id", String(32)),
+    Column("username", String(128)),
+    Column("summary", Text),  # JSON: schema and per-column statistics (tables)
+    UniqueConstraint("name", "version", name="uq_dataset_version"),
+)
+Index("ix_dataset_versions_name", dataset_versions.c.name, dataset_versions.c.version)
+
+version_files = Table(
+    "version_files",
+    metadata,
+    Column("version_id", Integer, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mode", Integer, nullable=False),
+    PrimaryKeyConstraint("version_id", "path"),
+)
+Index("ix_version_files_digest", version_files.c.digest)
+
+lineage = Table(
+    "lineage",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("direction", String(8), nullable=False),  # input | output
+    Column("created", Float, nullable=False),
+    PrimaryKeyConstraint("run_id", "version_id", "direction"),
+)
+Index("ix_lineage_version", lineage.c.version_id)
+
 # Every (table, column) that holds a blob digest: ``gc`` keeps what any of them names.
-BLOB_REFERENCES: list[tuple[Table, Column]] = [(artifacts, artifacts.c.digest)]
+BLOB_REFERENCES: list[tuple[Table, Column]] = [
+    (artifacts, artifacts.c.digest),
+    (version_files, version_files.c.digest),
+]
 
 V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
+V2_TABLES = [datasets, dataset_versions, version_files, lineage]
 
 
 def _v1(conn) -> None:
@@ -136,5 +194,10 @@ def _v1(conn) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS = [(1, _v1)]
+def _v2(conn) -> None:
+    for table in V2_TABLES:
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [(1, _v1), (2, _v2)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -179,3 +179,132 @@ def runs_table_html(rows: list[dict], param_cols: list[str], metric_cols: list[s
             cells.append(cell)
         out.append(cells)
     return CSS + table(headers, out)
+
+
+# -- data versioning -------------------------------------------------------------------------------------
+def fmt_size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def dataset_version_html(v) -> str:
+    parts = [CSS, f'<div class="mlops-h">{shown(v.ref)} <small>{shown(v.kind)}'
+                  f'{" · unchanged" if v.unchanged else ""}</small></div>']
+    info = [["size", fmt_size(v.size)], ["files", f"{v.n_files:,}"], ["created", fmt_time(v.created)],
+            ["by", shown(v.username or "")], ["digest", f"<code>{v.digest[:16]}</code>"]]
+    if v.rows is not None:
+        info.insert(0, ["rows", f"{v.rows:,}"])
+    if v.message:
+        info.append(["message", shown(v.message)])
+    if v.run_id:
+        info.append(["run", f"<code>{v.run_id[:8]}</code>"])
+    if v.source:
+        info.append(["source", shown(v.source)])
+    parts.append(table(["", ""], info))
+    if v.summary:
+        rows = []
+        for c, s in v.summary["columns"].items():
+            top = ", ".join(f"{shown(t[0])} ({t[1]})" for t in s.get("top", [])[:3])
+            rows.append([shown(c), shown(s["dtype"]), f"{s['null_fraction']:.3f}", fmt_value(s.get("distinct")),
+                         fmt_value(s.get("mean", "")), fmt_value(s.get("std", "")), fmt_value(s.get("min", "")),
+                         fmt_value(s.get("max", "")), top])
+        parts.append('<div class="mlops-h">Columns</div>')
+        parts.append(table(["column", "dtype", "nulls", "distinct", "mean", "std", "min", "max", "top"], rows))
+    elif v.files:
+        parts.append('<div class="mlops-h">Files</div>')
+        parts.append(table(["path", "size", "mode", "digest"],
+                           [[shown(f["path"]), fmt_size(f["size"]), oct(f["mode"]), f"<code>{f['digest'][:12]}</code>"]
+                            for f in v.files[:200]]))
+        if len(v.files) > 200:
+            parts.append(f"<small>… and {len(v.files) - 200:,} more files</small>")
+    return "".join(parts)
+
+
+def files_diff_html(d) -> str:
+    rows = [['<span style="color:#188038">+ added</span>', shown(p), fmt_size(s)] for p, s in d.added[:500]]
+    rows += [['<span style="color:#d93025">− removed</span>', shown(p), fmt_size(s)] for p, s in d.removed[:500]]
+    rows += [['<span style="color:#e8710a">~ changed</span>', shown(p), f"{fmt_size(a)} → {fmt_size(b)}"]
+             for p, a, b in d.changed[:500]]
+    head = (f'<div class="mlops-h">{shown(d.a)} → {shown(d.b)}</div><small>{len(d.added)} added, '
+            f'{len(d.removed)} removed, {len(d.changed)} changed, {d.unchanged} unchanged</small>')
+    return CSS + head + (table(["", "path", "size"], rows) if rows else "")
+
+
+def table_diff_html(d) -> str:
+    parts = [CSS, f'<div class="mlops-h">{shown(d.a)} → {shown(d.b)}</div>',
+             f"<small>rows {d.rows[0]:,} → {d.rows[1]:,}</small>"]
+    schema = [['<span style="color:#188038">added</span>', shown(c), ""] for c in d.added_columns]
+    schema += [['<span style="color:#d93025">removed</span>', shown(c), ""] for c in d.removed_columns]
+    schema += [["type changed", shown(c), f"{shown(a)} → {shown(b)}"] for c, a, b in d.type_changes]
+    if schema:
+        parts.append('<div class="mlops-h">Schema</div>' + table(["", "column", ""], schema))
+    if d.key:
+        parts.append(f'<div class="mlops-h">Rows by key {shown(d.key)}</div>'
+                     f"{d.rows_added:,} added · {d.rows_removed:,} removed · {d.rows_changed:,} changed")
+        if d.changed_sample is not None and len(d.changed_sample):
+            parts.append(d.changed_sample.to_html(max_rows=20, classes="mlops-t"))
+    rows, diff_rows = [], set()
+    for i, s in enumerate(d.stats):
+        rows.append([shown(s["column"]), s["stat"], fmt_value(s["before"]), fmt_value(s["after"])])
+        if s["changed"]:
+            diff_rows.add(i)
+    if rows:
+        parts.append('<div class="mlops-h">Column statistics</div>' + table(["column", "stat", "before", "after"],
+                                                                          rows, diff_rows))
+    return "".join(parts)
+
+
+def check_html(r) -> str:
+    if r.ok:
+        return CSS + f'<div class="mlops-h" style="color:#188038">✓ fits {shown(r.ref)}</div>'
+    return CSS + (f'<div class="mlops-h" style="color:#d93025">✗ does not fit {shown(r.ref)}: '
+                  f'{len(r.violations)} violation(s)</div>'
+                  + table(["column", "problem"], [[shown(c), shown(m)] for c, m in r.violations]))
+
+
+def lineage_svg(g) -> str:
+    """Nodes in layers left to right (sources first), edges as arrows."""
+    if not g.nodes:
+        return "<i>no lineage</i>"
+    layer = {n: 0 for n in g.nodes}
+    for _ in range(len(g.nodes)):
+        changed = False
+        for a, b in g.edges:
+            if layer[b] < layer[a] + 1:
+                layer[b] = layer[a] + 1
+                changed = True
+        if not changed:
+            break
+    cols: dict[int, list[str]] = {}
+    for n in sorted(g.nodes, key=lambda n: (layer[n], g.nodes[n][1])):
+        cols.setdefault(layer[n], []).append(n)
+    bw, bh, gx, gy = 190, 34, 70, 16
+    height = max(len(v) for v in cols.values()) * (bh + gy) + gy
+    width = len(cols) * (bw + gx) + gx - 40
+    pos = {}
+    for c, nodes in cols.items():
+        off = (height - len(nodes) * (bh + gy) + gy) / 2
+        for i, n in enumerate(nodes):
+            pos[n] = (20 + c * (bw + gx), off + i * (bh + gy))
+    colors = {"data": "#e6f4ea", "run": "#e8f0fe", "model": "#fef7e0"}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" style="font:11px sans-serif">',
+           '<defs><marker id="mlops-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#888"/></marker></defs>']
+    for a, b in g.edges:
+        (x1, y1), (x2, y2) = pos[a], pos[b]
+        out.append(f'<line x1="{x1 + bw}" y1="{y1 + bh / 2}" x2="{x2}" y2="{y2 + bh / 2}" stroke="#888" '
+                   f'marker-end="url(#mlops-arrow)"/>')
+    for n, (kind, label, status) in g.nodes.items():
+        x, y = pos[n]
+        stroke = "#1a73e8" if n == g.focus else "#999"
+        out.append(f'<rect x="{x}" y="{y}" width="{bw}" height="{bh}" rx="6" fill="{colors.get(kind, "#eee")}" '
+                   f'stroke="{stroke}" stroke-width="{2 if n == g.focus else 1}"/>'
+                   f'<text x="{x + 8}" y="{y + 14}" fill="#222">{shown(label[:30])}</text>'
+                   f'<text x="{x + 8}" y="{y + 27}" fill="#666">{shown(kind)} · {shown(status)}</text>')
+    out.append("</svg>")
+    return "".join(out)

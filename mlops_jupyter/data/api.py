@@ -1,0 +1,318 @@
+"""Data versioning verbs: add, load, diff, checkout, check, versions, datasets, lineage."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import BadInput, NotFound
+from .catalog import Catalog, DatasetVersion, check_name, parse_ref
+
+
+def _ctx():
+    from ..store import open_store
+    from .statcache import StatCache
+
+    store = open_store()
+    cache_path = store.settings.mlops_dir / "statcache.db"
+    cache = StatCache(cache_path) if store.settings.mlops_dir.is_dir() else None
+    return store, Catalog(store.meta), cache
+
+
+def _manifest_digest(kind: str, files: list[dict]) -> str:
+    from ..store.blobs import hash_bytes
+
+    canon = json.dumps([kind, [[f["path"], f["digest"], f["size"], f["mode"]] for f in files]],
+                       separators=(",", ":"))
+    return hash_bytes(canon.encode())
+
+
+def _active_run_id() -> str | None:
+    from ..tracking.run import active_run
+
+    run = active_run()
+    return run.run_id if run is not None else None
+
+
+def add(obj: Any, name: str | None = None, message: str | None = None, output: bool = False,
+        source: str | None = None) -> DatasetVersion:
+    """Version a file, a folder or a DataFrame (pandas, or polars when installed).
+
+    A new version is made only when the content changed; otherwise the latest version
+    comes back with ``unchanged=True``. While a run is active the version is recorded
+    as its input (or its output with ``output=True``).
+
+    Args:
+        obj: a path (str or Path) or a DataFrame.
+        name: dataset name (default: the file or folder name).
+        message: what this version is.
+        output: record it as the active run's output rather than its input.
+        source: where it came from, for the record (the magic passes the variable name).
+    """
+    from ..tracking.capture import current_user
+    from . import frames
+    from .files import scan, store_files
+
+    store, catalog, cache = _ctx()
+    summary = None
+    rows = None
+    if frames.is_frame(obj):
+        if name is None:
+            raise BadInput("name the dataset: add(df, name='train')")
+        check_name(name)
+        table = frames.to_arrow(obj)
+        data = frames.to_parquet(table)
+        digest, size = store.blobs.put_bytes(data)
+        files = [{"path": "data.parquet", "digest": digest, "size": size, "mode": 0o644}]
+        kind, rows = "table", table.num_rows
+        summary = frames.summarize(table, frames.pandas_dtypes(obj))
+        source = source or f"<{type(obj).__module__.split('.')[0]} DataFrame>"
+    elif isinstance(obj, (str, os.PathLike)):
+        path = Path(obj)
+        name = check_name(name if name is not None else _name_from_path(path))
+        kind, entries = scan(path)
+        store_files(store.blobs, cache, str(path), entries)
+        files = [{"path": e.path, "digest": e.digest, "size": e.size, "mode": e.mode} for e in entries]
+        size = sum(e.size for e in entries)
+        source = source or str(path.resolve())
+    else:
+        raise BadInput(f"cannot version a {type(obj).__name__}: give a file or folder path, or a DataFrame")
+    digest = _manifest_digest(kind, files)
+    run_id = _active_run_id()
+    version = catalog.create(name, kind, digest, files, size, rows, message, source, run_id, current_user(),
+                             summary)
+    version.files = files
+    if run_id:
+        catalog.record_lineage(run_id, version.id, "output" if output else "input")
+    return version
+
+
+def _name_from_path(path: Path) -> str:
+    base = path.resolve().name or "data"
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in base).strip("-.") or "data"
+    return cleaned[:128]
+
+
+def get(ref: str) -> DatasetVersion:
+    """A dataset version by ref (``train@v2``, ``train@latest``, ``train``)."""
+    _, catalog, _ = _ctx()
+    return catalog.get(ref)
+
+
+def show(ref: str) -> DatasetVersion:
+    return get(ref)
+
+
+def load(ref: str):
+    """A table version as a DataFrame (also a single CSV/Parquet/JSON file version)."""
+    from . import frames
+
+    store, catalog, _ = _ctx()
+    v = catalog.get(ref)
+    run_id = _active_run_id()
+    if v.kind == "table":
+        df = frames.read_parquet(store.blobs.get_bytes(v.files[0]["digest"]))
+    elif v.kind == "file" and v.files[0]["path"].lower().endswith((".csv", ".parquet", ".pq", ".json", ".tsv")):
+        import io
+
+        import pandas as pd
+
+        data = io.BytesIO(store.blobs.get_bytes(v.files[0]["digest"]))
+        p = v.files[0]["path"].lower()
+        if p.endswith((".parquet", ".pq")):
+            df = pd.read_parquet(data)
+        elif p.endswith(".json"):
+            df = pd.read_json(data)
+        else:
+            df = pd.read_csv(data, sep="\t" if p.endswith(".tsv") else ",")
+    else:
+        raise BadInput(f"{v.ref} is a {v.kind} version; get its files back with "
+                       f"`mlops data checkout {v.ref} --to DIR`")
+    if run_id:
+        catalog.record_lineage(run_id, v.id, "input")
+    return df
+
+
+def checkout(ref: str, to: str | os.PathLike, force: bool = False):
+    """Write a version's files under *to*, byte-identical with their mode bits."""
+    from .files import checkout_files
+
+    store, catalog, cache = _ctx()
+    v = catalog.get(ref)
+    if v.kind == "table":
+        files = [dict(f, path=f"{v.name}.parquet") for f in v.files]
+    else:
+        files = v.files
+    return checkout_files(store.blobs, cache, files, Path(to), single=v.kind != "dir", force=force)
+
+
+def versions(name: str):
+    """The versions of one dataset as a DataFrame, oldest first."""
+    import pandas as pd
+
+    _, catalog, _ = _ctx()
+    rows = [{"ref": v.ref, "version": v.version, "kind": v.kind, "size": v.size, "files": v.n_files,
+             "rows": v.rows, "created": pd.Timestamp(v.created, unit="s", tz="UTC"), "run_id": v.run_id,
+             "user": v.username, "message": v.message, "digest": v.digest[:12]} for v in catalog.versions(name)]
+    return pd.DataFrame(rows)
+
+
+def datasets():
+    """Every dataset with its latest version, size, when and by which run."""
+    import pandas as pd
+
+    _, catalog, _ = _ctx()
+    rows = [{"name": d["name"], "latest": f"v{d['version']}", "kind": d["kind"], "size": d["size"],
+             "files": d["n_files"], "rows": d["rows"], "created": pd.Timestamp(d["created"], unit="s", tz="UTC"),
+             "run_id": d["run_id"], "user": d["username"], "message": d["message"]} for d in catalog.datasets()]
+    return pd.DataFrame(rows, columns=["name", "latest", "kind", "size", "files", "rows", "created", "run_id",
+                                       "user", "message"])
+
+
+# -- diff -----------------------------------------------------------------------------------------------------
+@dataclass
+class FilesDiff:
+    a: str
+    b: str
+    added: list[tuple[str, int]] = field(default_factory=list)
+    removed: list[tuple[str, int]] = field(default_factory=list)
+    changed: list[tuple[str, int, int]] = field(default_factory=list)
+    unchanged: int = 0
+
+    def __str__(self) -> str:
+        out = [f"{self.a} -> {self.b}: {len(self.added)} added, {len(self.removed)} removed, "
+               f"{len(self.changed)} changed, {self.unchanged} unchanged"]
+        out += [f"  + {p} ({s:,} bytes)" for p, s in self.added[:200]]
+        out += [f"  - {p} ({s:,} bytes)" for p, s in self.removed[:200]]
+        out += [f"  ~ {p} ({s0:,} -> {s1:,} bytes)" for p, s0, s1 in self.changed[:200]]
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        from ..widgets.html import files_diff_html
+
+        return files_diff_html(self)
+
+
+def diff(a: str, b: str, key: str | None = None):
+    """What changed between two versions: files (added/removed/changed) or tables (schema, stats, rows)."""
+    from . import frames
+
+    store, catalog, _ = _ctx()
+    va, vb = catalog.get(a), catalog.get(b)
+    if (va.kind == "table") != (vb.kind == "table"):
+        raise BadInput(f"cannot diff a {va.kind} version with a {vb.kind} version")
+    if va.kind == "table":
+        d = frames.diff_summaries(va.ref, vb.ref, va.summary, vb.summary)
+        if key:
+            fa = frames.read_parquet(store.blobs.get_bytes(va.files[0]["digest"]))
+            fb = frames.read_parquet(store.blobs.get_bytes(vb.files[0]["digest"]))
+            d = frames.diff_by_key(d, fa, fb, key)
+        return d
+    if key:
+        raise BadInput("--key applies to table versions (DataFrames)")
+    fa = {f["path"]: f for f in va.files}
+    fb = {f["path"]: f for f in vb.files}
+    out = FilesDiff(va.ref, vb.ref)
+    for p, f in fb.items():
+        if p not in fa:
+            out.added.append((p, f["size"]))
+        elif fa[p]["digest"] != f["digest"] or fa[p]["mode"] != f["mode"]:
+            out.changed.append((p, fa[p]["size"], f["size"]))
+        else:
+            out.unchanged += 1
+    out.removed = [(p, f["size"]) for p, f in fa.items() if p not in fb]
+    return out
+
+
+def check(ref: str, obj: Any):
+    """Does *obj* (a DataFrame, or a CSV/Parquet path) fit the version's schema and ranges?"""
+    from . import frames
+
+    _, catalog, _ = _ctx()
+    v = catalog.get(ref, with_files=False)
+    if v.kind != "table" or not v.summary:
+        raise BadInput(f"{v.ref} is a {v.kind} version; schema checks apply to table versions")
+    if isinstance(obj, (str, os.PathLike)):
+        import pandas as pd
+
+        p = str(obj)
+        if not os.path.isfile(p):
+            raise NotFound(f"no such file: {p}")
+        obj = pd.read_parquet(p) if p.endswith((".parquet", ".pq")) else pd.read_csv(p)
+    if not frames.is_frame(obj):
+        raise BadInput(f"cannot check a {type(obj).__name__}: give a DataFrame")
+    return frames.check_frame(v.ref, v.summary, obj)
+
+
+# -- lineage -------------------------------------------------------------------------------------------------------
+@dataclass
+class Lineage:
+    """A small graph: nodes (id -> (kind, label, status)) and edges (from, to)."""
+
+    focus: str
+    nodes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_edge(self, a: str, b: str) -> None:
+        if (a, b) not in self.edges:
+            self.edges.append((a, b))
+
+    def __str__(self) -> str:
+        if not self.edges:
+            return f"{self.nodes.get(self.focus, ('', self.focus, ''))[1]}: no recorded lineage"
+        return "\n".join(f"{self.nodes[a][1]} -> {self.nodes[b][1]}" for a, b in self.edges)
+
+    def _repr_html_(self) -> str:
+        from ..widgets.html import lineage_svg
+
+        return lineage_svg(self)
+
+
+def lineage(ref: str) -> Lineage:
+    """Data -> run -> data (and, with the registry, -> model version) around a version or a run."""
+    from ..exceptions import MlopsError
+
+    store, catalog, _ = _ctx()
+    g = Lineage(ref)
+
+    def data_node(v: DatasetVersion) -> str:
+        nid = f"data:{v.id}"
+        g.nodes[nid] = ("data", v.ref, v.kind)
+        return nid
+
+    def run_node(run_id: str, name: str, status: str) -> str:
+        nid = f"run:{run_id}"
+        g.nodes[nid] = ("run", f"{name} ({run_id[:8]})", status)
+        return nid
+
+    def expand_run(run_id: str, name: str, status: str) -> str:
+        rn = run_node(run_id, name, status)
+        for direction, dv in catalog.versions_of_run(run_id):
+            dn = data_node(dv)
+            g.add_edge(dn, rn) if direction == "input" else g.add_edge(rn, dn)
+        return rn
+
+    if "@" in ref or _is_dataset(catalog, ref):
+        v = catalog.get(ref, with_files=False)
+        g.focus = data_node(v)
+        for r in catalog.runs_of(v.id):
+            expand_run(r["run_id"], r["name"], r["status"])
+        return g
+    try:
+        run_id = store.meta.resolve(ref)
+    except MlopsError:
+        raise NotFound(f"{ref!r} is neither a dataset version (name@vN) nor a run") from None
+    row = store.meta.run_row(run_id)
+    g.focus = expand_run(run_id, row["name"], row["status"])
+    return g
+
+
+def _is_dataset(catalog: Catalog, ref: str) -> bool:
+    try:
+        parse_ref(ref)
+    except BadInput:
+        return False
+    return catalog.latest(ref) is not None

@@ -1,0 +1,182 @@
+"""Dataset versions in the metadata store: names, refs, versions, files, lineage."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..exceptions import BadInput, NotFound
+from ..store import schema as S
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
+        raise BadInput(f"dataset name {name!r:.80} is not allowed: use letters, digits, '.', '_' and '-' "
+                       "(no '/', '..', spaces or control characters; at most 128 characters)")
+    return name
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``train@v2`` -> ('train', 2); ``train`` or ``train@latest`` -> ('train', None)."""
+    if not isinstance(ref, str) or not ref:
+        raise BadInput("name a dataset version, e.g. train@v2")
+    name, _, ver = ref.partition("@")
+    check_name(name)
+    if not ver or ver == "latest":
+        return name, None
+    m = re.fullmatch(r"v?(\d+)", ver)
+    if not m:
+        raise BadInput(f"{ref!r}: a version is written @v<number> or @latest")
+    return name, int(m.group(1))
+
+
+@dataclass
+class DatasetVersion:
+    id: int
+    name: str
+    version: int
+    kind: str
+    digest: str
+    size: int
+    n_files: int
+    rows: int | None
+    message: str | None
+    source: str | None
+    created: float
+    run_id: str | None
+    username: str | None
+    summary: dict | None = None
+    unchanged: bool = False  # set by add() when the content was already the latest version
+    files: list[dict] = field(default_factory=list, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    def __str__(self) -> str:
+        what = f"{self.rows:,} rows" if self.rows is not None else f"{self.n_files:,} file(s)"
+        return f"{self.ref} ({self.kind}, {what}, {self.size:,} bytes, {self.digest[:12]})"
+
+    def _repr_html_(self) -> str:
+        from ..widgets.html import dataset_version_html
+
+        return dataset_version_html(self)
+
+
+def _row_to_version(r) -> DatasetVersion:
+    d = dict(r._mapping)
+    d["summary"] = json.loads(d["summary"]) if d.get("summary") else None
+    return DatasetVersion(**d)
+
+
+class Catalog:
+    def __init__(self, meta):
+        self.meta = meta
+
+    def latest(self, name: str) -> DatasetVersion | None:
+        dv = S.dataset_versions
+        with self.meta.read() as conn:
+            r = conn.execute(sa.select(dv).where(dv.c.name == name).order_by(dv.c.version.desc()).limit(1)).first()
+        return _row_to_version(r) if r else None
+
+    def get(self, ref: str, with_files: bool = True) -> DatasetVersion:
+        name, version = parse_ref(ref)
+        dv = S.dataset_versions
+        q = sa.select(dv).where(dv.c.name == name)
+        q = q.order_by(dv.c.version.desc()).limit(1) if version is None else q.where(dv.c.version == version)
+        with self.meta.read() as conn:
+            r = conn.execute(q).first()
+            if r is None:
+                exists = conn.execute(sa.select(S.datasets.c.name).where(S.datasets.c.name == name)).first()
+                if not exists:
+                    raise NotFound(f"no dataset {name!r} (see `mlops data ls`)")
+                last = conn.execute(sa.select(sa.func.max(dv.c.version)).where(dv.c.name == name)).scalar()
+                raise NotFound(f"no version {ref!r}: {name} has v1..v{last}")
+            v = _row_to_version(r)
+            if with_files:
+                vf = S.version_files
+                v.files = [dict(x._mapping) for x in conn.execute(
+                    sa.select(vf.c.path, vf.c.digest, vf.c.size, vf.c.mode).where(vf.c.version_id == v.id)
+                    .order_by(vf.c.path))]
+        return v
+
+    def create(self, name: str, kind: str, digest: str, files: list[dict], size: int, rows: int | None,
+               message: str | None, source: str | None, run_id: str | None, username: str,
+               summary: dict | None) -> DatasetVersion:
+        """A new version, unless the latest already has this content. Visible all at once."""
+        dv = S.dataset_versions
+        out: dict = {}
+
+        def work(conn):
+            last = conn.execute(sa.select(dv).where(dv.c.name == name).order_by(dv.c.version.desc()).limit(1)).first()
+            if last is not None and last.digest == digest:
+                out["v"] = _row_to_version(last)
+                out["v"].unchanged = True
+                return
+            existing = conn.execute(sa.select(S.datasets.c.kind).where(S.datasets.c.name == name)).first()
+            if existing is None:
+                conn.execute(S.datasets.insert().values(name=name, kind=kind, created=time.time()))
+            elif existing.kind != kind:
+                raise BadInput(f"dataset {name!r} holds {existing.kind} versions; a {kind} cannot be a version of it "
+                               "(choose another --name)")
+            version = (last.version if last is not None else 0) + 1
+            row = dict(name=name, version=version, kind=kind, digest=digest, size=size, n_files=len(files),
+                       rows=rows, message=message, source=source, created=time.time(), run_id=run_id,
+                       username=username, summary=json.dumps(summary) if summary is not None else None)
+            vid = conn.execute(dv.insert().values(**row)).inserted_primary_key[0]
+            if files:
+                conn.execute(S.version_files.insert(), [dict(f, version_id=vid) for f in files])
+            out["v"] = DatasetVersion(id=vid, **dict(row, summary=summary))
+
+        self.meta._retrying(work)
+        return out["v"]
+
+    def record_lineage(self, run_id: str, version_id: int, direction: str) -> None:
+        row = dict(run_id=run_id, version_id=version_id, direction=direction, created=time.time())
+        with self.meta.write() as conn:
+            conn.execute(self.meta._insert(S.lineage).on_conflict_do_nothing(), [row])
+
+    def datasets(self) -> list[dict]:
+        dv = S.dataset_versions
+        latest = sa.select(dv.c.name, sa.func.max(dv.c.version).label("v")).group_by(dv.c.name).subquery()
+        q = (sa.select(dv, latest.c.v).join(latest, sa.and_(dv.c.name == latest.c.name, dv.c.version == latest.c.v))
+             .order_by(dv.c.name))
+        with self.meta.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        check_name(name)
+        dv = S.dataset_versions
+        with self.meta.read() as conn:
+            rows = conn.execute(sa.select(dv).where(dv.c.name == name).order_by(dv.c.version)).all()
+        if not rows:
+            raise NotFound(f"no dataset {name!r} (see `mlops data ls`)")
+        return [_row_to_version(r) for r in rows]
+
+    def runs_of(self, version_id: int) -> list[dict]:
+        lin, r = S.lineage, S.runs
+        with self.meta.read() as conn:
+            return [dict(x._mapping) for x in conn.execute(
+                sa.select(lin.c.run_id, lin.c.direction, r.c.name, r.c.status)
+                .join(r, r.c.run_id == lin.c.run_id).where(lin.c.version_id == version_id)
+                .order_by(lin.c.created))]
+
+    def versions_of_run(self, run_id: str) -> list[tuple[str, DatasetVersion]]:
+        lin, dv = S.lineage, S.dataset_versions
+        with self.meta.read() as conn:
+            rows = conn.execute(sa.select(lin.c.direction, dv).join(dv, dv.c.id == lin.c.version_id)
+                                .where(lin.c.run_id == run_id).order_by(lin.c.created)).all()
+        out = []
+        for r in rows:
+            d = dict(r._mapping)
+            direction = d.pop("direction")
+            d["summary"] = json.loads(d["summary"]) if d.get("summary") else None
+            out.append((direction, DatasetVersion(**d)))
+        return out

@@ -1,0 +1,194 @@
+"""Files and folders as dataset versions: scan, hash + store, check out.
+
+Hashing rides along with the copy into the blob store (one pass); unchanged files
+are recognised by the stat cache without reading them; many small files are
+stored by a pool of threads (the syscalls and BLAKE3 release the GIL).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..exceptions import BadInput, MlopsError, NotFound
+from .statcache import StatCache, fingerprint
+
+WORKERS = min(8, (os.cpu_count() or 2) * 2)
+PROGRESS_BYTES = 256 << 20  # show a bar past this much to hash
+PROGRESS_FILES = 2000
+
+
+@dataclass
+class FileEntry:
+    path: str  # relative, with / separators
+    abspath: str
+    size: int
+    mode: int
+    fp: tuple
+    digest: str | None = None
+
+
+def scan(root: str | os.PathLike) -> tuple[str, list[FileEntry]]:
+    """('file' | 'dir', entries) for a file or every regular file under a folder."""
+    root = os.path.abspath(os.fspath(root))
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise NotFound(f"no such file or folder: {root}") from None
+    if stat.S_ISREG(st.st_mode):
+        return "file", [FileEntry(os.path.basename(root), root, st.st_size, stat.S_IMODE(st.st_mode), fingerprint(st))]
+    if not stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{root} is neither a file nor a folder")
+    entries: list[FileEntry] = []
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                if e.name in (".mlops", ".git", ".ipynb_checkpoints", ".DS_Store"):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file():  # regular files, and symlinks to them (their content)
+                    s = e.stat()
+                    rel = os.path.relpath(e.path, root).replace(os.sep, "/")
+                    entries.append(FileEntry(rel, e.path, s.st_size, stat.S_IMODE(s.st_mode), fingerprint(s)))
+    entries.sort(key=lambda f: f.path)
+    return "dir", entries
+
+
+def _bar(total: int, unit: str, desc: str, show: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not show, leave=False)
+
+
+def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEntry]) -> int:
+    """Fill in each entry's digest, storing new content; returns bytes actually hashed."""
+    known = cache.load(os.path.abspath(root)) if cache else {}
+    todo: list[FileEntry] = []
+    for e in entries:
+        hit = known.get(e.abspath)
+        if hit and hit[0] == e.fp and blobs.exists(hit[1]):
+            e.digest = hit[1]
+        else:
+            todo.append(e)
+    if not todo:
+        return 0
+    total = sum(e.size for e in todo)
+    show = total > PROGRESS_BYTES or len(todo) > PROGRESS_FILES
+    bar = _bar(total, "B", "hashing + storing", show)
+    try:
+        def one(e: FileEntry) -> None:
+            e.digest, _ = blobs.put_file(e.abspath, progress=bar.update if e.size > (1 << 20) else None)
+            if e.size <= (1 << 20):
+                bar.update(e.size)
+
+        big = [e for e in todo if e.size > (64 << 20)]
+        small = [e for e in todo if e.size <= (64 << 20)]
+        for e in big:  # one at a time: each already uses both cores
+            one(e)
+        if len(small) > 8:
+            with ThreadPoolExecutor(WORKERS, thread_name_prefix="mlops-store") as pool:
+                list(pool.map(one, small))
+        else:
+            for e in small:
+                one(e)
+    finally:
+        bar.close()
+    if cache:
+        cache.update([(e.abspath, e.fp, e.digest) for e in todo])
+    return total
+
+
+def _safe_target(dest: Path, rel: str) -> Path:
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in rel or "\x00" in rel:
+        raise MlopsError(f"refusing to write an unsafe path from the store: {rel!r}")
+    return dest.joinpath(*parts)
+
+
+@dataclass
+class CheckoutReport:
+    target: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    overwritten: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"checked out to {self.target}: {len(self.written)} files written, "
+                f"{len(self.unchanged)} already identical"
+                + (f", {len(self.overwritten)} overwritten" if self.overwritten else ""))
+
+
+def checkout_files(blobs, cache: StatCache | None, files: list[dict], dest: Path, single: bool,
+                   force: bool = False) -> CheckoutReport:
+    """Write *files* (path, digest, size, mode) under *dest*; refuse to clobber differing files."""
+    from ..store.blobs import _hasher
+
+    dest = Path(dest).resolve()
+    targets = []
+    for f in files:
+        target = dest if single and dest.suffix and not dest.is_dir() else _safe_target(dest, f["path"])
+        targets.append((f, target))
+    known = cache.load(str(dest)) if cache else {}
+    report = CheckoutReport(dest)
+    conflicts = []
+    plan = []
+    for f, target in targets:
+        if target.exists():
+            if target.is_dir():
+                conflicts.append(str(target))
+                continue
+            st = target.stat()
+            hit = known.get(str(target))
+            same = False
+            if st.st_size == f["size"]:
+                if hit and hit[0] == fingerprint(st):
+                    same = hit[1] == f["digest"]
+                else:
+                    h = _hasher()
+                    with open(target, "rb") as fh:
+                        while chunk := fh.read(8 << 20):
+                            h.update(chunk)
+                    same = h.hexdigest() == f["digest"]
+            if same:
+                if stat.S_IMODE(st.st_mode) != f["mode"]:
+                    os.chmod(target, f["mode"])
+                report.unchanged.append(f["path"])
+                continue
+            if not force:
+                conflicts.append(str(target))
+                continue
+            report.overwritten.append(f["path"])
+        plan.append((f, target))
+    if conflicts:
+        shown = ", ".join(conflicts[:5]) + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
+        raise BadInput(f"checkout would overwrite {len(conflicts)} file(s) that differ from the version: "
+                       f"{shown}; pass --force to overwrite")
+    total = sum(f["size"] for f, _ in plan)
+    bar = _bar(total, "B", "checking out", total > PROGRESS_BYTES or len(plan) > PROGRESS_FILES)
+    updates = []
+    try:
+        def one(item):
+            f, target = item
+            blobs.copy_to(f["digest"], target)
+            os.chmod(target, f["mode"])
+            bar.update(f["size"])
+            updates.append((str(target), fingerprint(os.stat(target)), f["digest"]))
+
+        if len(plan) > 8:
+            with ThreadPoolExecutor(WORKERS, thread_name_prefix="mlops-checkout") as pool:
+                list(pool.map(one, plan))
+        else:
+            for item in plan:
+                one(item)
+    finally:
+        bar.close()
+    if cache:
+        cache.update(updates)
+    report.written = [f["path"] for f, _ in plan]
+    return report

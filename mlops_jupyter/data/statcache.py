@@ -1,0 +1,52 @@
+"""A machine-local cache (path, size, mtime, ctime, inode) -> BLAKE3 digest.
+
+Re-adding an unchanged file or folder reads no file content: a file whose stat
+fingerprint matches the cache is taken to have the cached digest. It lives in
+``.mlops/statcache.db`` (plain sqlite3), beside but apart from the shared store,
+because inode numbers and mtimes mean nothing on another machine.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+
+def fingerprint(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+class StatCache:
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._local = threading.local()
+        conn = self._conn()
+        conn.execute("CREATE TABLE IF NOT EXISTS cache (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
+                     "ctime_ns INTEGER, ino INTEGER, digest TEXT)")
+        conn.commit()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def load(self, prefix: str) -> dict[str, tuple]:
+        """Every cached entry under folder *prefix* (or the file itself)."""
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, ino, digest FROM cache WHERE path = ? OR "
+            "(path >= ? AND path < ?)", (prefix, prefix + os.sep, prefix + chr(ord(os.sep) + 1))).fetchall()
+        return {r[0]: (r[1:5], r[5]) for r in rows}
+
+    def update(self, entries: list[tuple[str, tuple, str]]) -> None:
+        if not entries:
+            return
+        conn = self._conn()
+        with conn:
+            conn.executemany("INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
+                             [(p, *fp, d) for p, fp, d in entries])
