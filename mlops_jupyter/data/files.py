@@ -68,6 +68,9 @@ def _bar(total: int, unit: str, desc: str, show: bool):
 
 def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEntry]) -> int:
     """Fill in each entry's digest, storing new content; returns bytes actually hashed."""
+    import time
+
+    started_ns = time.time_ns()
     known = cache.load(os.path.abspath(root)) if cache else {}
     todo: list[FileEntry] = []
     for e in entries:
@@ -100,7 +103,7 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
     finally:
         bar.close()
     if cache:
-        cache.update([(e.abspath, e.fp, e.digest) for e in todo])
+        cache.update([(e.abspath, e.fp, e.digest) for e in todo], started_ns)
     return total
 
 
@@ -134,6 +137,9 @@ def checkout_files(blobs, cache: StatCache | None, files: list[dict], dest: Path
     for f in files:
         target = dest if single and dest.suffix and not dest.is_dir() else _safe_target(dest, f["path"])
         targets.append((f, target))
+    import time
+
+    started_ns = time.time_ns()
     known = cache.load(str(dest)) if cache else {}
     report = CheckoutReport(dest)
     conflicts = []
@@ -189,6 +195,6 @@ def checkout_files(blobs, cache: StatCache | None, files: list[dict], dest: Path
     finally:
         bar.close()
     if cache:
-        cache.update(updates)
+        cache.update(updates, started_ns)
     report.written = [f["path"] for f, _ in plan]
     return report
