@@ -327,3 +327,28 @@ def test_data_cli(project):
     assert r.returncode == 2 and "schema checks apply to table versions" in r.stderr
     r = cli("data", "add", "missing/")
     assert r.returncode == 2 and "no such file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_polars_frames(store):
+    pl = pytest.importorskip("polars", reason="polars is an optional extra")
+    df = pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]})
+    v = mj.data.add(df, name="pl")
+    assert v.kind == "table" and v.rows == 3 and v.summary["columns"]["b"]["nulls"] == 1
+    assert mj.data.add(pl.DataFrame({"a": [1, 2, 3], "b": ["x", "y", None]}), name="pl").unchanged
+    back = mj.data.load("pl@v1")
+    assert list(back["a"]) == [1, 2, 3]
+
+
+def test_large_file_path_round_trips(store, project):
+    """Files past the small-file limit take the kernel-copy + memory-map path."""
+    big = project / "big.bin"
+    data = os.urandom(3 * (64 << 20) // 2 + 12345)  # more than one hashing window
+    big.write_bytes(data)
+    time.sleep(0.06)
+    v = mj.data.add(big, name="big")
+    from mlops_jupyter.store.blobs import hash_bytes
+
+    assert v.files[0]["digest"] == hash_bytes(data)
+    mj.data.checkout("big@v1", project / "out")
+    assert (project / "out" / "big.bin").read_bytes() == data
+    assert mj.data.add(big, name="big").unchanged
