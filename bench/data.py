@@ -19,7 +19,7 @@ import tempfile
 import textwrap
 import time
 
-from .common import fmt_spread, fmt_time, ratio, rounds, run_python, table
+from .common import fmt_spread, fmt_time, ratio, run_python, table
 
 QUICK = "--quick" in sys.argv
 GIB = (256 << 20) if QUICK else (1 << 30)
@@ -39,8 +39,18 @@ def warm(path: str) -> None:
                     pass
 
 
+_TRASH: list[str] = []
+
+
 def sync() -> None:
+    """Let writeback and discards of earlier rounds settle, the same for every contestant
+    (this disk is mounted with `discard`: deleting many files stalls file creation for seconds)."""
     os.sync()
+    time.sleep(1.5)
+
+
+def discard_later(path: str) -> None:
+    _TRASH.append(path)
 
 
 def make_big(d: str) -> str:
@@ -91,7 +101,7 @@ def ours_add(src: str) -> tuple[float, float]:
     sync()
     out = json.loads(subprocess.run([sys.executable, "-c", ADD, proj, src], capture_output=True, text=True,
                                     check=True).stdout.strip().splitlines()[-1])
-    shutil.rmtree(proj)
+    discard_later(proj)
     return out["add"], out["readd"]
 
 
@@ -101,7 +111,9 @@ def cp_time(src: str) -> float:
     t = time.perf_counter()
     subprocess.run(["cp", "-r", src, dst], check=True)
     dt = time.perf_counter() - t
-    shutil.rmtree(dst) if os.path.isdir(dst) else os.unlink(dst)
+    final = f"{dst}.{len(_TRASH)}"
+    os.rename(dst, final)
+    discard_later(final)
     return dt
 
 
@@ -127,7 +139,7 @@ def dvc_add(src: str) -> tuple[float, float] | None:
     finally:
         subprocess.run([dvc, "unprotect", "-q", os.path.basename(src)], cwd=proj, env=env)
         os.rename(target, src)
-        shutil.rmtree(proj)
+        discard_later(proj)
     return t1, t2
 
 
@@ -207,6 +219,9 @@ def main() -> None:
             ["re-add unchanged", fmt_spread(ours[1]), "—", fmt_spread(dvc[1]) if dvc else "skipped", "—",
              ratio(ours[1][0], dvc[1][0]) if dvc else "—"],
         ])
+        for p in _TRASH:
+            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.unlink(p)
+        _TRASH.clear()
         mem = json.loads(run_python(MEM.replace("sys.argv[1]", repr(work)).replace("sys.argv[2]", repr(big))))
         table(f"memory while adding / checking out the {label}", ["", "peak RSS growth"], [
             ["add", f"{mem['add_mib']:.1f} MiB"], ["checkout", f"{mem['checkout_mib']:.1f} MiB"]])

@@ -106,3 +106,23 @@ def test_notebook_name_found_from_jupyter_session(project, monkeypatch):
     assert rec.name == "churn model" and rec.row["notebook"] == str(path)
     assert rec.status == "finished" and rec.metrics == {"acc": 0.75}
     assert rec.tags.get("mlops.autostarted") == "true"
+
+
+def test_plain_papermill_cli_records_the_notebook(project):
+    """`papermill in.ipynb out.ipynb -p ...` from a terminal: the run knows its notebook and parameters."""
+    import subprocess
+    import sys
+
+    from mlops_jupyter.store import close_store
+
+    from .conftest import python_env
+
+    make_nb(project / "nightly.ipynb", "%load_ext mlops_jupyter", "%%mlops track nightly\nx = alpha * 2",
+            parameters="alpha = 1")
+    r = subprocess.run([sys.executable, "-m", "papermill", "nightly.ipynb", "out.ipynb", "-p", "alpha", "5"],
+                       cwd=project, env=python_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    close_store()
+    rec = mj.get_run("nightly")
+    assert rec.status == "finished" and rec.params == {"papermill.alpha": 5}
+    assert rec.row["notebook"] == str(project / "nightly.ipynb")

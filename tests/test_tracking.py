@@ -186,3 +186,25 @@ def test_notebook_snapshot_is_redacted(store, project, monkeypatch):
     assert run.name == "train" and run.notebook == str(path)
     snap = mj.get_run(run.run_id).artifact_bytes("_mlops/notebook.ipynb").decode()
     assert "abc-secret-123" not in snap and "***REDACTED***" in snap and "lr = 0.1" in snap
+
+
+def test_git_commit_and_dirty_diff_are_captured(store, project):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "dev@example.invalid")
+    git("config", "user.name", "dev")
+    (project / "train.py").write_text("lr = 0.1\n")
+    git("add", "train.py")
+    git("commit", "-qm", "first")
+    (project / "train.py").write_text("lr = 0.2\n")
+    with mj.start_run("git") as run:
+        pass
+    assert run.wait_captured()
+    rec = mj.get_run(run.run_id)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
+    assert rec.env["git"]["commit"] == head and rec.env["git"]["dirty"] is True
+    assert b"+lr = 0.2" in rec.artifact_bytes("_mlops/git.diff")

@@ -54,7 +54,7 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
     """
     from ..tracking.capture import current_user
     from . import frames
-    from .files import scan, store_files
+    from .files import ensure_stored, scan, store_files
 
     store, catalog, cache = _ctx()
     summary = None
@@ -63,12 +63,16 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
         if name is None:
             raise BadInput("name the dataset: add(df, name='train')")
         check_name(name)
+        from concurrent.futures import ThreadPoolExecutor
+
         table = frames.to_arrow(obj)
-        data = frames.to_parquet(table)
+        with ThreadPoolExecutor(1, thread_name_prefix="mlops-parquet") as pool:
+            writing = pool.submit(frames.to_parquet, table)  # pyarrow writes without the GIL
+            summary = frames.summarize(table, frames.pandas_dtypes(obj))
+            data = writing.result()
         digest, size = store.blobs.put_bytes(data)
         files = [{"path": "data.parquet", "digest": digest, "size": size, "mode": 0o644}]
         kind, rows = "table", table.num_rows
-        summary = frames.summarize(table, frames.pandas_dtypes(obj))
         source = source or f"<{type(obj).__module__.split('.')[0]} DataFrame>"
     elif isinstance(obj, (str, os.PathLike)):
         path = Path(obj)
@@ -81,6 +85,13 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
     else:
         raise BadInput(f"cannot version a {type(obj).__name__}: give a file or folder path, or a DataFrame")
     digest = _manifest_digest(kind, files)
+    if kind != "table":
+        latest = catalog.latest(name)
+        if latest is None or latest.digest != digest:
+            # Blobs of the latest version are kept by it; anything else is checked before we point at it.
+            ensure_stored(store.blobs, cache, entries)
+            files = [{"path": e.path, "digest": e.digest, "size": e.size, "mode": e.mode} for e in entries]
+            digest = _manifest_digest(kind, files)
     run_id = _active_run_id()
     version = catalog.create(name, kind, digest, files, size, rows, message, source, run_id, current_user(),
                              summary)

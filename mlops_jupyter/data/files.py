@@ -43,6 +43,7 @@ def scan(root: str | os.PathLike) -> tuple[str, list[FileEntry]]:
     if not stat.S_ISDIR(st.st_mode):
         raise BadInput(f"{root} is neither a file nor a folder")
     entries: list[FileEntry] = []
+    cut = len(root) + 1
     stack = [root]
     while stack:
         d = stack.pop()
@@ -54,7 +55,7 @@ def scan(root: str | os.PathLike) -> tuple[str, list[FileEntry]]:
                     stack.append(e.path)
                 elif e.is_file():  # regular files, and symlinks to them (their content)
                     s = e.stat()
-                    rel = os.path.relpath(e.path, root).replace(os.sep, "/")
+                    rel = e.path[cut:].replace(os.sep, "/") if os.sep != "/" else e.path[cut:]
                     entries.append(FileEntry(rel, e.path, s.st_size, stat.S_IMODE(s.st_mode), fingerprint(s)))
     entries.sort(key=lambda f: f.path)
     return "dir", entries
@@ -75,8 +76,8 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
     todo: list[FileEntry] = []
     for e in entries:
         hit = known.get(e.abspath)
-        if hit and hit[0] == e.fp and blobs.exists(hit[1]):
-            e.digest = hit[1]
+        if hit and hit[0] == e.fp:
+            e.digest = hit[1]  # the caller makes sure the blob is still there (ensure_stored)
         else:
             todo.append(e)
     if not todo:
@@ -105,6 +106,14 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
     if cache:
         cache.update([(e.abspath, e.fp, e.digest) for e in todo], started_ns)
     return total
+
+
+def ensure_stored(blobs, cache: StatCache | None, entries: list[FileEntry]) -> None:
+    """Store again any cached file whose blob has gone (gc, a wiped store): a cache hit
+    names content, not proof that the store still holds it."""
+    missing = [e for e in entries if not blobs.exists(e.digest)]
+    for e in missing:
+        e.digest, _ = blobs.put_file(e.abspath)
 
 
 def _safe_target(dest: Path, rel: str) -> Path:

@@ -87,14 +87,28 @@ def notebook_path(user_ns: dict | None = None) -> str | None:
     if user_ns and isinstance(user_ns.get("__vsc_ipynb_file__"), str):
         return user_ns["__vsc_ipynb_file__"]
     if in_kernel_process():
-        found = _from_jupyter_sessions()
-        if found:
-            return found
-        return None
+        return _from_papermill_cli() or _from_jupyter_sessions()
     main = sys.modules.get("__main__")
     script = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
     if script and not script.endswith(("ipykernel_launcher.py", "ipython", "-c")) and os.path.exists(script):
         return os.path.abspath(script)
+    return None
+
+
+def _from_papermill_cli() -> str | None:
+    """The kernel's parent is `papermill IN.ipynb OUT.ipynb ...`: IN is the notebook."""
+    ppid = os.getppid()
+    try:
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            argv = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+        cwd = os.readlink(f"/proc/{ppid}/cwd")
+    except OSError:
+        return None
+    if not any(os.path.basename(a) == "papermill" or a.endswith("/papermill") for a in argv[:3]):
+        return None
+    for a in argv[1:]:
+        if a.endswith(".ipynb") and not a.startswith("-"):
+            return a if os.path.isabs(a) else os.path.normpath(os.path.join(cwd, a))
     return None
 
 

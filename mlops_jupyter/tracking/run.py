@@ -195,7 +195,10 @@ class Run:
         try:
             env = capture.environment(self.notebook)
             env["packages"] = capture.imported_packages()
-            git, diff = capture.git_state(os.path.dirname(self.notebook) if self.notebook else None)
+            # The project's repository (where .mlops/ is), not that of a script's interpreter.
+            nb_dir = os.path.dirname(self.notebook) if self.notebook else None
+            root = str(self.store.settings.root)
+            git, diff = capture.git_state(nb_dir if nb_dir and nb_dir.startswith(root) else root)
             if git:
                 env["git"] = git
             rows = []
