@@ -174,7 +174,7 @@ def test_lineage_data_run_data(store):
     g = mj.data.lineage("train@v1")
     labels = {g.nodes[a][1]: g.nodes[b][1] for a, b in g.edges if g.nodes[a][0] == "run"}
     assert labels == {f"prep ({run.run_id[:8]})": "train@v1"}
-    assert any(g.nodes[b][1].startswith("fit") for a, b in g.edges if g.nodes[a][1] == "train@v1")
+    assert any(g.nodes[b][1] == f"fit ({fit.run_id[:8]})" for a, b in g.edges if g.nodes[a][1] == "train@v1")
     gr = mj.data.lineage(run.run_id)
     assert str(gr).splitlines() == [f"raw@v1 -> prep ({run.run_id[:8]})", f"prep ({run.run_id[:8]}) -> train@v1"]
     assert "<svg" in gr._repr_html_() and "train@v1" in gr._repr_html_()

@@ -163,3 +163,18 @@ def test_init_with_store_url_is_used(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_STORE_URL", f"sqlite:///{tmp_path / 'env.db'}")
     assert settings().store_url.endswith("env.db")  # the environment wins over the config file
     close_store()
+
+
+def test_empty_leftover_of_a_killed_write_is_replaced(tmp_path):
+    """A writer killed between creating a small blob and writing it leaves an empty file."""
+    blobs = BlobStore(str(tmp_path / "objects"))
+    data = b"payload that was never written"
+    digest = hash_bytes(data)
+    p = blobs.path(digest)
+    os.makedirs(os.path.dirname(p))
+    open(p, "wb").close()
+    assert not blobs.exists(digest)
+    assert blobs.put_bytes(data) == (digest, len(data))
+    assert blobs.get_bytes(digest) == data
+    empty, n = blobs.put_bytes(b"")
+    assert n == 0 and blobs.exists(empty) and blobs.get_bytes(empty) == b""
