@@ -61,6 +61,16 @@ def scan(root: str | os.PathLike) -> tuple[str, list[FileEntry]]:
     return "dir", entries
 
 
+def _each(fn, items: list, name: str) -> None:
+    """Apply *fn* to every item: on a pool of threads when there are many (file syscalls release the GIL)."""
+    if len(items) > 8:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix=name) as pool:
+            list(pool.map(fn, items))
+    else:
+        for item in items:
+            fn(item)
+
+
 def _bar(total: int, unit: str, desc: str, show: bool):
     from tqdm.auto import tqdm
 
@@ -95,12 +105,7 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
         small = [e for e in todo if e.size <= (64 << 20)]
         for e in big:  # one at a time: each already uses both cores
             one(e)
-        if len(small) > 8:
-            with ThreadPoolExecutor(WORKERS, thread_name_prefix="mlops-store") as pool:
-                list(pool.map(one, small))
-        else:
-            for e in small:
-                one(e)
+        _each(one, small, "mlops-store")
     finally:
         bar.close()
     if cache:
@@ -195,12 +200,7 @@ def checkout_files(blobs, cache: StatCache | None, files: list[dict], dest: Path
             bar.update(f["size"])
             updates.append((str(target), fingerprint(os.stat(target)), f["digest"]))
 
-        if len(plan) > 8:
-            with ThreadPoolExecutor(WORKERS, thread_name_prefix="mlops-checkout") as pool:
-                list(pool.map(one, plan))
-        else:
-            for item in plan:
-                one(item)
+        _each(one, plan, "mlops-checkout")
     finally:
         bar.close()
     if cache:

@@ -189,15 +189,15 @@ V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
 V2_TABLES = [datasets, dataset_versions, version_files, lineage]
 
 
-def _v1(conn) -> None:
-    for table in V1_TABLES:
-        table.create(conn, checkfirst=True)
+def _create(tables: list[Table]):
+    """A migration that creates *tables* (kept as they are if a racing process made them first)."""
+
+    def migrate(conn) -> None:
+        for table in tables:
+            table.create(conn, checkfirst=True)
+
+    return migrate
 
 
-def _v2(conn) -> None:
-    for table in V2_TABLES:
-        table.create(conn, checkfirst=True)
-
-
-MIGRATIONS = [(1, _v1), (2, _v2)]
+MIGRATIONS = [(1, _create(V1_TABLES)), (2, _create(V2_TABLES))]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
