@@ -25,7 +25,7 @@ _state: dict = {"recorder": None, "magics": None}
 
 def _usage_error(e: Exception) -> UsageError:
     if isinstance(e, commands.CommandError):
-        return UsageError(e.one_line("%").replace("%mlops", "%mlops"))
+        return UsageError(e.one_line("%"))
     return UsageError(str(e))
 
 
@@ -50,7 +50,7 @@ class CellRecorder:
             tracking.kernel_context["papermill"] = injected
 
     def _record(self, run, error: str | None) -> None:
-        if run.run_id in self.recorded or not run.own and run.run_id in self.recorded:
+        if run.run_id in self.recorded:
             return
         self.recorded.add(run.run_id)
         run.add_cell(self.source, self.count, self.started, time.time() - self.started, error)

@@ -68,6 +68,20 @@ def _is_busy(exc: BaseException) -> bool:
     return "database is locked" in msg or "database is busy" in msg or "deadlock" in msg
 
 
+def _backoff(tries: int = 40):
+    """(is_last_try, delay before the next one): exponential from 50 ms to 1 s, about 30 s in all."""
+    delay = 0.05
+    for attempt in range(tries):
+        yield attempt == tries - 1, delay
+        delay = min(delay * 2, 1.0)
+
+
+def _store_error(e: Exception) -> StoreError:
+    err = StoreError(f"store write failed: {getattr(e, 'orig', e)}")
+    err.busy = _is_busy(e)
+    return err
+
+
 def process_start_time(pid: int) -> float | None:
     """When process *pid* started (seconds since boot on Linux), or None if unknown."""
     try:
@@ -135,32 +149,46 @@ class MetadataStore:
         self.migrate()
 
     # -- plumbing -------------------------------------------------------------
+    def _begin(self) -> tuple[sa.Connection, sa.RootTransaction]:
+        """Open a write transaction; taking the write lock is retried while another process holds it."""
+        for last, delay in _backoff():
+            conn = self.engine.connect()
+            try:
+                return conn, conn.begin()
+            except sa.exc.OperationalError as e:
+                conn.close()
+                if not _is_busy(e) or last:
+                    raise _store_error(e) from None
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        """A write transaction, retried when another process holds the lock too long."""
-        delay = 0.05
-        for attempt in range(40):
-            try:
-                with self.engine.begin() as conn:
-                    yield conn
-                return
-            except sa.exc.OperationalError as e:
-                if not _is_busy(e) or attempt == 39:
-                    raise StoreError(f"store write failed: {getattr(e, 'orig', e)}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        """A write transaction. The body runs once (use _retrying for work that may be re-run)."""
+        conn, trans = self._begin()
+        try:
+            yield conn
+            trans.commit()
+        except sa.exc.OperationalError as e:
+            trans.rollback()
+            raise _store_error(e) from None
+        except BaseException:
+            trans.rollback()
+            raise
+        finally:
+            conn.close()
 
     def _retrying(self, fn, *args):
-        delay = 0.05
-        for attempt in range(40):
+        """Run fn(conn, *args) in a write transaction, again from the start if the store was busy."""
+        for last, delay in _backoff():
             try:
-                with self.engine.begin() as conn:
+                with self.write() as conn:
                     return fn(conn, *args)
-            except sa.exc.OperationalError as e:
-                if not _is_busy(e) or attempt == 39:
-                    raise StoreError(f"store write failed: {getattr(e, 'orig', e)}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            except StoreError as e:
+                if not getattr(e, "busy", False) or last:
+                    raise
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
