@@ -143,13 +143,23 @@ def dvc_add(src: str) -> tuple[float, float] | None:
     return t1, t2
 
 
-def median3(fn, n=3):
-    xs = [fn() for _ in range(n)]
+def interleaved(contestants: dict, rounds: int = 3) -> dict:
+    """Run each contestant once per round, in turn, so that a slow spell of the disk falls on
+    all of them alike; returns name -> per-figure (median, min, max)."""
     import statistics
 
-    if isinstance(xs[0], tuple):
-        return tuple((statistics.median(v), min(v), max(v)) for v in zip(*xs))
-    return statistics.median(xs), min(xs), max(xs)
+    got: dict = {k: [] for k, fn in contestants.items() if fn}
+    for _ in range(rounds):
+        for k in got:
+            x = contestants[k]()
+            got[k].append(x if isinstance(x, tuple) else (x,))
+    return {k: tuple((statistics.median(v), min(v), max(v)) for v in zip(*xs)) for k, xs in got.items()}
+
+
+def settle(src: str) -> None:
+    """One untimed copy first: on this disk (ext4 mounted with `discard`) the first files
+    created after a large delete are up to 10x slower; no contestant should draw that lot."""
+    cp_time(src)
 
 
 MEM = textwrap.dedent("""
@@ -204,14 +214,15 @@ FRAME = textwrap.dedent("""
 
 
 def main() -> None:
-    print(f"# data benchmark ({'quick' if QUICK else 'full'}; median [min–max] of 3 rounds)")
+    print(f"# data benchmark ({'quick' if QUICK else 'full'}; median [min–max] of 3 interleaved rounds)")
     work = tempfile.mkdtemp(prefix="bench-data-", dir=os.environ.get("MLOPS_BENCH_DIR", "/var/tmp"))
     try:
         big = make_big(work)
         warm(big)
-        cp = median3(lambda: cp_time(big))
-        ours = median3(lambda: ours_add(big))
-        dvc = median3(lambda: dvc_add(big)) if dvc_bin() else None
+        settle(big)
+        res = interleaved({"cp": lambda: cp_time(big), "ours": lambda: ours_add(big),
+                           "dvc": (lambda: dvc_add(big)) if dvc_bin() else None})
+        ours, cp, dvc = res["ours"], res["cp"][0], res.get("dvc")
         label = f"{GIB >> 20} MiB file"
         table(f"add a {label}", ["", "mlops-jupyter", "cp", "dvc add", "ours/cp", "dvc/ours"], [
             ["add", fmt_spread(ours[0]), fmt_spread(cp), fmt_spread(dvc[0]) if dvc else "skipped",
@@ -219,19 +230,16 @@ def main() -> None:
             ["re-add unchanged", fmt_spread(ours[1]), "—", fmt_spread(dvc[1]) if dvc else "skipped", "—",
              ratio(ours[1][0], dvc[1][0]) if dvc else "—"],
         ])
-        for p in _TRASH:
-            shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else os.unlink(p)
-        _TRASH.clear()
         mem = json.loads(run_python(MEM.replace("sys.argv[1]", repr(work)).replace("sys.argv[2]", repr(big))))
         table(f"memory while adding / checking out the {label}", ["", "peak RSS growth"], [
             ["add", f"{mem['add_mib']:.1f} MiB"], ["checkout", f"{mem['checkout_mib']:.1f} MiB"]])
-        os.unlink(big)
 
         small = make_small(work)
         warm(small)
-        cp = median3(lambda: cp_time(small))
-        ours = median3(lambda: ours_add(small))
-        dvc = median3(lambda: dvc_add(small)) if dvc_bin() else None
+        settle(small)
+        res = interleaved({"cp": lambda: cp_time(small), "ours": lambda: ours_add(small),
+                           "dvc": (lambda: dvc_add(small)) if dvc_bin() else None})
+        ours, cp, dvc = res["ours"], res["cp"][0], res.get("dvc")
         table(f"add a folder of {N_SMALL:,} files of 4 KiB", ["", "mlops-jupyter", "cp -r", "dvc add", "ours/cp",
                                                               "dvc/ours"], [
             ["add", fmt_spread(ours[0]), fmt_spread(cp), fmt_spread(dvc[0]) if dvc else "skipped",
@@ -240,7 +248,7 @@ def main() -> None:
              ratio(ours[1][0], dvc[1][0]) if dvc else "—"],
         ])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # every round's copies go at the end, all at once
 
     n = 200_000 if QUICK else 1_000_000
     fr = json.loads(run_python(FRAME.replace("int(sys.argv[1])", str(n))))

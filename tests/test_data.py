@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -10,7 +11,7 @@ import pytest
 from IPython.core.error import UsageError
 
 import mlops_jupyter as mj
-from mlops_jupyter.exceptions import BadInput, NotFound
+from mlops_jupyter.exceptions import BadInput, IntegrityError, NotFound
 
 from .conftest import PY, python_env, run_cell
 
@@ -80,7 +81,11 @@ def test_readd_unchanged_reads_no_content(store, project, monkeypatch):
         raise AssertionError("file content was read")
 
     with monkeypatch.context() as m:
-        m.setattr(BlobStore, "put_file", boom)
+        from mlops_jupyter.data import files
+
+        for name in ("put_file", "put_small"):
+            m.setattr(BlobStore, name, boom)
+        m.setattr(files, "_pack", boom)
         assert mj.data.add(raw, name="raw").unchanged
     # same size and mtime but new content: the changed ctime/inode gives it away
     p = raw / "f3.txt"
@@ -220,21 +225,77 @@ def test_fsck_names_the_dataset_of_a_corrupted_blob(store, project):
     assert not rep.ok and "dataset raw@v1 file a.txt" in str(rep)
 
 
+def test_many_small_files_go_into_packs(store, project):
+    from mlops_jupyter.store.maintenance import fsck, gc
+
+    files = {f"d{i % 3}/f{i:03d}.bin": os.urandom(100 + i) for i in range(200)}
+    files.update({"same1.txt": "twin", "same2.txt": "twin", "big.bin": os.urandom(300 << 10)})
+    raw = make_tree(project / "raw", files)
+    v1 = mj.data.add(raw, name="raw")
+    packs = {f["pack"] for f in v1.files if f["pack"]}
+    assert len(packs) == 1 and sum(1 for f in v1.files if f["pack"]) == 202
+    assert next(f for f in v1.files if f["path"] == "big.bin")["pack"] is None  # large files stay blobs
+    twins = [f for f in v1.files if f["path"].startswith("same")]
+    assert twins[0]["pack_offset"] == twins[1]["pack_offset"]  # identical content stored once
+    before = set(store.blobs.digests())
+    # the same content under another path and name adds no bytes to the store
+    shutil.copytree(raw, project / "copy")
+    v = mj.data.add(project / "copy", name="copy")
+    assert set(store.blobs.digests()) == before and {f["pack"] for f in v.files if f["pack"]} == packs
+    # a changed file makes a new version that reuses the old pack for the rest
+    (raw / "d0" / "f000.bin").write_bytes(b"changed")
+    (raw / "d1" / "extra.bin").write_bytes(b"new")
+    v2 = mj.data.add(raw, name="raw")
+    assert v2.ref == "raw@v2" and len(set(store.blobs.digests()) - before) <= 2
+    mj.data.checkout("raw@v1", project / "back")
+    for rel, content in files.items():
+        data = content if isinstance(content, bytes) else content.encode()
+        assert (project / "back" / rel).read_bytes() == data
+    assert gc(store).removed == 0 and fsck(store).ok
+    # a corrupted pack is named with the versions that use it; checkout refuses its bytes
+    p = store.blobs.path(packs.pop())
+    os.chmod(p, 0o644)
+    with open(p, "r+b") as f:
+        f.seek(150)
+        f.write(b"\0\0\0\0")
+    rep = fsck(store)
+    assert not rep.ok and "dataset raw@v1 (" in str(rep) and "dataset copy@v1 (" in str(rep)
+    with pytest.raises(IntegrityError):
+        mj.data.checkout("raw@v1", project / "again")
+
+
+def test_store_of_schema_v2_is_migrated(project):
+    import sqlite3
+
+    from mlops_jupyter.store import close_store, open_store
+
+    open_store()
+    close_store()
+    db = project / ".mlops" / "mlops.db"
+    con = sqlite3.connect(db)  # back to how v2 left it
+    con.executescript("ALTER TABLE version_files DROP COLUMN pack; ALTER TABLE version_files DROP COLUMN pack_offset;"
+                      "UPDATE schema_version SET version = 2;")
+    con.close()
+    open_store()
+    cols = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(version_files)")]
+    assert cols[-2:] == ["pack", "pack_offset"]
+
+
 def test_interrupted_add_leaves_no_version(store, project, monkeypatch):
     raw = make_tree(project / "raw", {f"f{i}.txt": f"c{i}" for i in range(40)})
-    from mlops_jupyter.store.blobs import BlobStore
+    from mlops_jupyter.store.blobs import PackWriter
 
-    real = BlobStore.put_file
+    real = PackWriter.add
     calls = []
 
-    def flaky(self, path, progress=None):
-        calls.append(path)
+    def flaky(self, data):
+        calls.append(data)
         if len(calls) == 20:
             raise KeyboardInterrupt
-        return real(self, path, progress)
+        return real(self, data)
 
     with monkeypatch.context() as m:
-        m.setattr(BlobStore, "put_file", flaky)
+        m.setattr(PackWriter, "add", flaky)
         with pytest.raises(KeyboardInterrupt):
             mj.data.add(raw, name="raw")
     with pytest.raises(NotFound):
@@ -251,13 +312,13 @@ def test_sigkill_during_add_then_add_again(store, project):
         (raw / f"f{i:05d}.bin").write_bytes(os.urandom(2048))
     code = textwrap.dedent(f"""
         import mlops_jupyter as mj
-        from mlops_jupyter.store.blobs import BlobStore
+        from mlops_jupyter.store.blobs import PackWriter
         import time
-        real = BlobStore.put_file
-        def slow(self, path, progress=None):
+        real = PackWriter.add
+        def slow(self, data):
             time.sleep(0.002)
-            return real(self, path, progress)
-        BlobStore.put_file = slow
+            return real(self, data)
+        PackWriter.add = slow
         print("go", flush=True)
         mj.data.add({str(raw)!r}, name="raw")
         print("finished", flush=True)

@@ -126,3 +126,26 @@ def test_plain_papermill_cli_records_the_notebook(project):
     rec = mj.get_run("nightly")
     assert rec.status == "finished" and rec.params == {"papermill.alpha": 5}
     assert rec.row["notebook"] == str(project / "nightly.ipynb")
+
+
+def test_data_magics_in_a_kernel_show_a_notebook_progress_bar(project):
+    """Long adds draw tqdm's notebook widget in Jupyter (not terminal text); results come back as values."""
+    from nbclient import NotebookClient
+
+    raw = project / "raw"
+    raw.mkdir()
+    for i in range(2500):
+        (raw / f"f{i:05d}.bin").write_bytes(os.urandom(64))
+    path = make_nb(project / "data.ipynb", "%load_ext mlops_jupyter",
+                   "%mlops data add raw --name raw -m first",
+                   "import pandas as pd\ndf = pd.DataFrame({'id': range(5), 'x': [1.0, 2, 3, 4, 5]})\n"
+                   "%mlops data add df --name train",
+                   "back = %mlops data load train@v1\nassert back.equals(df), back",
+                   "%mlops data checkout raw@v1 --to restored")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    add_out = nb.cells[1].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in add_out), add_out
+    assert not any(o.get("name") == "stderr" and "hashing" in o.get("text", "") for o in add_out)
+    assert len(list((project / "restored").iterdir())) == 2500
+    assert mj.data.get("raw@v1").n_files == 2500 and mj.data.get("train").rows == 5

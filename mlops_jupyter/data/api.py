@@ -54,7 +54,7 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
     """
     from ..tracking.capture import current_user
     from . import frames
-    from .files import ensure_stored, scan, store_files
+    from .files import place, scan, store_files
 
     store, catalog, cache = _ctx()
     summary = None
@@ -78,8 +78,8 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
         path = Path(obj)
         name = check_name(name if name is not None else _name_from_path(path))
         kind, entries = scan(path)
-        store_files(store.blobs, cache, str(path), entries)
-        files = [{"path": e.path, "digest": e.digest, "size": e.size, "mode": e.mode} for e in entries]
+        store_files(store.blobs, cache, str(path), entries, catalog.locate)
+        files = [e.row() for e in entries]
         size = sum(e.size for e in entries)
         source = source or str(path.resolve())
     else:
@@ -88,9 +88,8 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
     if kind != "table":
         latest = catalog.latest(name)
         if latest is None or latest.digest != digest:
-            # Blobs of the latest version are kept by it; anything else is checked before we point at it.
-            ensure_stored(store.blobs, cache, entries)
-            files = [{"path": e.path, "digest": e.digest, "size": e.size, "mode": e.mode} for e in entries]
+            place(store.blobs, entries, catalog.locate)
+            files = [e.row() for e in entries]
             digest = _manifest_digest(kind, files)
     run_id = _active_run_id()
     version = catalog.create(name, kind, digest, files, size, rows, message, source, run_id, current_user(),

@@ -19,6 +19,7 @@ from .statcache import StatCache, fingerprint
 WORKERS = min(8, (os.cpu_count() or 2) * 2)
 PROGRESS_BYTES = 256 << 20  # show a bar past this much to hash
 PROGRESS_FILES = 2000
+SMALL_FILE = 1 << 20  # read whole and stored in one write
 
 
 @dataclass
@@ -29,6 +30,13 @@ class FileEntry:
     mode: int
     fp: tuple
     digest: str | None = None
+    pack: str | None = None  # the pack holding it, when it was stored in one
+    offset: int | None = None
+    placed: bool = False  # its bytes are known to be in the store (written by this add)
+
+    def row(self) -> dict:
+        return {"path": self.path, "digest": self.digest, "size": self.size, "mode": self.mode,
+                "pack": self.pack, "pack_offset": self.offset}
 
 
 def scan(root: str | os.PathLike) -> tuple[str, list[FileEntry]]:
@@ -77,9 +85,17 @@ def _bar(total: int, unit: str, desc: str, show: bool):
     return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not show, leave=False)
 
 
-def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEntry]) -> int:
-    """Fill in each entry's digest, storing new content; returns bytes actually hashed."""
+def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEntry], locate) -> int:
+    """Fill in each entry's digest, storing new content; returns bytes actually hashed.
+
+    Files the stat cache knows are not read. Large files are stored one by one (each uses
+    both cores: hashing beside a kernel copy). Many small files go into packs: their
+    digests are looked up first (*locate*: digest -> (pack, offset) of content already
+    stored), so identical content is still stored once.
+    """
     import time
+
+    from ..store.blobs import PACK_MEMBER_MAX, PACK_MIN
 
     started_ns = time.time_ns()
     known = cache.load(os.path.abspath(root)) if cache else {}
@@ -87,7 +103,7 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
     for e in entries:
         hit = known.get(e.abspath)
         if hit and hit[0] == e.fp:
-            e.digest = hit[1]  # the caller makes sure the blob is still there (ensure_stored)
+            e.digest = hit[1]  # where its bytes are is settled by place() if a version needs it
         else:
             todo.append(e)
     if not todo:
@@ -96,16 +112,20 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
     show = total > PROGRESS_BYTES or len(todo) > PROGRESS_FILES
     bar = _bar(total, "B", "hashing + storing", show)
     try:
-        def one(e: FileEntry) -> None:
-            e.digest, _ = blobs.put_file(e.abspath, progress=bar.update if e.size > (1 << 20) else None)
-            if e.size <= (1 << 20):
+        small = [e for e in todo if e.size <= PACK_MEMBER_MAX]
+        for e in todo:
+            if e.size > PACK_MEMBER_MAX:
+                e.digest, e.size = blobs.put_file(e.abspath, progress=bar.update if e.size > SMALL_FILE else None)
+                e.placed = True
+                if e.size <= SMALL_FILE:
+                    bar.update(e.size)
+        if len(small) >= PACK_MIN:
+            _pack(blobs, small, locate, bar)
+        else:
+            for e in small:
+                e.digest, e.size = blobs.put_small(e.abspath)
+                e.placed = True
                 bar.update(e.size)
-
-        big = [e for e in todo if e.size > (64 << 20)]
-        small = [e for e in todo if e.size <= (64 << 20)]
-        for e in big:  # one at a time: each already uses both cores
-            one(e)
-        _each(one, small, "mlops-store")
     finally:
         bar.close()
     if cache:
@@ -113,12 +133,86 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
     return total
 
 
-def ensure_stored(blobs, cache: StatCache | None, entries: list[FileEntry]) -> None:
-    """Store again any cached file whose blob has gone (gc, a wiped store): a cache hit
-    names content, not proof that the store still holds it."""
-    missing = [e for e in entries if not blobs.exists(e.digest)]
-    for e in missing:
-        e.digest, _ = blobs.put_file(e.abspath)
+BATCH_BYTES = 32 << 20  # small files read and hashed per lookup of what the store already has
+
+
+def _pack(blobs, small: list[FileEntry], locate, bar) -> None:
+    """Store small files into packs, one after another on this thread (creating files in
+    one folder tree serialises in the file system; threads made it slower, not faster)."""
+    from ..store.blobs import PACK_MAX, hash_bytes
+
+    writer = None
+    in_writer: list[FileEntry] = []
+    first: dict[str, FileEntry] = {}  # digest -> the entry that stored it in this add
+    dupes: list[FileEntry] = []
+
+    def seal():
+        nonlocal writer
+        digest = writer.finish()
+        for x in in_writer:
+            x.pack = digest
+        in_writer.clear()
+        writer = None
+
+    try:
+        i = 0
+        while i < len(small):
+            batch, datas, nbytes = [], [], 0
+            while i < len(small) and (not batch or nbytes < BATCH_BYTES):
+                e = small[i]
+                i += 1
+                with open(e.abspath, "rb") as f:
+                    data = f.read()
+                e.digest, e.size = hash_bytes(data), len(data)
+                batch.append(e)
+                datas.append(data)
+                nbytes += len(data)
+            where = locate([e.digest for e in batch if e.digest not in first])
+            for e, data in zip(batch, datas):
+                if e.digest in first:
+                    dupes.append(e)
+                elif e.digest in where:
+                    e.pack, e.offset = where[e.digest]
+                else:
+                    if writer is None or writer.size + len(data) > PACK_MAX:
+                        if writer is not None:
+                            seal()
+                        writer = blobs.pack_writer()
+                    e.offset = writer.add(data)
+                    in_writer.append(e)
+                    first[e.digest] = e
+                e.placed = True
+            bar.update(nbytes)
+        if writer is not None:
+            seal()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    for e in dupes:
+        src = first[e.digest]
+        e.pack, e.offset = src.pack, src.offset
+
+
+def place(blobs, entries: list[FileEntry], locate) -> None:
+    """Settle where each file's bytes are stored, for a new version. Files that this add
+    did not write (stat-cache hits) are looked up; content the store no longer has (gc,
+    a wiped store) is stored again from the file: a cache hit names content, not proof
+    that the store holds it."""
+    todo = [e for e in entries if not e.placed]
+    if not todo:
+        return
+    where = locate(list({e.digest for e in todo}))
+    for e in todo:
+        loc = where.get(e.digest)
+        if loc is not None:
+            e.pack, e.offset = loc
+        elif blobs.exists(e.digest):
+            e.pack = e.offset = None
+        else:
+            e.digest, e.size = blobs.put_file(e.abspath)
+            e.pack = e.offset = None
+        e.placed = True
 
 
 def _safe_target(dest: Path, rel: str) -> Path:
@@ -195,7 +289,10 @@ def checkout_files(blobs, cache: StatCache | None, files: list[dict], dest: Path
     try:
         def one(item):
             f, target = item
-            blobs.copy_to(f["digest"], target)
+            if f.get("pack"):
+                blobs.copy_member_to(f["pack"], f["pack_offset"], f["size"], f["digest"], target)
+            else:
+                blobs.copy_to(f["digest"], target)
             os.chmod(target, f["mode"])
             bar.update(f["size"])
             updates.append((str(target), fingerprint(os.stat(target)), f["digest"]))

@@ -507,8 +507,9 @@ class MetadataStore:
     def referenced_digests(self) -> set[str]:
         out: set[str] = set()
         with self.read() as conn:
-            for table, col in S.BLOB_REFERENCES:
-                out.update(conn.execute(sa.select(col).distinct()).scalars())
+            for table, col, cond in S.BLOB_REFERENCES:
+                q = sa.select(col).distinct()
+                out.update(conn.execute(q if cond is None else q.where(cond)).scalars())
         return out
 
     def blob_users(self, digest: str) -> list[str]:
@@ -519,7 +520,13 @@ class MetadataStore:
                 sa.select(a.c.run_id, a.c.path).where(a.c.digest == digest))]
             users += [f"dataset {r.name}@v{r.version} file {r.path}" for r in conn.execute(
                 sa.select(dv.c.name, dv.c.version, vf.c.path).join(dv, dv.c.id == vf.c.version_id)
-                .where(vf.c.digest == digest))]
+                .where(vf.c.digest == digest, vf.c.pack.is_(None)))]
+            in_pack = conn.execute(
+                sa.select(dv.c.name, dv.c.version, sa.func.count(), sa.func.min(vf.c.path))
+                .join(dv, dv.c.id == vf.c.version_id).where(vf.c.pack == digest)
+                .group_by(dv.c.name, dv.c.version).order_by(dv.c.name, dv.c.version)).all()
+            users += [f"dataset {name}@v{version} ({n} packed files, e.g. {first})" if n > 1
+                      else f"dataset {name}@v{version} file {first}" for name, version, n, first in in_pack]
         return users
 
     def close(self) -> None:

@@ -164,6 +164,10 @@ version_files = Table(
     Column("digest", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("mode", Integer, nullable=False),
+    # Small files added many at a time live inside a pack (a blob holding many files):
+    # bytes [pack_offset, pack_offset + size) of blob *pack*. NULL: the file is a blob of its own.
+    Column("pack", String(64)),
+    Column("pack_offset", BigInteger),
     PrimaryKeyConstraint("version_id", "path"),
 )
 Index("ix_version_files_digest", version_files.c.digest)
@@ -179,10 +183,11 @@ lineage = Table(
 )
 Index("ix_lineage_version", lineage.c.version_id)
 
-# Every (table, column) that holds a blob digest: ``gc`` keeps what any of them names.
-BLOB_REFERENCES: list[tuple[Table, Column]] = [
-    (artifacts, artifacts.c.digest),
-    (version_files, version_files.c.digest),
+# Every (table, column, condition) that names a stored blob: ``gc`` keeps what any of them names.
+BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
+    (artifacts, artifacts.c.digest, None),
+    (version_files, version_files.c.digest, version_files.c.pack.is_(None)),
+    (version_files, version_files.c.pack, version_files.c.pack.isnot(None)),
 ]
 
 V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
@@ -199,5 +204,25 @@ def _create(tables: list[Table]):
     return migrate
 
 
-MIGRATIONS = [(1, _create(V1_TABLES)), (2, _create(V2_TABLES))]
+def _add_columns(table: Table, names: list[str]):
+    """A migration that adds columns (already in *table*'s definition) to an existing table."""
+
+    def migrate(conn) -> None:
+        from sqlalchemy import inspect
+        from sqlalchemy.schema import CreateColumn
+
+        have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for name in names:
+            if name not in have:
+                ddl = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
+
+    return migrate
+
+
+MIGRATIONS = [
+    (1, _create(V1_TABLES)),
+    (2, _create(V2_TABLES)),
+    (3, _add_columns(version_files, ["pack", "pack_offset"])),
+]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
