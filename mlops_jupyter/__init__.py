@@ -35,6 +35,8 @@ _LAZY = {
     "compare": "tracking.query",
     "init": "config:init_project",
     "data": "data:",
+    "models": "models:",
+    "explain": "models.explain:explain",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

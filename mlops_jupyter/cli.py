@@ -97,6 +97,29 @@ def render_version(v) -> str:
     return "\n".join(out)
 
 
+def render_model(v) -> str:
+    from .models.signature import describe
+    from .widgets.html import fmt_time
+
+    out = [str(v), f"  uri       {v.uri}", f"  created   {fmt_time(v.created)} by {_fmt(v.username)}",
+           f"  library   {v.library} {v.library_version}  ({v.flavor})", f"  signature {describe(v.signature)}"]
+    if v.signature and v.signature.get("classes") is not None:
+        out.append(f"  classes   {', '.join(map(str, v.signature['classes']))}")
+    if v.message:
+        out.append(f"  message   {_fmt(v.message)}")
+    if v.run_id:
+        out.append(f"  run       {v.run_id}")
+    if v.metrics:
+        out.append("metrics:")
+        out += [f"  {_fmt(k)} = {_fmt(val)}" for k, val in sorted(v.metrics.items())]
+    if v.datasets:
+        out.append("datasets: " + ", ".join(f"{d['ref']} ({d['direction']})" for d in v.datasets))
+    if v.explanations:
+        out.append(f"explanations: {len(v.explanations)} ("
+                   + ", ".join(sorted({e['method'] for e in v.explanations})) + ")")
+    return "\n".join(out)
+
+
 def render(obj) -> str | None:
     if obj is None:
         return None
@@ -109,6 +132,8 @@ def render(obj) -> str | None:
         return render_compare(obj)
     if name == "DatasetVersion":
         return render_version(obj)
+    if name == "ModelVersion":
+        return render_model(obj)
     if name == "DataFrame":
         import pandas as pd
 
@@ -121,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         ns = commands.parse(argv)
-        if ns.command in commands.KERNEL_ONLY:
-            print(f"mlops: `{ns.command}` works inside a notebook or IPython (%mlops {ns.command} ...); "
+        if ns.command in commands.KERNEL_ONLY or f"{ns.command}_{getattr(ns, 'action', '')}" in commands.KERNEL_ONLY:
+            what = ns.command if ns.command in commands.KERNEL_ONLY else f"{ns.command} {ns.action}"
+            print(f"mlops: `{what}` works inside a notebook or IPython (%mlops {what} ...); "
                   f"in a script use the Python API (import mlops_jupyter as mj)", file=sys.stderr)
             return 2
         ctx = commands.Context(face="cli")

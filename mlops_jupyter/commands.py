@@ -114,7 +114,7 @@ def _int(text: str) -> int:
 
 
 # -- the grammar --------------------------------------------------------------------------
-KERNEL_ONLY = {"track", "log", "param", "tag", "artifact", "watch"}
+KERNEL_ONLY = {"track", "log", "param", "tag", "artifact", "watch", "explain", "model_register"}
 CLI_ONLY = {"demo"}
 _PARSER: list[CommandParser] = []
 
@@ -207,8 +207,45 @@ def build_parser() -> CommandParser:
     dk.add_argument("ref")
     dk.add_argument("frame", help="a DataFrame variable (in a notebook) or a CSV/Parquet path")
 
-    p = sub.add_parser("lineage", help="data -> run -> data around a dataset version or a run, as a picture")
-    p.add_argument("ref", help="NAME@vN or a run")
+    p = sub.add_parser("model", help="register, list, alias and load models: register, ls, show, alias, history, load")
+    msub = p.add_subparsers(dest="action", metavar="register|ls|show|alias|history|load", parser_class=CommandParser)
+    msub.required = True
+    mr = msub.add_parser("register", help="save a model variable as the next version of NAME (in a notebook)")
+    mr.add_argument("model", help="the model variable")
+    mr.add_argument("--name", "-n", required=True, help="model name")
+    mr.add_argument("--example", help="a DataFrame or array variable: the input signature is inferred from it")
+    mr.add_argument("--alias", help="point this alias at the new version (e.g. staging)")
+    mr.add_argument("--pickle", action="store_true",
+                    help="store a model skops/XGBoost/LightGBM cannot save as a pickle (loading it runs code)")
+    mr.add_argument("--message", "-m", help="what this version is")
+    ml = msub.add_parser("ls", help="models with their latest version and aliases, or the versions of one model")
+    ml.add_argument("name", nargs="?")
+    mw = msub.add_parser("show", help="one version: signature, metrics, datasets, aliases, explanations")
+    mw.add_argument("ref", help="NAME@vN, NAME@ALIAS, NAME or models:/NAME/N")
+    ma = msub.add_parser("alias", help="point an alias at a version (the move is logged): model alias churn@v3 production")
+    ma.add_argument("ref")
+    ma.add_argument("alias")
+    ma.add_argument("--delete", action="store_true", help="remove the alias instead (ref names the model)")
+    mh = msub.add_parser("history", help="every alias move of a model: when, from which version to which, who")
+    mh.add_argument("name")
+    mo = msub.add_parser("load", help="load a version (in a notebook: returns the model; here: checks it loads)")
+    mo.add_argument("ref")
+    mo.add_argument("--pickle", action="store_true", help="allow loading a pickle (runs code from the file)")
+    mo.add_argument("--to", metavar="FILE", help="also write the saved model file here")
+
+    p = sub.add_parser("explain", help="SHAP or LIME explanations of a model on a frame, as a widget (in a notebook)")
+    p.add_argument("model", help="a model variable, or a registered model (NAME@ALIAS, NAME@vN)")
+    p.add_argument("frame", help="a DataFrame/array variable, or a dataset version (NAME@vN)")
+    p.add_argument("--method", choices=["shap", "lime"], default="shap")
+    p.add_argument("--rows", type=_positive_int, default=1000, help="explain at most this many rows (default 1000)")
+    p.add_argument("--row", type=_int, help="the row the per-row views start on (default 0)")
+    p.add_argument("--background", help="a frame variable for the background sample (default: 100 rows of the frame)")
+    p.add_argument("--class", dest="class_", metavar="CLASS", help="the class the row views start on")
+    p.add_argument("--pickle", action="store_true", help="allow loading a registered pickle model")
+    p.add_argument("--no-cache", action="store_true", help="compute again even if the store has this explanation")
+
+    p = sub.add_parser("lineage", help="data -> run -> data/model around a dataset version, a run or a model version")
+    p.add_argument("ref", help="NAME@vN, a run, or models:/NAME/N")
 
     p = sub.add_parser("gc", help="delete blobs that nothing references")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
@@ -269,7 +306,7 @@ def _store():
 
 def run_command(ns: argparse.Namespace, ctx: Context) -> Any:
     """Run a parsed command; returns a core object for the face to show (or None)."""
-    key = ns.command if ns.command not in ("track", "runs", "data") else f"{ns.command}_{ns.action or 'ls'}"
+    key = ns.command if ns.command not in ("track", "runs", "data", "model") else f"{ns.command}_{ns.action or 'ls'}"
     handler = HANDLERS[key]
     return handler(ns, ctx)
 
@@ -442,6 +479,100 @@ def _data_check(ns, ctx):
     return report
 
 
+def _variable(ctx: Context, word: str | None, what: str):
+    if word is None:
+        return None
+    value, is_var = _namespace_value(ctx, word)
+    if not is_var:
+        raise BadInput(f"{word!r} is not a variable in the notebook ({what})")
+    return value
+
+
+def _model_register(ns, ctx):
+    from . import models
+
+    model = _variable(ctx, ns.model, "the model to register")
+    example = _variable(ctx, ns.example, "--example")
+    if ns.pickle:
+        ctx.out("warning: stored as a pickle; loading it will run code from the file (load with --pickle)")
+    v = models.register(model, name=ns.name, example=example, alias=ns.alias, pickle=ns.pickle,
+                        message=ns.message)
+    ctx.out(f"registered {v}")
+    return v if ctx.face == "magic" else None
+
+
+def _model_ls(ns, ctx):
+    from . import models
+
+    return models.versions(ns.name) if ns.name else models.ls()
+
+
+def _model_show(ns, ctx):
+    from . import models
+
+    return models.get(ns.ref)
+
+
+def _model_alias(ns, ctx):
+    from . import models
+    from .models.registry import Registry
+
+    reg = Registry(_store())
+    if ns.delete:
+        name = models.parse_model_ref(ns.ref)[0]
+        prev = reg.delete_alias(name, ns.alias)
+        ctx.out(f"{name}: alias {ns.alias} removed (it pointed to v{prev})")
+        return None
+    v, prev = reg.set_alias(ns.ref, ns.alias)
+    moved = f" (was v{prev})" if prev is not None and prev != v.version else ""
+    ctx.out(f"{v.name}@{ns.alias} -> v{v.version}{moved}")
+    return None
+
+
+def _model_history(ns, ctx):
+    from . import models
+
+    return models.history(ns.name)
+
+
+def _model_load(ns, ctx):
+    from .models.registry import Registry
+
+    reg = Registry(_store())
+    v = reg.get(ns.ref)
+    model = reg.load(ns.ref, allow_pickle=ns.pickle)
+    if ns.to:
+        from pathlib import Path
+
+        from .store.blobs import _write_atomic
+
+        _write_atomic(Path(ns.to), [reg.store.blobs.get_bytes(v.digest)])
+        ctx.out(f"wrote {v.ref} ({v.flavor}, {v.size:,} bytes) to {ns.to}")
+    if ctx.face == "magic":
+        return model
+    ctx.out(f"{v.ref} loads: {type(model).__module__}.{type(model).__name__}")
+    return v
+
+
+def _explain(ns, ctx):
+    from .models.explain import explain
+
+    model, is_var = _namespace_value(ctx, ns.model)
+    if not is_var and ns.model.isidentifier() and "@" not in ns.model:
+        from .models.registry import Registry
+
+        try:
+            Registry(_store()).get(ns.model)
+        except MlopsError:
+            raise BadInput(f"{ns.model!r} is neither a model variable in the notebook nor a registered model") from None
+    frame, is_frame = _namespace_value(ctx, ns.frame)
+    if not is_frame and "@" not in ns.frame:
+        raise BadInput(f"{ns.frame!r} is neither a frame variable in the notebook nor a dataset version (NAME@vN)")
+    background = _variable(ctx, ns.background, "--background")
+    return explain(model, frame, method=ns.method, rows=ns.rows, row=ns.row, background=background,
+                   class_=ns.class_, cache=not ns.no_cache, pickle=ns.pickle, out=ctx.out)
+
+
 def _lineage(ns, ctx):
     from . import data
 
@@ -491,4 +622,6 @@ HANDLERS: dict[str, Callable] = {
     "fsck": _fsck, "help": _help, "version": _version, "demo": _demo,
     "data_add": _data_add, "data_ls": _data_ls, "data_show": _data_show, "data_diff": _data_diff,
     "data_checkout": _data_checkout, "data_load": _data_load, "data_check": _data_check, "lineage": _lineage,
+    "model_register": _model_register, "model_ls": _model_ls, "model_show": _model_show,
+    "model_alias": _model_alias, "model_history": _model_history, "model_load": _model_load, "explain": _explain,
 }

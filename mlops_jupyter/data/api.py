@@ -95,6 +95,8 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
     version = catalog.create(name, kind, digest, files, size, rows, message, source, run_id, current_user(),
                              summary)
     version.files = files
+    if kind == "table":
+        _remember(obj, version.ref)
     if run_id:
         catalog.record_lineage(run_id, version.id, "output" if output else "input")
     return version
@@ -143,7 +145,34 @@ def load(ref: str):
                        f"`mlops data checkout {v.ref} --to DIR`")
     if run_id:
         catalog.record_lineage(run_id, v.id, "input")
+    _remember(df, v.ref)
     return df
+
+
+# frames that came from (or went into) a version in this session: id -> (weakref, ref), so that
+# an explanation or a model trained on the object can name the data version
+_KNOWN: dict[int, tuple] = {}
+
+
+def _remember(obj: Any, ref: str) -> None:
+    import weakref
+
+    try:
+        w = weakref.ref(obj)
+    except TypeError:
+        return
+    if len(_KNOWN) > 1000:
+        for k in [k for k, (wr, _) in _KNOWN.items() if wr() is None]:
+            del _KNOWN[k]
+    _KNOWN[id(obj)] = (w, ref)
+
+
+def version_of(obj: Any) -> str | None:
+    """The dataset version *obj* was loaded from or added as, if it was in this session."""
+    got = _KNOWN.get(id(obj))
+    if got is None or got[0]() is not obj:
+        return None
+    return got[1]
 
 
 def checkout(ref: str, to: str | os.PathLike, force: bool = False):
@@ -298,15 +327,41 @@ def lineage(ref: str) -> Lineage:
         g.nodes[nid] = ("run", f"{name} ({run_id[:8]})", status)
         return nid
 
+    from ..models.registry import Registry, parse_model_ref
+
+    registry = Registry(store)
+
+    def model_node(mv) -> str:
+        nid = f"model:{mv.id}"
+        g.nodes[nid] = ("model", mv.ref, mv.flavor)
+        return nid
+
     def expand_run(run_id: str, name: str, status: str) -> str:
         rn = run_node(run_id, name, status)
         for direction, dv in catalog.versions_of_run(run_id):
             dn = data_node(dv)
             g.add_edge(dn, rn) if direction == "input" else g.add_edge(rn, dn)
+        for mv in registry.versions_of_run(run_id):
+            g.add_edge(rn, model_node(mv))
         return rn
 
+    if ref.startswith("models:/"):
+        mv = registry.get(ref)
+        g.focus = model_node(mv)
+        if mv.run_id:
+            row = store.meta.run_row(mv.run_id)
+            expand_run(mv.run_id, row["name"], row["status"])
+        return g
     if "@" in ref or _is_dataset(catalog, ref):
-        v = catalog.get(ref, with_files=False)
+        try:
+            v = catalog.get(ref, with_files=False)
+        except NotFound:
+            try:
+                parse_model_ref(ref)
+                mv = registry.get(ref)
+            except MlopsError:
+                raise NotFound(f"{ref!r} is neither a dataset version nor a model version") from None
+            return lineage(f"models:/{mv.name}/{mv.version}")
         g.focus = data_node(v)
         for r in catalog.runs_of(v.id):
             expand_run(r["run_id"], r["name"], r["status"])
@@ -314,7 +369,7 @@ def lineage(ref: str) -> Lineage:
     try:
         run_id = store.meta.resolve(ref)
     except MlopsError:
-        raise NotFound(f"{ref!r} is neither a dataset version (name@vN) nor a run") from None
+        raise NotFound(f"{ref!r} is neither a dataset version (name@vN), a model version nor a run") from None
     row = store.meta.run_row(run_id)
     g.focus = expand_run(run_id, row["name"], row["status"])
     return g

@@ -16,9 +16,9 @@ from ..store import schema as S
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def check_name(name: Any) -> str:
+def check_name(name: Any, what: str = "dataset") -> str:
     if not isinstance(name, str) or not NAME.match(name) or ".." in name:
-        raise BadInput(f"dataset name {name!r:.80} is not allowed: use letters, digits, '.', '_' and '-' "
+        raise BadInput(f"{what} name {name!r:.80} is not allowed: use letters, digits, '.', '_' and '-' "
                        "(no '/', '..', spaces or control characters; at most 128 characters)")
     return name
 

@@ -527,6 +527,12 @@ class MetadataStore:
                 .group_by(dv.c.name, dv.c.version).order_by(dv.c.name, dv.c.version)).all()
             users += [f"dataset {name}@v{version} ({n} packed files, e.g. {first})" if n > 1
                       else f"dataset {name}@v{version} file {first}" for name, version, n, first in in_pack]
+            mv = S.model_versions
+            users += [f"model {r.name}@v{r.version}" for r in conn.execute(
+                sa.select(mv.c.name, mv.c.version).where(mv.c.digest == digest))]
+            ef = S.explanation_files
+            users += [f"explanation {r.key[:12]} file {r.name}" for r in conn.execute(
+                sa.select(ef.c.key, ef.c.name).where(ef.c.digest == digest))]
         return users
 
     def close(self) -> None:

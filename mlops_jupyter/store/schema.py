@@ -183,15 +183,101 @@ lineage = Table(
 )
 Index("ix_lineage_version", lineage.c.version_id)
 
+# -- v4: model registry and explanations ------------------------------------------------------
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("created", Float, nullable=False),
+    Column("description", Text),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("run_id", String(32)),
+    Column("username", String(128)),
+    Column("flavor", String(16), nullable=False),  # sklearn | xgboost | lightgbm | pickle
+    Column("library", String(64)),
+    Column("library_version", String(64)),
+    Column("model_class", Text),
+    Column("digest", String(64), nullable=False),  # the saved model's blob
+    Column("size", BigInteger, nullable=False),
+    Column("signature", Text),  # JSON: input columns and dtypes, or array shape and dtype; classes
+    Column("metrics", Text),  # JSON: the run's metrics when the version was registered
+    Column("datasets", Text),  # JSON: dataset versions the run used
+    Column("trusted", Text),  # JSON: types skops may build when loading (recorded when saving)
+    Column("extra", Text),  # JSON: what the flavor needs to rebuild the object
+    Column("message", Text),
+    UniqueConstraint("name", "version", name="uq_model_version"),
+)
+Index("ix_model_versions_run", model_versions.c.run_id)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(128), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("name", "alias"),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("alias", String(128), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("username", String(128)),
+    Column("host", String(256)),
+    Column("at", Float, nullable=False),
+)
+Index("ix_alias_events_name", alias_events.c.name, alias_events.c.id)
+
+explanations = Table(
+    "explanations",
+    metadata,
+    Column("key", String(64), primary_key=True),  # BLAKE3 of model content, data content, options
+    Column("method", String(8), nullable=False),
+    Column("model_digest", String(64), nullable=False),
+    Column("data_digest", String(64), nullable=False),
+    Column("model_version_id", Integer),
+    Column("data_version_id", Integer),
+    Column("run_id", String(32)),
+    Column("created", Float, nullable=False),
+    Column("options", Text),
+    Column("meta", Text),  # JSON: explainer, notes, feature names, classes, shapes
+)
+Index("ix_explanations_model_version", explanations.c.model_version_id)
+
+explanation_files = Table(
+    "explanation_files",
+    metadata,
+    Column("key", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("key", "name"),
+)
+
 # Every (table, column, condition) that names a stored blob: ``gc`` keeps what any of them names.
 BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (artifacts, artifacts.c.digest, None),
     (version_files, version_files.c.digest, version_files.c.pack.is_(None)),
     (version_files, version_files.c.pack, version_files.c.pack.isnot(None)),
+    (model_versions, model_versions.c.digest, None),
+    (explanation_files, explanation_files.c.digest, None),
 ]
 
 V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
 V2_TABLES = [datasets, dataset_versions, version_files, lineage]
+V4_TABLES = [models, model_versions, model_aliases, alias_events, explanations, explanation_files]
 
 
 def _create(tables: list[Table]):
@@ -224,5 +310,6 @@ MIGRATIONS = [
     (1, _create(V1_TABLES)),
     (2, _create(V2_TABLES)),
     (3, _add_columns(version_files, ["pack", "pack_offset"])),
+    (4, _create(V4_TABLES)),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

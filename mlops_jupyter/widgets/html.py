@@ -225,6 +225,34 @@ def dataset_version_html(v) -> str:
     return "".join(parts)
 
 
+def model_version_html(v) -> str:
+    from ..models.signature import describe
+
+    al = "".join(f' <span class="mlops-badge" style="background:#fef7e0;color:#7a5b00">{shown(a)}</span>'
+                 for a in v.aliases)
+    parts = [CSS, f'<div class="mlops-h">{shown(v.ref)}{al} <small>{shown(v.model_class or "")}</small></div>']
+    info = [["uri", f"<code>{shown(v.uri)}</code>"], ["format", shown(v.flavor)],
+            ["library", shown(f"{v.library} {v.library_version}")], ["size", fmt_size(v.size)],
+            ["created", fmt_time(v.created)], ["by", shown(v.username or "")],
+            ["signature", shown(describe(v.signature))]]
+    if v.signature and v.signature.get("classes") is not None:
+        info.append(["classes", shown(", ".join(map(str, v.signature["classes"])))])
+    if v.message:
+        info.append(["message", shown(v.message)])
+    if v.run_id:
+        info.append(["run", f"<code>{v.run_id[:8]}</code>"])
+    if v.datasets:
+        info.append(["datasets", ", ".join(f"{shown(d['ref'])} ({shown(d['direction'])})" for d in v.datasets)])
+    if v.explanations:
+        info.append(["explanations", f"{len(v.explanations)} (" + ", ".join(sorted({e['method'] for e in v.explanations}))
+                     + ")"])
+    parts.append(table(["", ""], info))
+    if v.metrics:
+        parts.append('<div class="mlops-h">Metrics of the run</div>')
+        parts.append(table(["metric", "value"], [[shown(k), fmt_value(val)] for k, val in sorted(v.metrics.items())]))
+    return "".join(parts)
+
+
 def files_diff_html(d) -> str:
     rows = [['<span style="color:#188038">+ added</span>', shown(p), fmt_size(s)] for p, s in d.added[:500]]
     rows += [['<span style="color:#d93025">− removed</span>', shown(p), fmt_size(s)] for p, s in d.removed[:500]]

@@ -1,0 +1,78 @@
+"""Model registry: ``mj.models.register / load / get / ls / versions / alias / history``.
+
+    import mlops_jupyter as mj
+    v = mj.models.register(clf, name="churn", example=X_train, alias="staging")
+    model = mj.models.load("models:/churn@staging")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .registry import ModelVersion, parse_model_ref
+
+__all__ = ["register", "load", "get", "ls", "versions", "alias", "unalias", "history", "ModelVersion",
+           "parse_model_ref"]
+
+
+def _registry():
+    from ..store import open_store
+    from .registry import Registry
+
+    return Registry(open_store())
+
+
+def register(model: Any, name: str, example: Any = None, alias: str | None = None, pickle: bool = False,
+             message: str | None = None) -> ModelVersion:
+    """Save *model* as the next version of *name*.
+
+    Records the active run (its metrics are copied into the version) and the dataset
+    versions that run used, the input signature inferred from *example*, the library and
+    its version, and the size. scikit-learn models are saved with skops, XGBoost and
+    LightGBM in their own formats; anything else needs ``pickle=True`` (loading a pickle
+    runs code from the file).
+    """
+    from ..tracking.run import active_run
+
+    from .explain import remember_registered
+
+    run = active_run()
+    v = _registry().register(model, name, example=example, alias=alias, allow_pickle=pickle, message=message,
+                             run_id=run.run_id if run is not None else None)
+    remember_registered(model, v)
+    return v
+
+
+def load(ref: str, pickle: bool = False) -> Any:
+    """The model object of ``churn@production``, ``churn@v3``, ``models:/churn/3``, ... ."""
+    return _registry().load(ref, allow_pickle=pickle)
+
+
+def get(ref: str) -> ModelVersion:
+    """The registry record of a version (no model loaded)."""
+    return _registry().get(ref)
+
+
+def ls():
+    """Every model: latest version, aliases, class, size, when, run and metrics."""
+    return _registry().models()
+
+
+def versions(name: str):
+    return _registry().versions(name)
+
+
+def alias(ref: str, name: str) -> ModelVersion:
+    """Point alias *name* at version *ref* (moving it if it pointed elsewhere; the move is logged)."""
+    v, _ = _registry().set_alias(ref, name)
+    return v
+
+
+def unalias(model: str, name: str) -> int:
+    """Remove alias *name* of *model*; returns the version it pointed to."""
+    return _registry().delete_alias(model, name)
+
+
+def history(name: str):
+    """Every alias move of a model: when, which alias, from which version to which, who."""
+    return _registry().history(name)

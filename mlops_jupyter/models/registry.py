@@ -1,0 +1,324 @@
+"""The model registry: named models, versions v1..vN, free aliases with an audit log.
+
+Refs: ``churn`` (latest), ``churn@v3``, ``churn@production``, ``churn/3``, and MLflow's
+``models:/churn/3`` and ``models:/churn@production``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..data.catalog import check_name
+from ..exceptions import BadInput, NotFound
+from ..store import schema as S
+
+ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def check_alias(alias: Any) -> str:
+    if not isinstance(alias, str) or not ALIAS.match(alias) or re.fullmatch(r"v\d+", alias) or alias == "latest":
+        raise BadInput(f"alias {alias!r:.80} is not allowed: start with a letter, then letters, digits, '_' or '-' "
+                       "(at most 64; 'latest' and v<number> are versions)")
+    return alias
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """-> (name, version or None, alias or None); neither means the latest version."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise BadInput("name a model version, e.g. churn@v3, churn@production or models:/churn/3")
+    ref = ref.strip()
+    if ref.startswith("models:/"):
+        ref = ref[len("models:/"):]
+        if "/" in ref:
+            name, _, ver = ref.partition("/")
+            if not ver.isdigit():
+                raise BadInput(f"models:/{ref}: the part after the name is a version number")
+            return check_name(name, "model"), int(ver), None
+    if "@" in ref:
+        name, _, tail = ref.partition("@")
+        check_name(name, "model")
+        if tail in ("", "latest"):
+            return name, None, None
+        m = re.fullmatch(r"v(\d+)", tail)
+        if m:
+            return name, int(m.group(1)), None
+        return name, None, check_alias(tail)
+    if "/" in ref:
+        name, _, ver = ref.partition("/")
+        if ver.isdigit():
+            return check_name(name, "model"), int(ver), None
+    return check_name(ref, "model"), None, None
+
+
+@dataclass
+class ModelVersion:
+    id: int
+    name: str
+    version: int
+    created: float
+    run_id: str | None
+    username: str | None
+    flavor: str
+    library: str | None
+    library_version: str | None
+    model_class: str | None
+    digest: str
+    size: int
+    signature: dict | None
+    metrics: dict
+    datasets: list[dict]
+    trusted: list[str]
+    extra: dict
+    message: str | None
+    aliases: list[str] = field(default_factory=list)
+    explanations: list[dict] = field(default_factory=list, repr=False)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@v{self.version}"
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def __str__(self) -> str:
+        al = f" [{', '.join(self.aliases)}]" if self.aliases else ""
+        return (f"{self.ref}{al} ({self.model_class}, {self.flavor}, {self.size:,} bytes"
+                f"{', run ' + self.run_id[:8] if self.run_id else ''})")
+
+    def load(self, allow_pickle: bool = False):
+        return load(self.ref, allow_pickle=allow_pickle)
+
+    def _repr_html_(self) -> str:
+        from ..widgets.html import model_version_html
+
+        return model_version_html(self)
+
+
+def _row(r, aliases: list[str] | None = None) -> ModelVersion:
+    d = dict(r._mapping)
+    for k, default in (("signature", None), ("metrics", {}), ("datasets", []), ("trusted", []), ("extra", {})):
+        d[k] = json.loads(d[k]) if d.get(k) else default
+    return ModelVersion(**d, aliases=aliases or [])
+
+
+class Registry:
+    def __init__(self, store):
+        self.store = store
+        self.meta = store.meta
+
+    # -- writing ----------------------------------------------------------------
+    def register(self, model: Any, name: str, example: Any = None, alias: str | None = None,
+                 allow_pickle: bool = False, message: str | None = None, run_id: str | None = None) -> ModelVersion:
+        from ..data.catalog import Catalog
+        from ..tracking.capture import current_user
+        from . import flavors, signature
+
+        check_name(name, "model")
+        if alias is not None:
+            check_alias(alias)
+        saved = flavors.save(model, allow_pickle=allow_pickle)
+        sig = signature.infer(example, model)
+        digest, size = self.store.blobs.put_bytes(saved.data)
+        metrics: dict = {}
+        datasets: list[dict] = []
+        if run_id:
+            self.store.writer.flush()
+            metrics = {k: v[0] for k, v in self.meta.latest_metrics([run_id]).get(run_id, {}).items()}
+            datasets = [{"ref": v.ref, "id": v.id, "direction": d}
+                        for d, v in Catalog(self.meta).versions_of_run(run_id)]
+        mv = S.model_versions
+        user = current_user()
+        out: dict = {}
+
+        def work(conn):
+            if conn.execute(sa.select(S.models.c.name).where(S.models.c.name == name)).first() is None:
+                conn.execute(S.models.insert().values(name=name, created=time.time()))
+            last = conn.execute(sa.select(sa.func.max(mv.c.version)).where(mv.c.name == name)).scalar() or 0
+            row = dict(name=name, version=last + 1, created=time.time(), run_id=run_id, username=user,
+                       flavor=saved.flavor, library=saved.library, library_version=saved.library_version,
+                       model_class=saved.model_class, digest=digest, size=size,
+                       signature=json.dumps(sig) if sig else None, metrics=json.dumps(metrics),
+                       datasets=json.dumps(datasets), trusted=json.dumps(saved.trusted),
+                       extra=json.dumps(saved.extra), message=message)
+            vid = conn.execute(mv.insert().values(**row)).inserted_primary_key[0]
+            if alias:
+                self._move_alias(conn, name, alias, last + 1, user)
+            out["row"] = conn.execute(sa.select(mv).where(mv.c.id == vid)).first()
+
+        self.meta._retrying(work)
+        return _row(out["row"], [alias] if alias else [])
+
+    def _move_alias(self, conn, name: str, alias: str, version: int | None, user: str) -> int | None:
+        ma = S.model_aliases
+        cur = conn.execute(sa.select(ma.c.version).where(ma.c.name == name, ma.c.alias == alias)).scalar()
+        if cur == version:
+            return cur
+        if cur is not None:
+            conn.execute(ma.delete().where(ma.c.name == name, ma.c.alias == alias))
+        if version is not None:
+            conn.execute(ma.insert().values(name=name, alias=alias, version=version))
+        import socket
+
+        conn.execute(S.alias_events.insert().values(name=name, alias=alias, from_version=cur, to_version=version,
+                                                    username=user, host=socket.gethostname(), at=time.time()))
+        return cur
+
+    def set_alias(self, ref: str, alias: str) -> tuple[ModelVersion, int | None]:
+        """Point *alias* at the version *ref* names; returns (version, previous version number)."""
+        from ..tracking.capture import current_user
+
+        check_alias(alias)
+        v = self.get(ref)
+        out: dict = {}
+
+        def work(conn):
+            out["prev"] = self._move_alias(conn, v.name, alias, v.version, current_user())
+
+        self.meta._retrying(work)
+        return self.get(v.ref), out["prev"]
+
+    def delete_alias(self, name: str, alias: str) -> int:
+        from ..tracking.capture import current_user
+
+        check_name(name, "model")
+        check_alias(alias)
+        out: dict = {}
+
+        def work(conn):
+            out["prev"] = self._move_alias(conn, name, alias, None, current_user())
+
+        self.meta._retrying(work)
+        if out["prev"] is None:
+            raise NotFound(f"model {name!r} has no alias {alias!r}")
+        return out["prev"]
+
+    # -- reading ----------------------------------------------------------------
+    def get(self, ref: str) -> ModelVersion:
+        name, version, alias = parse_model_ref(ref)
+        mv, ma = S.model_versions, S.model_aliases
+        with self.meta.read() as conn:
+            if alias is not None:
+                version = conn.execute(sa.select(ma.c.version).where(ma.c.name == name, ma.c.alias == alias)).scalar()
+                if version is None:
+                    self._not_found(conn, name, f"no alias {alias!r}")
+            q = sa.select(mv).where(mv.c.name == name)
+            q = q.where(mv.c.version == version) if version is not None else q.order_by(mv.c.version.desc()).limit(1)
+            r = conn.execute(q).first()
+            if r is None:
+                self._not_found(conn, name, f"no version v{version}" if version is not None else "no versions")
+            aliases = sorted(conn.execute(sa.select(ma.c.alias).where(ma.c.name == name, ma.c.version == r.version))
+                             .scalars())
+            ex = S.explanations
+            exps = [dict(x._mapping) for x in conn.execute(
+                sa.select(ex.c.key, ex.c.method, ex.c.created, ex.c.data_version_id)
+                .where(ex.c.model_version_id == r.id).order_by(ex.c.created))]
+        v = _row(r, aliases)
+        v.explanations = exps
+        return v
+
+    def _not_found(self, conn, name: str, what: str):
+        mv = S.model_versions
+        last = conn.execute(sa.select(sa.func.max(mv.c.version)).where(mv.c.name == name)).scalar()
+        if last is None:
+            raise NotFound(f"no model {name!r} (see `mlops model ls`)")
+        aliases = sorted(conn.execute(sa.select(S.model_aliases.c.alias).where(S.model_aliases.c.name == name))
+                         .scalars())
+        known = f"v1..v{last}" + (f", aliases {', '.join(aliases)}" if aliases else "")
+        raise NotFound(f"model {name!r} has {what} (it has {known})")
+
+    def load(self, ref: str, allow_pickle: bool = False) -> Any:
+        from . import flavors
+
+        v = self.get(ref)
+        if v.flavor == "pickle" and not allow_pickle:  # refuse before reading the file
+            flavors.load(b"", "pickle", None, None, allow_pickle=False, label=v.ref)
+        data = self.store.blobs.get_bytes(v.digest)
+        return flavors.load(data, v.flavor, v.trusted, v.extra, allow_pickle=allow_pickle, label=v.ref)
+
+    def models(self):
+        """One row per model: latest version, aliases, when, by which run."""
+        import pandas as pd
+
+        mv, ma = S.model_versions, S.model_aliases
+        latest = sa.select(mv.c.name, sa.func.max(mv.c.version).label("v")).group_by(mv.c.name).subquery()
+        with self.meta.read() as conn:
+            rows = conn.execute(sa.select(mv).join(latest, sa.and_(mv.c.name == latest.c.name,
+                                                                   mv.c.version == latest.c.v))
+                                .order_by(mv.c.name)).all()
+            al: dict[str, list[str]] = {}
+            for r in conn.execute(sa.select(ma).order_by(ma.c.alias)):
+                al.setdefault(r.name, []).append(f"{r.alias}->v{r.version}")
+        recs = []
+        for r in rows:
+            v = _row(r)
+            recs.append({"name": v.name, "latest": f"v{v.version}", "aliases": ", ".join(al.get(v.name, [])),
+                         "class": (v.model_class or "").rsplit(".", 1)[-1], "flavor": v.flavor, "size": v.size,
+                         "created": pd.Timestamp(v.created, unit="s", tz="UTC"),
+                         "run_id": v.run_id, "metrics": _metrics_text(v.metrics)})
+        return _frame(recs, ["name", "latest", "aliases", "class", "flavor", "size", "created", "run_id", "metrics"])
+
+    def versions(self, name: str):
+        import pandas as pd
+
+        check_name(name, "model")
+        mv, ma = S.model_versions, S.model_aliases
+        with self.meta.read() as conn:
+            rows = conn.execute(sa.select(mv).where(mv.c.name == name).order_by(mv.c.version)).all()
+            if not rows:
+                raise NotFound(f"no model {name!r} (see `mlops model ls`)")
+            al: dict[int, list[str]] = {}
+            for r in conn.execute(sa.select(ma).where(ma.c.name == name).order_by(ma.c.alias)):
+                al.setdefault(r.version, []).append(r.alias)
+        recs = []
+        for r in rows:
+            v = _row(r)
+            recs.append({"ref": v.ref, "aliases": ", ".join(al.get(v.version, [])),
+                         "class": (v.model_class or "").rsplit(".", 1)[-1], "flavor": v.flavor, "size": v.size,
+                         "created": pd.Timestamp(v.created, unit="s", tz="UTC"), "run_id": v.run_id,
+                         "datasets": ", ".join(d["ref"] for d in v.datasets if d.get("direction") == "input"),
+                         "metrics": _metrics_text(v.metrics), "signature": _sig_text(v.signature)})
+        return _frame(recs, ["ref", "aliases", "class", "flavor", "size", "created", "run_id", "datasets",
+                             "metrics", "signature"])
+
+    def history(self, name: str):
+        import pandas as pd
+
+        check_name(name, "model")
+        ev = S.alias_events
+        with self.meta.read() as conn:
+            rows = conn.execute(sa.select(ev).where(ev.c.name == name).order_by(ev.c.id)).all()
+            if not rows and conn.execute(sa.select(S.models.c.name).where(S.models.c.name == name)).first() is None:
+                raise NotFound(f"no model {name!r} (see `mlops model ls`)")
+        recs = [{"when": pd.Timestamp(r.at, unit="s", tz="UTC"), "alias": r.alias,
+                 "from": f"v{r.from_version}" if r.from_version is not None else "",
+                 "to": f"v{r.to_version}" if r.to_version is not None else "(removed)",
+                 "user": r.username, "host": r.host} for r in rows]
+        return _frame(recs, ["when", "alias", "from", "to", "user", "host"])
+
+    def versions_of_run(self, run_id: str) -> list[ModelVersion]:
+        mv = S.model_versions
+        with self.meta.read() as conn:
+            return [_row(r) for r in conn.execute(sa.select(mv).where(mv.c.run_id == run_id).order_by(mv.c.id))]
+
+
+def _metrics_text(metrics: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())[:6])
+
+
+def _sig_text(sig) -> str:
+    from .signature import describe
+
+    return describe(sig)
+
+
+def _frame(recs: list[dict], cols: list[str]):
+    import pandas as pd
+
+    return pd.DataFrame(recs, columns=cols)

@@ -1,0 +1,101 @@
+"""Input signatures inferred from an example, and checks of new input against them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exceptions import BadInput
+
+
+def _is_polars(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "polars" and type(x).__name__ == "DataFrame"
+
+
+def as_pandas(x: Any):
+    """pandas frames pass through; polars frames are converted (explainers and models want pandas)."""
+    if _is_polars(x):
+        return x.to_pandas()
+    return x
+
+
+def infer(example: Any, model: Any = None) -> dict | None:
+    """Column names and dtypes of a frame, or the shape (first axis free) and dtype of an array."""
+    if example is None:
+        sig: dict = {}
+    else:
+        example = as_pandas(example)
+        import numpy as np
+        import pandas as pd
+
+        if isinstance(example, pd.DataFrame):
+            sig = {"type": "dataframe", "columns": [{"name": str(c), "dtype": str(t)}
+                                                    for c, t in example.dtypes.items()]}
+        elif isinstance(example, pd.Series):
+            sig = {"type": "dataframe", "columns": [{"name": str(example.name), "dtype": str(example.dtype)}]}
+        else:
+            try:
+                arr = np.asarray(example)
+            except Exception:
+                raise BadInput(f"cannot infer a signature from a {type(example).__name__}: "
+                               "give a DataFrame or an array") from None
+            if arr.dtype == object and arr.ndim == 0:
+                raise BadInput(f"cannot infer a signature from a {type(example).__name__}: "
+                               "give a DataFrame or an array")
+            sig = {"type": "ndarray", "shape": [None, *arr.shape[1:]], "dtype": str(arr.dtype)}
+    classes = getattr(model, "classes_", None) if model is not None else None
+    if classes is not None:
+        try:
+            sig["classes"] = [c.item() if hasattr(c, "item") else c for c in list(classes)]
+        except Exception:
+            pass
+    if model is not None:
+        sig["task"] = task_of(model)
+    return sig or None
+
+
+def task_of(model: Any) -> str:
+    if hasattr(model, "predict_proba") or getattr(model, "_estimator_type", None) == "classifier":
+        return "classification"
+    return "regression"
+
+
+def check(sig: dict | None, X: Any, what: str = "X") -> None:
+    """Raise one BadInput line naming what does not fit the signature."""
+    if not sig or "type" not in sig:
+        return
+    X = as_pandas(X)
+    import numpy as np
+    import pandas as pd
+
+    if sig["type"] == "dataframe":
+        want = [c["name"] for c in sig["columns"]]
+        if not isinstance(X, pd.DataFrame):
+            arr = np.asarray(X)
+            if arr.ndim != 2 or arr.shape[1] != len(want):
+                raise BadInput(f"{what} should be a table with columns {', '.join(want)}; "
+                               f"got a {type(X).__name__} of shape {arr.shape}")
+            return
+        have = [str(c) for c in X.columns]
+        missing = [c for c in want if c not in have]
+        extra = [c for c in have if c not in want]
+        if missing:
+            hint = f"; unexpected: {', '.join(extra[:10])}" if extra else ""
+            raise BadInput(f"{what} lacks column(s) {', '.join(missing[:10])} of the model's signature{hint}")
+        if extra:
+            raise BadInput(f"{what} has column(s) the model's signature does not know: {', '.join(extra[:10])}")
+    else:
+        arr = np.asarray(X)
+        shape = sig.get("shape") or []
+        if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+            raise BadInput(f"{what} has shape {tuple(arr.shape)}; the model expects "
+                           f"({', '.join('n' if s is None else str(s) for s in shape)})")
+
+
+def describe(sig: dict | None) -> str:
+    if not sig or "type" not in sig:
+        return "no signature"
+    if sig["type"] == "dataframe":
+        cols = sig["columns"]
+        shown = ", ".join(f"{c['name']}: {c['dtype']}" for c in cols[:8])
+        return f"{len(cols)} columns ({shown}{', ...' if len(cols) > 8 else ''})"
+    return f"array {tuple('n' if s is None else s for s in sig['shape'])} {sig['dtype']}"
