@@ -56,6 +56,10 @@ def test_demo_notebook_end_to_end(tmp_path, capsys):
     # the live chart widget was displayed under the cell that started the run
     outs = outputs(tmp_path / "demo" / "retraining.out.ipynb")
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs)
+    # data -> run -> model: the registered version knows its run, metrics and training data
+    v = mj.models.get("breast-cancer@staging")
+    assert v.run_id == forest.run_id and v.metrics["auc"] > 0.9
+    assert [d["ref"] for d in v.datasets] == ["breast-cancer-train@v1"] and v.explanations
 
 
 def test_papermill_parameters_and_failures(project):
@@ -149,3 +153,24 @@ def test_data_magics_in_a_kernel_show_a_notebook_progress_bar(project):
     assert not any(o.get("name") == "stderr" and "hashing" in o.get("text", "") for o in add_out)
     assert len(list((project / "restored").iterdir())) == 2500
     assert mj.data.get("raw@v1").n_files == 2500 and mj.data.get("train").rows == 5
+
+
+def test_register_and_explain_in_a_kernel(project):
+    """The registry and the explanation widget through a real kernel, as a notebook user runs them."""
+    from nbclient import NotebookClient
+
+    path = make_nb(project / "explain.ipynb", "%load_ext mlops_jupyter",
+                   "from sklearn.datasets import make_classification\n"
+                   "from sklearn.ensemble import GradientBoostingClassifier\nimport pandas as pd\n"
+                   "X, y = make_classification(n_samples=300, n_features=5, random_state=0)\n"
+                   "X_train = pd.DataFrame(X, columns=list('abcde'))\n"
+                   "clf = GradientBoostingClassifier(n_estimators=10).fit(X_train, y)",
+                   "%mlops model register clf --name churn --example X_train --alias production",
+                   "model = %mlops model load churn@production\nassert (model.predict(X_train) == y).mean() > 0.8",
+                   "%mlops explain churn@production X_train --rows 100")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    out = nb.cells[4].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in out), out
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+    assert mj.models.get("churn@production").explanations

@@ -345,6 +345,13 @@ def lineage(ref: str) -> Lineage:
             g.add_edge(rn, model_node(mv))
         return rn
 
+    def registry_has(r: str) -> bool:
+        try:
+            registry.get(r)
+            return True
+        except MlopsError:
+            return False
+
     if ref.startswith("models:/"):
         mv = registry.get(ref)
         g.focus = model_node(mv)
@@ -355,7 +362,9 @@ def lineage(ref: str) -> Lineage:
     if "@" in ref or _is_dataset(catalog, ref):
         try:
             v = catalog.get(ref, with_files=False)
-        except NotFound:
+        except (NotFound, BadInput) as data_error:
+            if not registry_has(ref):
+                raise data_error
             try:
                 parse_model_ref(ref)
                 mv = registry.get(ref)

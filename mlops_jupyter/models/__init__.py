@@ -45,7 +45,13 @@ def register(model: Any, name: str, example: Any = None, alias: str | None = Non
 
 def load(ref: str, pickle: bool = False) -> Any:
     """The model object of ``churn@production``, ``churn@v3``, ``models:/churn/3``, ... ."""
-    return _registry().load(ref, allow_pickle=pickle)
+    from .explain import remember_registered
+
+    reg = _registry()
+    v = reg.get(ref)
+    model = reg.load(f"{v.name}@v{v.version}", allow_pickle=pickle)
+    remember_registered(model, v)  # explaining this object links the version
+    return model
 
 
 def get(ref: str) -> ModelVersion:

@@ -177,6 +177,12 @@ class Explanation:
 
 
 # -- helpers --------------------------------------------------------------------------------------------
+def _numeric(dtype) -> bool:
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return is_numeric_dtype(dtype) or is_bool_dtype(dtype)
+
+
 def _final_estimator(model):
     steps = getattr(model, "steps", None)
     return steps[-1][1] if steps else model
@@ -232,17 +238,19 @@ def _check_fitted(model) -> None:
         raise BadInput(f"a {type(model).__name__} has no predict(): give a fitted model")
 
 
-def _predict_fn(model, columns, dtypes, proba: bool):
-    """A function of a numpy array, as explainers call it, that feeds the model a frame like X."""
+def _predict_fn(model, columns, dtypes, proba: bool, decode: dict | None = None):
+    """A function of a numpy array, as explainers call it, that feeds the model a frame like X
+    (*decode*: column position -> categories, for columns that travel as codes)."""
     import pandas as pd
 
     fn = model.predict_proba if proba else model.predict
-    wants_frame = hasattr(model, "feature_names_in_") or any(str(t) in ("object", "category", "string", "bool")
-                                                             for t in dtypes)
+    wants_frame = hasattr(model, "feature_names_in_") or bool(decode) or any(not _numeric(t) for t in dtypes)
 
     def f(arr):
         if wants_frame:
             df = pd.DataFrame(arr, columns=columns)
+            for j, index in (decode or {}).items():
+                df[columns[j]] = np.asarray(index, dtype=object)[np.asarray(arr[:, j], dtype=float).astype(int)]
             for c, t in zip(columns, dtypes):
                 try:
                     df[c] = df[c].astype(t)
@@ -309,11 +317,9 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
         model_version, model_digest = mv, mv.digest
         model = reg.load(model, allow_pickle=pickle)
     else:
-        model_version = _registered.get(id(model))
-        if model_version is not None and model_version[0]() is not model:
-            model_version = None
-        if model_version is not None:
-            model_version = model_version[1]
+        known = _registered.get(id(model))
+        if known is not None and known[0]() is model:
+            model_version, model_digest = known[1], known[1].digest
     data_version = None
     if isinstance(X, str):
         from .. import data
@@ -350,7 +356,7 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
             raise BadInput(f"--background lacks column(s) {', '.join(map(str, missing[:10]))}")
         bg = bg[list(Xf.columns)]
     if method == "lime":
-        text = [str(c) for c, t in Xe.dtypes.items() if not np.issubdtype(t, np.number) and str(t) != "bool"]
+        text = [str(c) for c, t in Xe.dtypes.items() if not _numeric(t)]
         if text:
             raise BadInput(f"LIME cannot perturb non-numeric column(s) {', '.join(text[:10])}: encode them as "
                            "numbers first, or use --method shap")
@@ -385,9 +391,9 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
     if total > len(Xe):
         say(f"explaining the first {len(Xe):,} of {total:,} rows (--rows changes this)")
     if method == "shap":
-        ex = _shap(model, Xe, bg, progress, say)
+        ex = _shap(model, Xe, bg, progress, say, pool=Xf)
     else:
-        ex = _lime_setup(model, Xe, bg)
+        ex = _lime_setup(model, Xe, bg if bg is not None else Xf, bg is not None)
     ex.row = row
     ex.key = key
     ex._model = model
@@ -423,7 +429,7 @@ def remember_registered(model: Any, version) -> None:
     _registered[id(model)] = (ref, version)
 
 
-def _shap(model, Xe, bg, progress: bool, say) -> Explanation:
+def _shap(model, Xe, bg, progress: bool, say, pool=None) -> Explanation:
     import warnings
 
     try:
@@ -438,7 +444,7 @@ def _shap(model, Xe, bg, progress: bool, say) -> Explanation:
     explainer = None
     name = ""
     output = "prediction"
-    numeric = all(np.issubdtype(t, np.number) or str(t) == "bool" for t in Xe.dtypes)
+    numeric = all(_numeric(t) for t in Xe.dtypes)
     if est is model and _is_tree(model) and numeric:
         try:
             with warnings.catch_warnings():
@@ -450,7 +456,7 @@ def _shap(model, Xe, bg, progress: bool, say) -> Explanation:
         except Exception as e:  # a tree model shap does not know
             notes.append(f"TreeExplainer does not support this model ({str(e).splitlines()[0][:80]})")
             explainer = None
-    sample = bg if bg is not None else Xe
+    sample = bg if bg is not None else (pool if pool is not None else Xe)
     if len(sample) > BACKGROUND:
         sample = sample.sample(BACKGROUND, random_state=0)
     bg_note = (f"background: {len(sample)} rows " + ("of --background" if bg is not None else "sampled from X"))
@@ -459,22 +465,42 @@ def _shap(model, Xe, bg, progress: bool, say) -> Explanation:
         name = "LinearExplainer"
         output = "log-odds" if classifier else "prediction"
         notes.append(bg_note)
+    encode = None
     if explainer is None:
-        f = _predict_fn(model, list(Xe.columns), list(Xe.dtypes), proba=classifier and hasattr(model, "predict_proba"))
-        masker = shap.maskers.Independent(sample.to_numpy(), max_samples=len(sample))
+        import pandas as pd
+
+        # explainers mask numbers: text and categorical columns travel as codes, decoded for the model
+        cats = {c: pd.Index(pd.concat([Xe[c], sample[c]]).astype(object).unique())
+                for c, t in Xe.dtypes.items() if not _numeric(t)}
+
+        def encode(df):
+            out = df.copy()
+            for c, index in cats.items():
+                out[c] = index.get_indexer(df[c].astype(object))
+            return out.to_numpy(dtype=float)
+
+        f = _predict_fn(model, list(Xe.columns), list(Xe.dtypes), proba=classifier and hasattr(model, "predict_proba"),
+                        decode={list(Xe.columns).index(c): index for c, index in cats.items()})
+        masker = shap.maskers.Independent(encode(sample), max_samples=len(sample))
         explainer = shap.PermutationExplainer(f, masker, feature_names=features)
         name = "PermutationExplainer (model-agnostic)"
         output = "probability" if classifier and hasattr(model, "predict_proba") else "prediction"
         notes.append(bg_note)
     is_tree = name.startswith("TreeExplainer")
-    arr = Xe if is_tree else Xe.to_numpy(dtype=float) if name.startswith("Linear") else Xe.to_numpy()
+    arr = Xe if is_tree else Xe.to_numpy(dtype=float) if name.startswith("Linear") else encode(Xe)
 
     def run(part):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if name.startswith("Permutation"):
-                return explainer(part, silent=True)
-            return explainer(part)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if name.startswith("Permutation"):
+                    return explainer(part, silent=True)
+                return explainer(part)
+        except (MlopsError, KeyboardInterrupt):
+            raise
+        except Exception as e:
+            raise MlopsError(f"SHAP's {name.split(' ')[0]} failed on this model: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
 
     n = len(Xe)
     # time a small first chunk; go on in one call when the rest is quick, else in chunks under a bar
@@ -489,7 +515,7 @@ def _shap(model, Xe, bg, progress: bool, say) -> Explanation:
             say(f"SHAP {name}: {n:,} rows, about {estimate:.0f} s")
             from tqdm.auto import tqdm
 
-            step = max(1, int(0.5 / max(per_row, 1e-9)))
+            step = max(1, int(1.0 / max(per_row, 1e-9)))  # about a second a chunk: the bar moves, calls stay few
             with tqdm(total=n, initial=first, unit="row", desc="SHAP", disable=not progress, leave=False) as bar:
                 i = first
                 while i < n:
@@ -510,14 +536,14 @@ def _shap(model, Xe, bg, progress: bool, say) -> Explanation:
     return Explanation("shap", name, features, Xe.reset_index(drop=True), values, base, classes, output, notes)
 
 
-def _lime_setup(model, Xe, bg) -> Explanation:
+def _lime_setup(model, Xe, train, from_user: bool) -> Explanation:
     features = [str(c) for c in Xe.columns]
     classes = list(getattr(model, "classes_", [])) or None
     ex = Explanation("lime", "LimeTabularExplainer", features, Xe.reset_index(drop=True), None, None, classes,
                      "probability" if _is_classifier(model) else "prediction",
-                     [f"background: {min(len(bg if bg is not None else Xe), 1000)} rows "
-                      + ("of --background" if bg is not None else "of X")])
-    ex._background = bg
+                     [f"training statistics: {min(len(train), 1000)} rows "
+                      + ("of --background" if from_user else "of X")])
+    ex._background = train
     return ex
 
 
