@@ -244,6 +244,17 @@ def build_parser() -> CommandParser:
     p.add_argument("--pickle", action="store_true", help="allow loading a registered pickle model")
     p.add_argument("--no-cache", action="store_true", help="compute again even if the store has this explanation")
 
+    p = sub.add_parser("serve", help="serve a registered model over HTTP: serve churn@production --port 8080 "
+                                     "(in a notebook: in the background; `serve stop` ends it)")
+    p.add_argument("ref", help="NAME@ALIAS or NAME@vN (or `stop`)")
+    p.add_argument("--port", type=_positive_int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (other than 127.0.0.1 needs a token)")
+    p.add_argument("--token-file", help="file holding the bearer token (else $MLOPS_SERVE_TOKEN)")
+    p.add_argument("--ab", help="split traffic by weight: churn@v3:0.9,churn@v4:0.1")
+    p.add_argument("--tls-cert", help="certificate file: serve HTTPS")
+    p.add_argument("--tls-key", help="key file for --tls-cert")
+    p.add_argument("--pickle", action="store_true", help="allow serving a model stored as a pickle")
+
     p = sub.add_parser("lineage", help="data -> run -> data/model around a dataset version, a run or a model version")
     p.add_argument("ref", help="NAME@vN, a run, or models:/NAME/N")
 
@@ -573,6 +584,35 @@ def _explain(ns, ctx):
                    class_=ns.class_, cache=not ns.no_cache, pickle=ns.pickle, out=ctx.out)
 
 
+def _serve(ns, ctx):
+    from .serving import server
+
+    if ns.ref == "stop":
+        stopped = server.stop_background(ns.port if "--port" in ctx.extra.get("argv", []) else None)
+        ctx.out("stopped " + ", ".join(stopped) if stopped else "no server was running")
+        return None
+    refs = server.parse_ab(ns.ab) if ns.ab else [(ns.ref, 1.0)]
+    token = server.read_token(ns.token_file)
+    if bool(ns.tls_cert) != bool(ns.tls_key):
+        raise BadInput("--tls-cert and --tls-key go together")
+    from .models.registry import Registry
+
+    reg = Registry(_store())
+    for ref, _ in refs:
+        reg.get(ref)  # an unknown ref is one line now, not a failed start-up later
+    kw = dict(tls_cert=ns.tls_cert, tls_key=ns.tls_key, allow_pickle=ns.pickle)
+    note = "" if token else " (no token: listening on 127.0.0.1 only)"
+    if ctx.face == "magic":
+        bg = server.start_background(refs, ns.host, ns.port, token, **kw)
+        ctx.out(f"serving {', '.join(r for r, _ in refs)} at {bg.url}{note}; stop with %mlops serve stop")
+        return None
+    import uvicorn
+
+    ctx.out(f"serving {', '.join(r for r, _ in refs)} at http://{ns.host}:{ns.port}{note}; Ctrl-C stops")
+    uvicorn.Server(server.config(refs, ns.host, ns.port, token, **kw)).run()
+    return None
+
+
 def _lineage(ns, ctx):
     from . import data
 
@@ -624,4 +664,5 @@ HANDLERS: dict[str, Callable] = {
     "data_checkout": _data_checkout, "data_load": _data_load, "data_check": _data_check, "lineage": _lineage,
     "model_register": _model_register, "model_ls": _model_ls, "model_show": _model_show,
     "model_alias": _model_alias, "model_history": _model_history, "model_load": _model_load, "explain": _explain,
+    "serve": _serve,
 }

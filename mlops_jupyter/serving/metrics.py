@@ -1,0 +1,58 @@
+"""Prometheus text-format metrics, kept in plain dicts (one event loop: no locks needed)."""
+
+from __future__ import annotations
+
+import bisect
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self):
+        self.requests: dict[tuple[str, str, int], int] = {}  # (route, version, status) -> count
+        self.rows: dict[str, int] = {}
+        self.hist: dict[str, list[int]] = {}  # version -> bucket counts (+Inf last)
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.unauthorized = 0
+        self.log_dropped = 0
+        self.log_errors = 0
+        self.logged = 0
+
+    def observe(self, route: str, version: str, status: int, seconds: float, rows: int = 0) -> None:
+        k = (route, version, status)
+        self.requests[k] = self.requests.get(k, 0) + 1
+        if status < 400 and version:
+            h = self.hist.get(version)
+            if h is None:
+                h = self.hist[version] = [0] * (len(BUCKETS) + 1)
+            h[bisect.bisect_left(BUCKETS, seconds)] += 1
+            self.sums[version] = self.sums.get(version, 0.0) + seconds
+            self.counts[version] = self.counts.get(version, 0) + 1
+            self.rows[version] = self.rows.get(version, 0) + rows
+
+    def render(self) -> str:
+        out = ["# HELP mlops_requests_total Requests by route, model version and status.",
+               "# TYPE mlops_requests_total counter"]
+        for (route, version, status), n in sorted(self.requests.items()):
+            out.append(f'mlops_requests_total{{route="{route}",version="{version}",status="{status}"}} {n}')
+        out += ["# HELP mlops_predicted_rows_total Rows predicted by model version.",
+                "# TYPE mlops_predicted_rows_total counter"]
+        out += [f'mlops_predicted_rows_total{{version="{v}"}} {n}' for v, n in sorted(self.rows.items())]
+        out += ["# HELP mlops_request_seconds Latency of successful predictions by model version.",
+                "# TYPE mlops_request_seconds histogram"]
+        for v, h in sorted(self.hist.items()):
+            acc = 0
+            for le, n in zip([*map(str, BUCKETS), "+Inf"], h):
+                acc += n
+                out.append(f'mlops_request_seconds_bucket{{version="{v}",le="{le}"}} {acc}')
+            out.append(f'mlops_request_seconds_sum{{version="{v}"}} {self.sums[v]:.6f}')
+            out.append(f'mlops_request_seconds_count{{version="{v}"}} {self.counts[v]}')
+        out += ["# HELP mlops_unauthorized_total Requests refused for a missing or wrong token.",
+                "# TYPE mlops_unauthorized_total counter", f"mlops_unauthorized_total {self.unauthorized}",
+                "# HELP mlops_prediction_log_total Prediction log records written, dropped, failed.",
+                "# TYPE mlops_prediction_log_total counter",
+                f'mlops_prediction_log_total{{outcome="written"}} {self.logged}',
+                f'mlops_prediction_log_total{{outcome="dropped"}} {self.log_dropped}',
+                f'mlops_prediction_log_total{{outcome="error"}} {self.log_errors}']
+        return "\n".join(out) + "\n"
