@@ -213,40 +213,32 @@ FRAME = textwrap.dedent("""
 """)
 
 
+def contest(src: str, title: str, cp_label: str) -> None:
+    """Ours, cp and dvc add on *src*, interleaved after a settling copy; one table."""
+    warm(src)
+    settle(src)
+    res = interleaved({"cp": lambda: cp_time(src), "ours": lambda: ours_add(src),
+                       "dvc": (lambda: dvc_add(src)) if dvc_bin() else None})
+    ours, cp, dvc = res["ours"], res["cp"][0], res.get("dvc")
+    table(title, ["", "mlops-jupyter", cp_label, "dvc add", "ours/cp", "dvc/ours"], [
+        ["add", fmt_spread(ours[0]), fmt_spread(cp), fmt_spread(dvc[0]) if dvc else "skipped",
+         f"{ours[0][0] / cp[0]:.2f}x", ratio(ours[0][0], dvc[0][0]) if dvc else "—"],
+        ["re-add unchanged", fmt_spread(ours[1]), "—", fmt_spread(dvc[1]) if dvc else "skipped", "—",
+         ratio(ours[1][0], dvc[1][0]) if dvc else "—"],
+    ])
+
+
 def main() -> None:
     print(f"# data benchmark ({'quick' if QUICK else 'full'}; median [min–max] of 3 interleaved rounds)")
     work = tempfile.mkdtemp(prefix="bench-data-", dir=os.environ.get("MLOPS_BENCH_DIR", "/var/tmp"))
     try:
         big = make_big(work)
-        warm(big)
-        settle(big)
-        res = interleaved({"cp": lambda: cp_time(big), "ours": lambda: ours_add(big),
-                           "dvc": (lambda: dvc_add(big)) if dvc_bin() else None})
-        ours, cp, dvc = res["ours"], res["cp"][0], res.get("dvc")
         label = f"{GIB >> 20} MiB file"
-        table(f"add a {label}", ["", "mlops-jupyter", "cp", "dvc add", "ours/cp", "dvc/ours"], [
-            ["add", fmt_spread(ours[0]), fmt_spread(cp), fmt_spread(dvc[0]) if dvc else "skipped",
-             f"{ours[0][0] / cp[0]:.2f}x", ratio(ours[0][0], dvc[0][0]) if dvc else "—"],
-            ["re-add unchanged", fmt_spread(ours[1]), "—", fmt_spread(dvc[1]) if dvc else "skipped", "—",
-             ratio(ours[1][0], dvc[1][0]) if dvc else "—"],
-        ])
+        contest(big, f"add a {label}", "cp")
         mem = json.loads(run_python(MEM.replace("sys.argv[1]", repr(work)).replace("sys.argv[2]", repr(big))))
         table(f"memory while adding / checking out the {label}", ["", "peak RSS growth"], [
             ["add", f"{mem['add_mib']:.1f} MiB"], ["checkout", f"{mem['checkout_mib']:.1f} MiB"]])
-
-        small = make_small(work)
-        warm(small)
-        settle(small)
-        res = interleaved({"cp": lambda: cp_time(small), "ours": lambda: ours_add(small),
-                           "dvc": (lambda: dvc_add(small)) if dvc_bin() else None})
-        ours, cp, dvc = res["ours"], res["cp"][0], res.get("dvc")
-        table(f"add a folder of {N_SMALL:,} files of 4 KiB", ["", "mlops-jupyter", "cp -r", "dvc add", "ours/cp",
-                                                              "dvc/ours"], [
-            ["add", fmt_spread(ours[0]), fmt_spread(cp), fmt_spread(dvc[0]) if dvc else "skipped",
-             f"{ours[0][0] / cp[0]:.2f}x", ratio(ours[0][0], dvc[0][0]) if dvc else "—"],
-            ["re-add unchanged", fmt_spread(ours[1]), "—", fmt_spread(dvc[1]) if dvc else "skipped", "—",
-             ratio(ours[1][0], dvc[1][0]) if dvc else "—"],
-        ])
+        contest(make_small(work), f"add a folder of {N_SMALL:,} files of 4 KiB", "cp -r")
     finally:
         shutil.rmtree(work, ignore_errors=True)  # every round's copies go at the end, all at once
 

@@ -42,6 +42,7 @@ def test_register_records_run_data_signature_and_loads_by_every_ref(store):
         m = mj.models.load(ref)
         assert type(m) is GradientBoostingClassifier and (m.predict_proba(X) == clf.predict_proba(X)).all()
     assert mj.models.get("churn").ref == "churn@v2"
+    assert type(mj.models.get("churn@staging").load()) is GradientBoostingClassifier
     with pytest.raises(NotFound, match=r"no alias 'production'.*v1\.\.v2, aliases staging"):
         mj.models.load("churn@production")
     with pytest.raises(NotFound, match="no version v9"):

@@ -93,7 +93,9 @@ class ModelVersion:
                 f"{', run ' + self.run_id[:8] if self.run_id else ''})")
 
     def load(self, allow_pickle: bool = False):
-        return load(self.ref, allow_pickle=allow_pickle)
+        from . import load
+
+        return load(self.ref, pickle=allow_pickle)
 
     def _repr_html_(self) -> str:
         from ..widgets.html import model_version_html
