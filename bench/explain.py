@@ -36,7 +36,6 @@ def med(fn, n=N):
 def main() -> None:
     warnings.simplefilter("ignore")
     os.environ.setdefault("MPLBACKEND", "Agg")
-    import numpy as np
     import pandas as pd
     import shap
     from sklearn.datasets import make_classification
@@ -127,7 +126,6 @@ def main() -> None:
     table("load a registered scikit-learn model (100-tree GB, skops)", ["", "time", "beyond the library"], [
         ["skops.io.loads of the bytes", fmt_spread(lib), ""],
         ["mj.models.load('churn@production')", fmt_spread(ours_load), fmt_time(ours_load[0] - lib[0])]])
-    del np
 
 
 if __name__ == "__main__":

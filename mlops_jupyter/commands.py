@@ -247,7 +247,8 @@ def build_parser() -> CommandParser:
     p = sub.add_parser("serve", help="serve a registered model over HTTP: serve churn@production --port 8080 "
                                      "(in a notebook: in the background; `serve stop` ends it)")
     p.add_argument("ref", help="NAME@ALIAS or NAME@vN (or `stop`)")
-    p.add_argument("--port", type=_positive_int, default=8080)
+    p.add_argument("--port", type=_positive_int, help="port to listen on (default 8080); with `stop`: "
+                                                      "which server (default: all)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (other than 127.0.0.1 needs a token)")
     p.add_argument("--token-file", help="file holding the bearer token (else $MLOPS_SERVE_TOKEN)")
     p.add_argument("--ab", help="split traffic by weight: churn@v3:0.9,churn@v4:0.1")
@@ -551,7 +552,7 @@ def _model_load(ns, ctx):
 
     reg = Registry(_store())
     v = reg.get(ns.ref)
-    model = reg.load(ns.ref, allow_pickle=ns.pickle)
+    model = reg.load_version(v, allow_pickle=ns.pickle)
     if ns.to:
         from pathlib import Path
 
@@ -588,9 +589,10 @@ def _serve(ns, ctx):
     from .serving import server
 
     if ns.ref == "stop":
-        stopped = server.stop_background(ns.port if "--port" in ctx.extra.get("argv", []) else None)
+        stopped = server.stop_background(ns.port)
         ctx.out("stopped " + ", ".join(stopped) if stopped else "no server was running")
         return None
+    port = ns.port or 8080
     refs = server.parse_ab(ns.ab) if ns.ab else [(ns.ref, 1.0)]
     token = server.read_token(ns.token_file)
     if bool(ns.tls_cert) != bool(ns.tls_key):
@@ -603,13 +605,13 @@ def _serve(ns, ctx):
     kw = dict(tls_cert=ns.tls_cert, tls_key=ns.tls_key, allow_pickle=ns.pickle)
     note = "" if token else " (no token: listening on 127.0.0.1 only)"
     if ctx.face == "magic":
-        bg = server.start_background(refs, ns.host, ns.port, token, **kw)
+        bg = server.start_background(refs, ns.host, port, token, **kw)
         ctx.out(f"serving {', '.join(r for r, _ in refs)} at {bg.url}{note}; stop with %mlops serve stop")
         return None
     import uvicorn
 
-    ctx.out(f"serving {', '.join(r for r, _ in refs)} at http://{ns.host}:{ns.port}{note}; Ctrl-C stops")
-    uvicorn.Server(server.config(refs, ns.host, ns.port, token, **kw)).run()
+    ctx.out(f"serving {', '.join(r for r, _ in refs)} at http://{ns.host}:{port}{note}; Ctrl-C stops")
+    uvicorn.Server(server.config(refs, ns.host, port, token, **kw)).run()
     return None
 
 

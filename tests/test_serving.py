@@ -70,3 +70,23 @@ def test_predict_forms_auth_ab_and_metrics(served):
         m = c.get("/metrics", headers=H).text
         assert 'mlops_requests_total{route="/predict",version="churn@v1",status="200"}' in m
         assert "mlops_unauthorized_total 2" in m and 'mlops_request_seconds_bucket{version="churn@v2",le="+Inf"}' in m
+
+
+def test_serve_magic_starts_and_stops_by_port(ip, capsys):
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame(np.random.default_rng(0).random((50, 3)), columns=list("abc"))
+    mj.models.register(LogisticRegression().fit(X, X.a > 0.5), name="churn", example=X, alias="production")
+    p1, p2 = free_port(), free_port()
+    for p in (p1, p2):
+        ip.run_line_magic("mlops", f"serve churn@production --port {p}")
+        assert f"at http://127.0.0.1:{p}" in capsys.readouterr().out
+    try:
+        ip.run_line_magic("mlops", f"serve stop --port {p1}")  # only that one
+        assert f":{p1}" in capsys.readouterr().out
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{p1}/health", timeout=5)
+        assert httpx.get(f"http://127.0.0.1:{p2}/health", timeout=5).json()["status"] == "ready"
+    finally:
+        ip.run_line_magic("mlops", "serve stop")
+    assert f":{p2}" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import BadInput, NotFound
+from ..identity import ObjectMap
 from .catalog import Catalog, DatasetVersion, check_name, parse_ref
 
 
@@ -96,7 +97,7 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
                              summary)
     version.files = files
     if kind == "table":
-        _remember(obj, version.ref)
+        _KNOWN.set(obj, version.ref)
     if run_id:
         catalog.record_lineage(run_id, version.id, "output" if output else "input")
     return version
@@ -145,34 +146,18 @@ def load(ref: str):
                        f"`mlops data checkout {v.ref} --to DIR`")
     if run_id:
         catalog.record_lineage(run_id, v.id, "input")
-    _remember(df, v.ref)
+    _KNOWN.set(df, v.ref)
     return df
 
 
-# frames that came from (or went into) a version in this session: id -> (weakref, ref), so that
-# an explanation or a model trained on the object can name the data version
-_KNOWN: dict[int, tuple] = {}
-
-
-def _remember(obj: Any, ref: str) -> None:
-    import weakref
-
-    try:
-        w = weakref.ref(obj)
-    except TypeError:
-        return
-    if len(_KNOWN) > 1000:
-        for k in [k for k, (wr, _) in _KNOWN.items() if wr() is None]:
-            del _KNOWN[k]
-    _KNOWN[id(obj)] = (w, ref)
+# frames that came from (or went into) a version in this session, so that an explanation or a
+# model trained on the object can name the data version
+_KNOWN = ObjectMap()
 
 
 def version_of(obj: Any) -> str | None:
     """The dataset version *obj* was loaded from or added as, if it was in this session."""
-    got = _KNOWN.get(id(obj))
-    if got is None or got[0]() is not obj:
-        return None
-    return got[1]
+    return _KNOWN.get(obj)
 
 
 def checkout(ref: str, to: str | os.PathLike, force: bool = False):
@@ -327,7 +312,7 @@ def lineage(ref: str) -> Lineage:
         g.nodes[nid] = ("run", f"{name} ({run_id[:8]})", status)
         return nid
 
-    from ..models.registry import Registry, parse_model_ref
+    from ..models.registry import Registry
 
     registry = Registry(store)
 
@@ -345,32 +330,24 @@ def lineage(ref: str) -> Lineage:
             g.add_edge(rn, model_node(mv))
         return rn
 
-    def registry_has(r: str) -> bool:
-        try:
-            registry.get(r)
-            return True
-        except MlopsError:
-            return False
-
-    if ref.startswith("models:/"):
-        mv = registry.get(ref)
+    def around_model(mv) -> Lineage:
         g.focus = model_node(mv)
         if mv.run_id:
             row = store.meta.run_row(mv.run_id)
             expand_run(mv.run_id, row["name"], row["status"])
         return g
+
+    if ref.startswith("models:/"):
+        return around_model(registry.get(ref))
     if "@" in ref or _is_dataset(catalog, ref):
         try:
             v = catalog.get(ref, with_files=False)
         except (NotFound, BadInput) as data_error:
-            if not registry_has(ref):
-                raise data_error
-            try:
-                parse_model_ref(ref)
+            try:  # churn@production: a model version rather than a dataset version
                 mv = registry.get(ref)
             except MlopsError:
-                raise NotFound(f"{ref!r} is neither a dataset version nor a model version") from None
-            return lineage(f"models:/{mv.name}/{mv.version}")
+                raise data_error from None
+            return around_model(mv)
         g.focus = data_node(v)
         for r in catalog.runs_of(v.id):
             expand_run(r["run_id"], r["name"], r["status"])

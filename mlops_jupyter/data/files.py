@@ -19,7 +19,6 @@ from .statcache import StatCache, fingerprint
 WORKERS = min(8, (os.cpu_count() or 2) * 2)
 PROGRESS_BYTES = 256 << 20  # show a bar past this much to hash
 PROGRESS_FILES = 2000
-SMALL_FILE = 1 << 20  # read whole and stored in one write
 
 
 @dataclass
@@ -115,10 +114,8 @@ def store_files(blobs, cache: StatCache | None, root: str, entries: list[FileEnt
         small = [e for e in todo if e.size <= PACK_MEMBER_MAX]
         for e in todo:
             if e.size > PACK_MEMBER_MAX:
-                e.digest, e.size = blobs.put_file(e.abspath, progress=bar.update if e.size > SMALL_FILE else None)
+                e.digest, e.size = blobs.put_file(e.abspath, progress=bar.update)
                 e.placed = True
-                if e.size <= SMALL_FILE:
-                    bar.update(e.size)
         if len(small) >= PACK_MIN:
             _pack(blobs, small, locate, bar)
         else:

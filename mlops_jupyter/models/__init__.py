@@ -34,23 +34,23 @@ def register(model: Any, name: str, example: Any = None, alias: str | None = Non
     """
     from ..tracking.run import active_run
 
-    from .explain import remember_registered
+    from .explain import REGISTERED
 
     run = active_run()
     v = _registry().register(model, name, example=example, alias=alias, allow_pickle=pickle, message=message,
                              run_id=run.run_id if run is not None else None)
-    remember_registered(model, v)
+    REGISTERED.set(model, v)
     return v
 
 
 def load(ref: str, pickle: bool = False) -> Any:
     """The model object of ``churn@production``, ``churn@v3``, ``models:/churn/3``, ... ."""
-    from .explain import remember_registered
+    from .explain import REGISTERED
 
     reg = _registry()
     v = reg.get(ref)
-    model = reg.load(f"{v.name}@v{v.version}", allow_pickle=pickle)
-    remember_registered(model, v)  # explaining this object links the version
+    model = reg.load_version(v, allow_pickle=pickle)
+    REGISTERED.set(model, v)  # explaining this object links the version
     return model
 
 

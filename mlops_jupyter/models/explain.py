@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import BadInput, MlopsError
+from ..identity import ObjectMap
 
 TREE_MODULES = ("xgboost", "lightgbm", "catboost")
 TREE_CLASSES = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
@@ -222,18 +223,9 @@ def _as_frame(X, features: list[str] | None = None):
 
 
 def _check_fitted(model) -> None:
-    from .flavors import flavor_of
+    from .flavors import check_fitted
 
-    if flavor_of(model) == "sklearn":
-        from sklearn.exceptions import NotFittedError
-        from sklearn.utils.validation import check_is_fitted
-
-        try:
-            check_is_fitted(model)
-        except NotFittedError:
-            raise BadInput(f"the {type(model).__name__} is not fitted: fit it before explaining it") from None
-        except TypeError:
-            pass
+    check_fitted(model, "explaining it")
     if not hasattr(model, "predict"):
         raise BadInput(f"a {type(model).__name__} has no predict(): give a fitted model")
 
@@ -313,13 +305,13 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
     model_version = None
     model_digest = None
     if isinstance(model, str):
-        mv = reg.get(model)
-        model_version, model_digest = mv, mv.digest
-        model = reg.load(model, allow_pickle=pickle)
+        model_version = reg.get(model)
+        model_digest = model_version.digest
+        model = reg.load_version(model_version, allow_pickle=pickle)
     else:
-        known = _registered.get(id(model))
-        if known is not None and known[0]() is model:
-            model_version, model_digest = known[1], known[1].digest
+        model_version = REGISTERED.get(model)
+        if model_version is not None:
+            model_digest = model_version.digest
     data_version = None
     if isinstance(X, str):
         from .. import data
@@ -361,10 +353,9 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
             raise BadInput(f"LIME cannot perturb non-numeric column(s) {', '.join(text[:10])}: encode them as "
                            "numbers first, or use --method shap")
     try:
-        y = model.predict(Xe.iloc[:1])
+        model.predict(Xe.iloc[:1])
     except Exception as e:
         raise BadInput(f"the model cannot predict on X: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
-    del y
     if class_ is not None:
         labels = [str(c) for c in getattr(model, "classes_", [])]
         if str(class_) not in labels:
@@ -415,18 +406,9 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
     return ex
 
 
-# models registered in this session: id -> (weakref, ModelVersion), so explaining the object links the version
-_registered: dict[int, tuple] = {}
-
-
-def remember_registered(model: Any, version) -> None:
-    import weakref
-
-    try:
-        ref = weakref.ref(model)
-    except TypeError:
-        return
-    _registered[id(model)] = (ref, version)
+# model objects registered or loaded in this session -> their ModelVersion, so that explaining the
+# object links the version
+REGISTERED = ObjectMap()
 
 
 def _shap(model, Xe, bg, progress: bool, say, pool=None) -> Explanation:

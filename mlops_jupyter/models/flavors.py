@@ -68,7 +68,10 @@ def flavor_of(model: Any) -> str | None:
     return None
 
 
-def _check_fitted(model: Any, flavor: str) -> None:
+def check_fitted(model: Any, doing: str = "registering it") -> None:
+    """One BadInput line when *model* (of a library we know) has not been fitted yet."""
+    flavor = flavor_of(model)
+    fitted = True
     if flavor == "sklearn":
         from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
@@ -76,7 +79,7 @@ def _check_fitted(model: Any, flavor: str) -> None:
         try:
             check_is_fitted(model)
         except NotFittedError:
-            raise BadInput(f"the {type(model).__name__} is not fitted yet: call fit() before registering it") from None
+            fitted = False
         except TypeError:
             pass
     elif flavor == "xgboost" and hasattr(model, "get_booster"):
@@ -85,9 +88,11 @@ def _check_fitted(model: Any, flavor: str) -> None:
         try:
             model.get_booster()
         except NotFittedError:
-            raise BadInput(f"the {type(model).__name__} is not fitted yet: call fit() before registering it") from None
-    elif flavor == "lightgbm" and hasattr(model, "fitted_") is False and type(model).__name__ != "Booster":
-        raise BadInput(f"the {type(model).__name__} is not fitted yet: call fit() before registering it")
+            fitted = False
+    elif flavor == "lightgbm" and type(model).__name__ != "Booster":
+        fitted = hasattr(model, "fitted_")
+    if not fitted:
+        raise BadInput(f"the {type(model).__name__} is not fitted yet: call fit() before {doing}")
 
 
 def save(model: Any, allow_pickle: bool = False) -> Saved:
@@ -99,7 +104,7 @@ def save(model: Any, allow_pickle: bool = False) -> Saved:
                            "when it is loaded")
         flavor = "pickle"
     else:
-        _check_fitted(model, flavor)
+        check_fitted(model)
     top = _top_module(model)
     common = dict(library=top, library_version=_version_of(top), model_class=_qualname(model))
     if flavor == "sklearn":

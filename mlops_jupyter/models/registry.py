@@ -236,9 +236,12 @@ class Registry:
         raise NotFound(f"model {name!r} has {what} (it has {known})")
 
     def load(self, ref: str, allow_pickle: bool = False) -> Any:
+        return self.load_version(self.get(ref), allow_pickle)
+
+    def load_version(self, v: ModelVersion, allow_pickle: bool = False) -> Any:
+        """The model object of a version already looked up."""
         from . import flavors
 
-        v = self.get(ref)
         if v.flavor == "pickle" and not allow_pickle:  # refuse before reading the file
             flavors.load(b"", "pickle", None, None, allow_pickle=False, label=v.ref)
         data = self.store.blobs.get_bytes(v.digest)

@@ -69,7 +69,7 @@ def load_models(settings: Settings) -> list[Served]:
     out = []
     for ref, weight in settings.refs:
         v = reg.get(ref)
-        model = reg.load(f"{v.name}@v{v.version}", allow_pickle=settings.allow_pickle)
+        model = reg.load_version(v, allow_pickle=settings.allow_pickle)
         classes = getattr(model, "classes_", None)
         out.append(Served(v.ref, model, v.signature, weight,
                           [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None))

@@ -30,7 +30,7 @@ def _png(fig) -> bytes:
 def bar(values: np.ndarray, features: list[str], classes: list[str] | None, title: str) -> bytes:
     """Mean |SHAP| per feature; stacked by class for (rows, features, classes) values."""
     v = np.abs(values)
-    per_class = v.mean(axis=0) if v.ndim == 2 else v.mean(axis=0)  # (f,) or (f, k)
+    per_class = v.mean(axis=0)  # (f,) or (f, k)
     total = per_class if per_class.ndim == 1 else per_class.sum(axis=1)
     order = np.argsort(total)[::-1][:TOP][::-1]
     fig = _figure(0.32 * len(order) + 1.0)
