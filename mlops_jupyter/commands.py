@@ -106,6 +106,26 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _share(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} should be between 0 and 1")
+    return x
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+    return x
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -208,7 +228,8 @@ def build_parser() -> CommandParser:
     dk.add_argument("frame", help="a DataFrame variable (in a notebook) or a CSV/Parquet path")
 
     p = sub.add_parser("model", help="register, list, alias and load models: register, ls, show, alias, history, load")
-    msub = p.add_subparsers(dest="action", metavar="register|ls|show|alias|history|load", parser_class=CommandParser)
+    msub = p.add_subparsers(dest="action", metavar="register|ls|show|alias|history|load|export",
+                            parser_class=CommandParser)
     msub.required = True
     mr = msub.add_parser("register", help="save a model variable as the next version of NAME (in a notebook)")
     mr.add_argument("model", help="the model variable")
@@ -232,6 +253,11 @@ def build_parser() -> CommandParser:
     mo.add_argument("ref")
     mo.add_argument("--pickle", action="store_true", help="allow loading a pickle (runs code from the file)")
     mo.add_argument("--to", metavar="FILE", help="also write the saved model file here")
+    mx = msub.add_parser("export", help="write a version as ONNX for other runtimes: model export churn@v3 --format onnx")
+    mx.add_argument("ref")
+    mx.add_argument("--format", default="onnx", choices=["onnx"], help="file format (default onnx)")
+    mx.add_argument("--output", "-o", metavar="FILE", help="where to write it (default NAME-vN.onnx here)")
+    mx.add_argument("--quantize", action="store_true", help="dynamic int8 quantization of the weights")
 
     p = sub.add_parser("explain", help="SHAP or LIME explanations of a model on a frame, as a widget (in a notebook)")
     p.add_argument("model", help="a model variable, or a registered model (NAME@ALIAS, NAME@vN)")
@@ -255,6 +281,15 @@ def build_parser() -> CommandParser:
     p.add_argument("--tls-cert", help="certificate file: serve HTTPS")
     p.add_argument("--tls-key", help="key file for --tls-cert")
     p.add_argument("--pickle", action="store_true", help="allow serving a model stored as a pickle")
+    p.add_argument("--workers", type=_positive_int, help="worker processes (mlops serve only; default 1)")
+    p.add_argument("--log-sample", type=_share, default=1.0, metavar="SHARE",
+                   help="share of requests logged to the store for monitoring (default 1: all; 0: none)")
+    p.add_argument("--runtime", choices=["native", "onnx"], default="native",
+                   help="native: the model's own library (default); onnx: convert with skl2onnx, run on onnxruntime")
+    p.add_argument("--quantize", action="store_true", help="with --runtime onnx: dynamic int8 quantization")
+    p.add_argument("--reload-alias", type=_positive_float, nargs="?", const=2.0, metavar="SECONDS",
+                   help="follow the alias: when it moves, load the new version and switch without dropping "
+                        "requests (checked every 2 s, or every SECONDS)")
 
     p = sub.add_parser("lineage", help="data -> run -> data/model around a dataset version, a run or a model version")
     p.add_argument("ref", help="NAME@vN, a run, or models:/NAME/N")
@@ -541,6 +576,17 @@ def _model_alias(ns, ctx):
     return None
 
 
+def _model_export(ns, ctx):
+    from . import models
+
+    import os
+
+    path, note = models.export_with_note(ns.ref, format=ns.format, path=ns.output, quantize=ns.quantize)
+    ctx.out(f"wrote {path} ({os.path.getsize(path):,} bytes; {note}); ONNX Runtime predicts as the model does "
+            "on its signature example")
+    return None
+
+
 def _model_history(ns, ctx):
     from . import models
 
@@ -597,21 +643,36 @@ def _serve(ns, ctx):
     token = server.read_token(ns.token_file)
     if bool(ns.tls_cert) != bool(ns.tls_key):
         raise BadInput("--tls-cert and --tls-key go together")
-    from .models.registry import Registry
+    if ns.quantize and ns.runtime != "onnx":
+        raise BadInput("--quantize applies to --runtime onnx")
+    if ns.workers and ctx.face == "magic":
+        raise BadInput("--workers is for `mlops serve` in a terminal; in a notebook the server runs on a thread of "
+                       "the kernel")
+    from .models.registry import Registry, parse_model_ref
 
     reg = Registry(_store())
     for ref, _ in refs:
         reg.get(ref)  # an unknown ref is one line now, not a failed start-up later
-    kw = dict(tls_cert=ns.tls_cert, tls_key=ns.tls_key, allow_pickle=ns.pickle)
+        if ns.reload_alias and parse_model_ref(ref)[1] is not None:
+            raise BadInput(f"--reload-alias follows aliases; {ref} names a fixed version")
+    kw = dict(tls_cert=ns.tls_cert, tls_key=ns.tls_key, allow_pickle=ns.pickle, log_sample=ns.log_sample,
+              runtime=ns.runtime, quantize=ns.quantize, reload_alias=ns.reload_alias)
+    if ns.runtime == "onnx":  # convert and check now: a model that cannot be served is one line, not a dead server
+        from .serving.app import Settings, load_one
+
+        for ref, w in refs:
+            s = load_one(reg, Settings(refs=refs, allow_pickle=ns.pickle, runtime="onnx", quantize=ns.quantize),
+                         ref, w)
+            ctx.out(f"{s.ref}: {s.predictor.note}; predictions match the original on the signature example")
     note = "" if token else " (no token: listening on 127.0.0.1 only)"
     if ctx.face == "magic":
         bg = server.start_background(refs, ns.host, port, token, **kw)
         ctx.out(f"serving {', '.join(r for r, _ in refs)} at {bg.url}{note}; stop with %mlops serve stop")
         return None
-    import uvicorn
-
-    ctx.out(f"serving {', '.join(r for r, _ in refs)} at http://{ns.host}:{port}{note}; Ctrl-C stops")
-    uvicorn.Server(server.config(refs, ns.host, port, token, **kw)).run()
+    scheme = "https" if ns.tls_cert else "http"
+    ctx.out(f"serving {', '.join(r for r, _ in refs)} at {scheme}://{ns.host}:{port}{note}"
+            f"{f' with {ns.workers} workers' if ns.workers and ns.workers > 1 else ''}; Ctrl-C stops")
+    server.run_foreground(refs, ns.host, port, token, workers=ns.workers or 1, **kw)
     return None
 
 
@@ -665,6 +726,7 @@ HANDLERS: dict[str, Callable] = {
     "data_add": _data_add, "data_ls": _data_ls, "data_show": _data_show, "data_diff": _data_diff,
     "data_checkout": _data_checkout, "data_load": _data_load, "data_check": _data_check, "lineage": _lineage,
     "model_register": _model_register, "model_ls": _model_ls, "model_show": _model_show,
-    "model_alias": _model_alias, "model_history": _model_history, "model_load": _model_load, "explain": _explain,
+    "model_alias": _model_alias, "model_history": _model_history, "model_load": _model_load,
+    "model_export": _model_export, "explain": _explain,
     "serve": _serve,
 }

@@ -11,7 +11,7 @@ from typing import Any
 
 from .registry import ModelVersion, parse_model_ref
 
-__all__ = ["register", "load", "get", "ls", "versions", "alias", "unalias", "history", "ModelVersion",
+__all__ = ["register", "load", "get", "ls", "versions", "alias", "unalias", "history", "export", "ModelVersion",
            "parse_model_ref"]
 
 
@@ -52,6 +52,39 @@ def load(ref: str, pickle: bool = False) -> Any:
     model = reg.load_version(v, allow_pickle=pickle)
     REGISTERED.set(model, v)  # explaining this object links the version
     return model
+
+
+def export(ref: str, format: str = "onnx", path: str | None = None, quantize: bool = False) -> str:
+    """Write version *ref* as an ONNX file (for edge devices and other runtimes); returns the path.
+
+    The file is checked before it is written: ONNX Runtime must predict what the model predicts on
+    the signature's example. Default path: ``NAME-vN.onnx`` (``NAME-vN.int8.onnx`` quantized)."""
+    return export_with_note(ref, format, path, quantize)[0]
+
+
+def export_with_note(ref: str, format: str = "onnx", path: str | None = None,
+                     quantize: bool = False) -> tuple[str, str]:
+    """:func:`export`, also returning what was done (size, operators quantized)."""
+    from pathlib import Path
+
+    from ..exceptions import BadInput
+    from ..serving.runtime import export_onnx
+    from ..store.blobs import _write_atomic
+
+    if format != "onnx":
+        raise BadInput(f"unknown export format {format!r}: onnx is the one supported")
+    reg = _registry()
+    v = reg.get(ref)
+    model = reg.load_version(v)
+    data, note = export_onnx(model, v.signature, quantize=quantize, ref=v.ref)
+    out = Path(path) if path else Path(f"{v.name}-v{v.version}{'.int8' if quantize else ''}.onnx")
+    if out.is_dir():
+        out = out / f"{v.name}-v{v.version}{'.int8' if quantize else ''}.onnx"
+    try:
+        _write_atomic(out, [data])
+    except OSError as e:
+        raise BadInput(f"cannot write {out}: {e.strerror}") from None
+    return str(out), note
 
 
 def get(ref: str) -> ModelVersion:

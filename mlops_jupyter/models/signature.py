@@ -42,6 +42,9 @@ def infer(example: Any, model: Any = None) -> dict | None:
                 raise BadInput(f"cannot infer a signature from a {type(example).__name__}: "
                                "give a DataFrame or an array")
             sig = {"type": "ndarray", "shape": [None, *arr.shape[1:]], "dtype": str(arr.dtype)}
+        rows = _example_rows(example)
+        if rows:
+            sig["example"] = rows
     classes = getattr(model, "classes_", None) if model is not None else None
     if classes is not None:
         try:
@@ -51,6 +54,63 @@ def infer(example: Any, model: Any = None) -> dict | None:
     if model is not None:
         sig["task"] = task_of(model)
     return sig or None
+
+
+EXAMPLE_ROWS = 5
+
+
+def _example_rows(example: Any) -> list | None:
+    """Up to five rows of the example as JSON values (for start-up checks of serving runtimes).
+
+    Only plain numbers, strings, booleans and nulls are kept; anything else (dates, objects) means
+    no example is stored rather than a lossy one."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(example, pd.Series):
+        example = example.to_frame()
+    if isinstance(example, pd.DataFrame):
+        rows = example.head(EXAMPLE_ROWS).astype(object).values.tolist()
+    else:
+        arr = np.asarray(example)
+        if arr.ndim == 0:
+            return None
+        rows = arr[:EXAMPLE_ROWS].tolist()
+    out = []
+    for row in rows:
+        row = row if isinstance(row, list) else [row]
+        clean = []
+        for v in row:
+            if hasattr(v, "item") and not isinstance(v, (list, tuple)):
+                v = v.item()
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            if v is not None and not isinstance(v, (bool, int, float, str)):
+                return None
+            clean.append(v)
+        out.append(clean)
+    return out
+
+
+def example_of(sig: dict | None):
+    """The stored example as the object the model was given (DataFrame or array), or None."""
+    if not sig or not sig.get("example"):
+        return None
+    import numpy as np
+    import pandas as pd
+
+    if sig.get("type") == "dataframe":
+        cols = [c["name"] for c in sig["columns"]]
+        df = pd.DataFrame(sig["example"], columns=cols)
+        for c in sig["columns"]:
+            try:
+                df[c["name"]] = df[c["name"]].astype(c["dtype"])
+            except (TypeError, ValueError):
+                pass
+        return df
+    return np.asarray(sig["example"], dtype=sig.get("dtype") or None)
 
 
 def task_of(model: Any) -> str:

@@ -150,6 +150,53 @@ def to_frame(p: Parsed, signature: dict | None):
     return pd.DataFrame(p.rows, columns=p.columns)
 
 
+def numeric_columns(signature: dict | None) -> bool:
+    """True when every input column of *signature* is a number (the matrix fast path applies)."""
+    import numpy as np
+
+    if not signature or signature.get("type") != "dataframe":
+        return False
+    try:
+        return all(np.dtype(c["dtype"]).kind in "iuf" for c in signature["columns"])
+    except TypeError:
+        return False
+
+
+def to_matrix(p: Parsed, signature: dict):
+    """A float64 matrix in the signature's column order, for models served on arrays.
+
+    Same checks and messages as :func:`to_frame` (which it falls back to for the message when a
+    value is not a number), at a fraction of the cost: one pass over the values, one array."""
+    import numpy as np
+
+    cols = signature["columns"]
+    if p.columns != [c["name"] for c in cols]:
+        want = [c["name"] for c in cols]
+        have = set(p.columns)
+        missing = [c for c in want if c not in have]
+        if missing:
+            raise InputError(f"missing column(s): {', '.join(missing[:10])}", 422)
+        extra = [c for c in p.columns if c not in set(want)]
+        if extra:
+            raise InputError(f"unknown column(s): {', '.join(extra[:10])}", 422)
+        order = [p.columns.index(c) for c in want]
+        rows = [[r[j] for j in order] for r in p.rows]
+    else:
+        rows = p.rows
+    number = (int, float)
+    if not all(type(v) in number for r in rows for v in r):  # bool, str, None, lists: say which
+        to_frame(p, signature)
+        raise InputError("expected numbers only", 422)  # pragma: no cover - to_frame names the value
+    arr = np.asarray(rows, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        to_frame(p, signature)
+        raise InputError("NaN or infinity is not allowed", 422)  # pragma: no cover
+    ints = [j for j, c in enumerate(cols) if np.dtype(c["dtype"]).kind in "iu"]
+    if ints and (np.mod(arr[:, ints], 1) != 0).any():
+        to_frame(p, signature)
+    return arr
+
+
 def _column(name: str, values: list, dtype: str, np):
     kind = np.dtype(dtype).kind if dtype not in ("category", "string", "str") and not dtype.startswith(
         ("string", "category")) else "O"

@@ -18,6 +18,7 @@ class Metrics:
         self.log_dropped = 0
         self.log_errors = 0
         self.logged = 0
+        self.labels = 0
 
     def observe(self, route: str, version: str, status: int, seconds: float, rows: int = 0) -> None:
         k = (route, version, status)
@@ -54,5 +55,7 @@ class Metrics:
                 "# TYPE mlops_prediction_log_total counter",
                 f'mlops_prediction_log_total{{outcome="written"}} {self.logged}',
                 f'mlops_prediction_log_total{{outcome="dropped"}} {self.log_dropped}',
-                f'mlops_prediction_log_total{{outcome="error"}} {self.log_errors}']
+                f'mlops_prediction_log_total{{outcome="error"}} {self.log_errors}',
+                "# HELP mlops_labels_total Labels stored through /feedback.",
+                "# TYPE mlops_labels_total counter", f"mlops_labels_total {self.labels}"]
         return "\n".join(out) + "\n"

@@ -54,17 +54,47 @@ class Background:
 _running: dict[int, Background] = {}
 
 
-def config(refs, host: str, port: int, token: str | None, tls_cert=None, tls_key=None, **kw):
+def check_host(host: str, token: str | None) -> None:
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        raise BadInput("without a token the server listens on 127.0.0.1 only: pass --token-file (or set "
+                       "MLOPS_SERVE_TOKEN) to listen on other addresses")
+
+
+def config(refs, host: str, port: int, token: str | None, tls_cert=None, tls_key=None, dedicated=False, **kw):
     import uvicorn
 
     from .app import Settings, build_app
 
-    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
-        raise BadInput("without a token the server listens on 127.0.0.1 only: pass --token-file (or set "
-                       "MLOPS_SERVE_TOKEN) to listen on other addresses")
-    app = build_app(Settings(refs=refs, token=token, **kw))
+    check_host(host, token)
+    app = build_app(Settings(refs=refs, token=token, **kw), dedicated=dedicated)
     return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on")
+                          ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on", timeout_graceful_shutdown=30)
+
+
+def run_foreground(refs, host: str, port: int, token: str | None, workers: int = 1, tls_cert=None, tls_key=None,
+                   **kw) -> None:
+    """``mlops serve``: one process, or *workers* processes sharing the port (each loads the model
+    and logs predictions on its own; /metrics answers for the worker that takes the scrape)."""
+    import sys
+
+    import uvicorn
+
+    # A process of its own: let the event loop take the GIL back from the prediction-log writer
+    # (and the batch thread pool) within a millisecond instead of the default five.
+    sys.setswitchinterval(0.001)
+    if workers <= 1:
+        uvicorn.Server(config(refs, host, port, token, tls_cert=tls_cert, tls_key=tls_key, dedicated=True,
+                              **kw)).run()
+        return
+    from .app import Settings
+
+    check_host(host, token)
+    os.environ["MLOPS_SERVE_SETTINGS"] = Settings(refs=refs, **kw).to_json()
+    if token is not None:
+        os.environ["MLOPS_SERVE_TOKEN"] = token
+    uvicorn.run("mlops_jupyter.serving.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="warning", access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on",
+                timeout_graceful_shutdown=30)
 
 
 def start_background(refs, host="127.0.0.1", port=8080, token=None, **kw) -> Background:

@@ -266,6 +266,32 @@ explanation_files = Table(
     PrimaryKeyConstraint("key", "name"),
 )
 
+# -- v5: prediction logs of the model server, and labels posted for them later ------------------
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("route", String(32)),
+    Column("n_rows", Integer, nullable=False),
+    Column("latency", Float),  # seconds spent predicting, as the server measured it
+    Column("inputs", Text, nullable=False),  # JSON {"columns": [...], "data": [[...], ...]} as sent
+    Column("outputs", Text, nullable=False),  # JSON {"predictions": [...], "probabilities": [...]?}
+)
+Index("ix_predictions_model_at", predictions.c.model, predictions.c.at)
+
+prediction_labels = Table(
+    "prediction_labels",
+    metadata,
+    Column("request_id", String(32), nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("label", Text, nullable=False),  # JSON value
+    Column("at", Float, nullable=False),
+    PrimaryKeyConstraint("request_id", "row"),
+)
+
 # Every (table, column, condition) that names a stored blob: ``gc`` keeps what any of them names.
 BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (artifacts, artifacts.c.digest, None),
@@ -278,6 +304,7 @@ BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
 V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
 V2_TABLES = [datasets, dataset_versions, version_files, lineage]
 V4_TABLES = [models, model_versions, model_aliases, alias_events, explanations, explanation_files]
+V5_TABLES = [predictions, prediction_labels]
 
 
 def _create(tables: list[Table]):
@@ -311,5 +338,6 @@ MIGRATIONS = [
     (2, _create(V2_TABLES)),
     (3, _add_columns(version_files, ["pack", "pack_offset"])),
     (4, _create(V4_TABLES)),
+    (5, _create(V5_TABLES)),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,195 @@
+"""Model serving over HTTP: ours beside ``mlflow models serve``, same model, same load generator.
+
+    python -m bench.serve [--quick] [--duration SECONDS]
+
+Workload (as in the issue): a scikit-learn LogisticRegression on 20 features, registered in our
+store and saved as an MLflow model. Both servers run on 127.0.0.1 with their defaults (ours logs
+every prediction to the store, as it does out of the box); ``wrk`` (Debian package) posts the same
+``dataframe_split`` body to ``/invocations`` on each, one server at a time, interleaved, after a
+warm-up. Single-row requests at concurrency 1 and 8, then 1,000-row batches at concurrency 8.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from .common import table
+
+QUICK = "--quick" in sys.argv
+DURATION = int(sys.argv[sys.argv.index("--duration") + 1]) if "--duration" in sys.argv else (4 if QUICK else 8)
+ROUNDS = 1 if QUICK else 3
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk(url: str, body_file: str, conns: int, seconds: int) -> dict:
+    threads = min(conns, 2)
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", body_file, url],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    lat = {}
+    for pct, v, unit in LATENCY.findall(text):
+        lat[pct] = float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errors = re.search(r"Socket errors:.*", text)
+    return {"rps": rps, "p50": lat.get("50"), "p99": lat.get("99"), "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(0) if errors else ""}
+
+
+def lua(path: str, body: str) -> str:
+    with open(path, "w") as f:
+        f.write('wrk.method = "POST"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body)}\n")
+    return path
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk): skipped")
+        return
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    work = tempfile.mkdtemp(prefix="bench-serve-")
+    os.chdir(work)
+    X, y = make_classification(n_samples=5000, n_features=20, n_informative=10, random_state=0)
+    X = pd.DataFrame(X, columns=[f"f{i}" for i in range(20)])
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+
+    from mlops_jupyter.config import init_project
+    from mlops_jupyter.models.registry import Registry
+    from mlops_jupyter.store import open_store
+
+    init_project(work)
+    store = open_store()
+    Registry(store).register(model, "lr", example=X.iloc[:5], alias="production")
+    store.close()
+
+    have_mlflow = shutil.which("mlflow") is not None
+    if have_mlflow:
+        import warnings
+
+        warnings.simplefilter("ignore")
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        mlflow.sklearn.save_model(model, os.path.join(work, "mlflow-model"),
+                                  signature=infer_signature(X.iloc[:5], model.predict(X.iloc[:5])))
+
+    rng = np.random.default_rng(1)
+    one = {"dataframe_split": {"columns": list(X.columns), "data": X.iloc[:1].round(6).values.tolist()}}
+    batch_rows = X.iloc[rng.integers(0, len(X), 1000)].round(6).values.tolist()
+    batch = {"dataframe_split": {"columns": list(X.columns), "data": batch_rows}}
+    one_lua = lua(os.path.join(work, "one.lua"), json.dumps(one))
+    batch_lua = lua(os.path.join(work, "batch.lua"), json.dumps(batch))
+
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MLFLOW_TRACKING_URI=f"sqlite:///{work}/mlflow.db")
+    servers = {}
+    p = free_port()
+    only_ours = "--only-ours" in sys.argv
+    extra = os.environ.get("BENCH_SERVE_ARGS", "").split()  # e.g. "--log-sample 0" or "--runtime onnx"
+    ours = subprocess.Popen([sys.executable, "-m", "mlops_jupyter.cli", "serve", "lr@production", "--port", str(p),
+                             *extra],
+                            cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    servers["ours"] = (ours, f"http://127.0.0.1:{p}")
+    try:
+        wait_ready(servers["ours"][1] + "/health", ours)
+        if have_mlflow and not only_ours:
+            q = free_port()
+            mf = subprocess.Popen(["mlflow", "models", "serve", "-m", os.path.join(work, "mlflow-model"), "-p", str(q),
+                                   "-h", "127.0.0.1", "--env-manager", "local"], cwd=work, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            servers["mlflow"] = (mf, f"http://127.0.0.1:{q}")
+            wait_ready(servers["mlflow"][1] + "/ping", mf)
+        for name, (_, url) in servers.items():  # warm-up
+            wrk(url + "/invocations", one_lua, 8, 2)
+            wrk(url + "/invocations", batch_lua, 8, 2)
+        results: dict = {}
+        cases = [("1 row, c=1", one_lua, 1), ("1 row, c=8", one_lua, 8), ("1,000 rows, c=8", batch_lua, 8)]
+        for case, body, conns in cases:
+            for _ in range(ROUNDS):
+                for name, (_, url) in servers.items():
+                    results.setdefault((case, name), []).append(wrk(url + "/invocations", body, conns, DURATION))
+        rows = []
+        for case, _, _ in cases:
+            per = 1000 if case.startswith("1,000") else 1
+            summary = {}
+            for name in servers:
+                rs = results[(case, name)]
+                rps = [r["rps"] * per for r in rs]
+                summary[name] = (statistics.median(rps), min(rps), max(rps),
+                                 statistics.median(r["p50"] for r in rs), statistics.median(r["p99"] for r in rs),
+                                 sum(r["non2xx"] for r in rs))
+            unit = "rows/s" if per > 1 else "req/s"
+            for name, (med, lo, hi, p50, p99, bad) in summary.items():
+                rows.append([case, name, f"{med:,.0f} [{lo:,.0f}–{hi:,.0f}] {unit}", f"{p50:.2f} ms", f"{p99:.2f} ms",
+                             str(bad)])
+            if "mlflow" in summary:
+                rows.append([case, "ours / mlflow", f"{summary['ours'][0] / summary['mlflow'][0]:.1f}x throughput",
+                             f"{summary['mlflow'][3] / summary['ours'][3]:.1f}x faster",
+                             f"{summary['mlflow'][4] / summary['ours'][4]:.1f}x faster", ""])
+            else:
+                rows.append([case, "mlflow", "skipped (not installed)", "", "", ""])
+        table(f"serving a LogisticRegression on 20 features: wrk, {DURATION} s x {ROUNDS} rounds, median [min–max]",
+              ["workload", "server", "throughput", "p50", "p99", "non-2xx"], rows)
+        with urllib.request.urlopen(servers["ours"][1] + "/metrics") as r:
+            m = r.read().decode()
+        logged = re.search(r'mlops_prediction_log_total\{outcome="written"\} (\d+)', m)
+        dropped = re.search(r'mlops_prediction_log_total\{outcome="dropped"\} (\d+)', m)
+        print(f"\nours: prediction log records written {logged.group(1) if logged else '?'}, "
+              f"dropped {dropped.group(1) if dropped else '?'}")
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

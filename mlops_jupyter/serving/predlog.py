@@ -1,0 +1,266 @@
+"""Prediction logs: what the server was asked and answered, kept in the store for monitoring.
+
+The server hands each answered request to :class:`PredictionLog` in O(1) (a deque append) before
+it sends the response; a daemon thread writes what is queued in batches, one transaction each,
+every ``interval`` seconds. A store error (disk full, table locked, database gone) never reaches a
+prediction: the batch is retried a few times, then counted as failed and warned about on stderr
+(at most once a minute); when the queue is full, new records are counted as dropped. ``close``
+writes everything still queued, so a server stopped normally loses nothing it answered; a SIGKILL
+loses at most the last ``interval``.
+
+Labels (``POST /feedback``, ``mj.log_labels``) are written at once: the caller learns whether they
+were stored.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Iterable
+
+from ..exceptions import BadInput
+
+BATCH = 2_000  # records per transaction
+CAPACITY = 100_000  # records queued before new ones are dropped
+INTERVAL = 0.2
+RETRIES = (0.2, 0.5, 1.0)
+WARN_EVERY = 60.0
+
+
+class PredictionLog:
+    def __init__(self, meta, metrics, sample: float = 1.0, interval: float = INTERVAL,
+                 capacity: int = CAPACITY, stderr=None):
+        self.meta = meta
+        self.metrics = metrics
+        self.sample = sample
+        self.interval = interval
+        self.capacity = capacity
+        self.stderr = stderr or sys.stderr
+        self.queue: deque = deque()
+        self._wake = threading.Event()
+        self._closed = False
+        self._last_warning = 0.0
+        self._unwarned = 0
+        self._thread = threading.Thread(target=self._loop, name="mlops-prediction-log", daemon=True)
+        self._thread.start()
+
+    # -- the request path ---------------------------------------------------------------------------
+    def record(self, request_id: str, name: str, version: int, route: str, columns: list, rows: list,
+               result: dict, latency: float) -> bool:
+        """Queue one answered request; False when sampled out or dropped (never raises).
+
+        The record is encoded here, on the request's thread (orjson: microseconds), so the writer
+        thread only hands ready tuples to the database driver and holds the GIL as little as
+        possible: a busy writer thread would otherwise add its GIL turns to request latency."""
+        if self.sample < 1.0 and random.random() >= self.sample:
+            return False
+        if len(self.queue) >= self.capacity:
+            self.metrics.log_dropped += 1
+            self._warn(f"prediction log queue is full ({self.capacity:,} records): dropping records; "
+                       "predictions are still served")
+            return False
+        try:
+            inputs = _dumps({"columns": columns, "data": rows})
+            outputs = _dumps(result)
+        except Exception as e:
+            self.metrics.log_errors += 1
+            self._warn(f"a prediction log record could not be encoded ({e}); skipped")
+            return False
+        self.queue.append((request_id, name, version, time.time(), route, len(rows), latency, inputs, outputs))
+        if len(self.queue) >= BATCH:
+            self._wake.set()
+        return True
+
+    # -- the writer thread --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self._drain()
+            if self._closed:
+                return
+
+    def _drain(self) -> None:
+        while self.queue:
+            batch = []
+            while self.queue and len(batch) < BATCH:
+                batch.append(self.queue.popleft())
+            self._write(batch)
+
+    def _write(self, batch: list) -> None:
+        error = None
+        for delay in (*RETRIES, None):
+            try:
+                with self.meta.write() as conn:
+                    # Straight to the driver's executemany: no per-row work in Python.
+                    conn.exec_driver_sql(self._sql, batch)
+                self.metrics.logged += len(batch)
+                return
+            except Exception as e:  # disk full, store gone, table missing...
+                error = e
+                if delay is None or self._closed:
+                    break
+                time.sleep(delay)
+        self.metrics.log_errors += len(batch)
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        self._warn(f"{len(batch)} prediction log record(s) could not be written ({first}); predictions are "
+                   "still served")
+
+    @property
+    def _sql(self) -> str:
+        mark = "?" if self.meta.dialect == "sqlite" else "%s"
+        cols = "request_id, model, version, at, route, n_rows, latency, inputs, outputs"
+        return f"INSERT INTO predictions ({cols}) VALUES ({', '.join([mark] * 9)})"
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        self._unwarned += 1
+        if now - self._last_warning >= WARN_EVERY or self._last_warning == 0.0:
+            more = f" (and {self._unwarned - 1} similar since the last warning)" if self._unwarned > 1 else ""
+            try:
+                print(f"mlops serve: {message}{more}", file=self.stderr, flush=True)
+            except Exception:
+                pass
+            self._last_warning, self._unwarned = now, 0
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued so far is written (or failed)."""
+        deadline = time.monotonic() + timeout
+        while self.queue and time.monotonic() < deadline:
+            self._wake.set()
+            time.sleep(0.01)
+
+    def close(self, timeout: float = 60.0) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout)
+        if self.queue:  # the thread died or timed out: write what is left from here
+            self._drain()
+
+
+def _dumps(obj) -> str:
+    import orjson
+
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # a value orjson does not know (a Decimal, a date...): as text
+        return json.dumps(obj, default=str)
+
+
+# -- labels and reading back ---------------------------------------------------------------------
+def check_request_id(rid: Any) -> str:
+    if not isinstance(rid, str) or len(rid) != 32 or any(c not in "0123456789abcdef" for c in rid):
+        raise BadInput(f"request id {rid!r} is not one this server gave (32 hex digits)")
+    return rid
+
+
+def parse_feedback(body: Any) -> list[tuple[str, int, Any]]:
+    """``{"request_id", "label"}``, ``{"request_id", "labels": [...]}`` or a list of them ->
+    (request id, row, label) triples."""
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise BadInput("no labels: send {\"request_id\": ..., \"label\": ...} or a list of them")
+    out = []
+    for i, item in enumerate(items):
+        where = f"item {i}: " if isinstance(body, list) else ""
+        if not isinstance(item, dict):
+            raise BadInput(f"{where}each label is an object with request_id and label (or labels)")
+        rid = item.get("request_id")
+        try:
+            check_request_id(rid)
+        except BadInput as e:
+            raise BadInput(f"{where}{e}") from None
+        if "labels" in item:
+            labels = item["labels"]
+            if not isinstance(labels, list) or not labels:
+                raise BadInput(f"{where}'labels' should be a non-empty list, one label per row of the request")
+        elif "label" in item:
+            labels = [item["label"]]
+        else:
+            raise BadInput(f"{where}no 'label' (or 'labels') for request {rid}")
+        for row, label in enumerate(labels):
+            if isinstance(label, (dict, list)):
+                raise BadInput(f"{where}label for row {row} of {rid} should be a number, string or boolean")
+            out.append((rid, row, label))
+    return out
+
+
+def write_labels(meta, triples: Iterable[tuple[str, int, Any]]) -> int:
+    """Store labels (a later label for the same request row replaces the earlier one)."""
+    from ..store import schema as S
+
+    rows = [{"request_id": rid, "row": row, "label": json.dumps(label), "at": time.time()}
+            for rid, row, label in triples]
+    if not rows:
+        return 0
+    t = S.prediction_labels
+
+    def work(conn):
+        ins = meta._insert(t)
+        conn.execute(ins.on_conflict_do_update(index_elements=[t.c.request_id, t.c.row],
+                                               set_={"label": ins.excluded.label, "at": ins.excluded.at}), rows)
+
+    meta._retrying(work)
+    return len(rows)
+
+
+def known_ids(meta, ids: list[str]) -> set[str]:
+    import sqlalchemy as sa
+
+    from ..store import schema as S
+
+    found: set[str] = set()
+    with meta.read() as conn:
+        for i in range(0, len(ids), 500):
+            found.update(r[0] for r in conn.execute(sa.select(S.predictions.c.request_id)
+                                                    .where(S.predictions.c.request_id.in_(ids[i:i + 500]))))
+    return found
+
+
+def read(meta, model: str, version: int | None = None, since: float | None = None, until: float | None = None,
+         with_labels: bool = True):
+    """Logged requests of *model* as one DataFrame: a row per predicted row, the input columns,
+    ``prediction`` (and ``label`` where one was posted), ``request_id``, ``row``, ``version``, ``at``."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from ..store import schema as S
+
+    p = S.predictions
+    q = sa.select(p.c.request_id, p.c.version, p.c.at, p.c.inputs, p.c.outputs).where(p.c.model == model)
+    if version is not None:
+        q = q.where(p.c.version == version)
+    if since is not None:
+        q = q.where(p.c.at >= since)
+    if until is not None:
+        q = q.where(p.c.at < until)
+    frames = []
+    with meta.read() as conn:
+        recs = conn.execute(q.order_by(p.c.at)).all()
+        labels: dict[tuple[str, int], Any] = {}
+        if with_labels and recs:
+            ids = [r.request_id for r in recs]
+            t = S.prediction_labels
+            for i in range(0, len(ids), 500):
+                for r in conn.execute(sa.select(t.c.request_id, t.c.row, t.c.label)
+                                      .where(t.c.request_id.in_(ids[i:i + 500]))):
+                    labels[(r.request_id, r.row)] = json.loads(r.label)
+    for r in recs:
+        inputs, outputs = json.loads(r.inputs), json.loads(r.outputs)
+        df = pd.DataFrame(inputs["data"], columns=inputs["columns"])
+        df["prediction"] = outputs.get("predictions")
+        df["request_id"] = r.request_id
+        df["row"] = range(len(df))
+        df["version"] = r.version
+        df["at"] = r.at
+        if with_labels:
+            df["label"] = [labels.get((r.request_id, i)) for i in range(len(df))]
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["prediction", "request_id", "row", "version", "at"]
+                            + (["label"] if with_labels else []))
+    return pd.concat(frames, ignore_index=True)
