@@ -1,6 +1,6 @@
 """Model serving over HTTP: ours beside ``mlflow models serve``, same model, same load generator.
 
-    python -m bench.serve [--quick] [--duration SECONDS]
+    python -m bench.serve [--quick] [--duration SECONDS] [--only-ours]
 
 Workload (as in the issue): a scikit-learn LogisticRegression on 20 features, registered in our
 store and saved as an MLflow model. Both servers run on 127.0.0.1 with their defaults (ours logs
@@ -26,8 +26,19 @@ import urllib.request
 
 from .common import table
 
-QUICK = "--quick" in sys.argv
-DURATION = int(sys.argv[sys.argv.index("--duration") + 1]) if "--duration" in sys.argv else (4 if QUICK else 8)
+def _args():
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one round of 4 s per case")
+    ap.add_argument("--duration", type=int, help="seconds per case and round (default 8, 4 with --quick)")
+    ap.add_argument("--only-ours", action="store_true", help="skip mlflow models serve")
+    return ap.parse_args()
+
+
+ARGS = _args() if __name__ == "__main__" else None
+QUICK = bool(ARGS and ARGS.quick)
+DURATION = (ARGS and ARGS.duration) or (4 if QUICK else 8)
 ROUNDS = 1 if QUICK else 3
 
 
@@ -132,7 +143,7 @@ def main() -> None:
     env = dict(os.environ, PYTHONWARNINGS="ignore", MLFLOW_TRACKING_URI=f"sqlite:///{work}/mlflow.db")
     servers = {}
     p = free_port()
-    only_ours = "--only-ours" in sys.argv
+    only_ours = bool(ARGS and ARGS.only_ours)
     extra = os.environ.get("BENCH_SERVE_ARGS", "").split()  # e.g. "--log-sample 0" or "--runtime onnx"
     ours = subprocess.Popen([sys.executable, "-m", "mlops_jupyter.cli", "serve", "lr@production", "--port", str(p),
                              *extra],
@@ -176,7 +187,7 @@ def main() -> None:
                              f"{summary['mlflow'][3] / summary['ours'][3]:.1f}x faster",
                              f"{summary['mlflow'][4] / summary['ours'][4]:.1f}x faster", ""])
             else:
-                rows.append([case, "mlflow", "skipped (not installed)", "", "", ""])
+                rows.append([case, "mlflow", "skipped (--only-ours)" if only_ours else "skipped (not installed)", "", "", ""])
         table(f"serving a LogisticRegression on 20 features: wrk, {DURATION} s x {ROUNDS} rounds, median [min–max]",
               ["workload", "server", "throughput", "p50", "p99", "non-2xx"], rows)
         with urllib.request.urlopen(servers["ours"][1] + "/metrics") as r:

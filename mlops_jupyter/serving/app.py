@@ -379,7 +379,12 @@ def build_app(settings: Settings, preload: list[Served] | None = None, store=Non
 
     @app.get("/metrics")
     async def metrics(request: Request):
-        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
+        text = state.metrics.render()
+        if state.log is not None:
+            text += ("# HELP mlops_prediction_log_queued Prediction log records waiting to be written.\n"
+                     "# TYPE mlops_prediction_log_queued gauge\n"
+                     f"mlops_prediction_log_queued {len(state.log.queue)}\n")
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return app
 

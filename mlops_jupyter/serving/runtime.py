@@ -149,6 +149,7 @@ def export_onnx(model: Any, signature: dict | None, quantize: bool = False, ref:
     except Exception as e:
         raise BadInput(f"skl2onnx cannot convert {ref or 'this model'}: {type(e).__name__}: "
                        f"{str(e).splitlines()[0][:300]}") from None
+    _dedupe_opsets(onx)
     data = onx.SerializeToString()
     note = f"ONNX {len(data) / 1024:,.1f} KiB"
     if quantize:
@@ -158,6 +159,19 @@ def export_onnx(model: Any, signature: dict | None, quantize: bool = False, ref:
                  "Conv/recurrent operators), so it is served unquantized")
     check_onnx(model, data, signature, ex, quantized=quantize, ref=ref)
     return data, note
+
+
+def _dedupe_opsets(onx) -> None:
+    """skl2onnx can list the default domain twice (seen with a bare LinearClassifier graph), which
+    onnxruntime's quantizer refuses; keep one entry per domain, the highest version."""
+    best: dict[str, int] = {}
+    for o in onx.opset_import:
+        best[o.domain] = max(best.get(o.domain, 0), o.version)
+    if len(best) != len(onx.opset_import):
+        del onx.opset_import[:]
+        for domain, version in best.items():
+            entry = onx.opset_import.add()
+            entry.domain, entry.version = domain, version
 
 
 def _quantize(data: bytes) -> tuple[bytes, int]:
@@ -253,7 +267,11 @@ class OnnxModel:
 
     def predict(self, X):
         out = self.session.run(self.outputs[:1], self._feed(X))[0]
-        return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+        out = out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+        classes = getattr(self, "classes_", None)
+        if classes is not None and getattr(getattr(classes, "dtype", None), "kind", "") == "b" and out.dtype.kind in "iu":
+            out = out.astype(bool)  # skl2onnx writes True/False classes as 1/0
+        return out
 
     def predict_proba(self, X):
         if len(self.outputs) < 2:
