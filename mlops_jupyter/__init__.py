@@ -36,6 +36,7 @@ _LAZY = {
     "init": "config:init_project",
     "data": "data:",
     "models": "models:",
+    "jobs": "jobs:",
     "explain": "models.explain:explain",
 }
 

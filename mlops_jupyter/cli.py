@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from . import commands
-from .exceptions import MlopsError
+from .exceptions import JobFailed, MlopsError
 
 
 def _fmt(v: Any) -> str:
@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     except commands.CommandError as e:
         print(e.one_line(), file=sys.stderr)
         return 2
+    except JobFailed as e:  # the job ran and failed: not bad input
+        print(f"mlops: {e}", file=sys.stderr)
+        return 1
     except MlopsError as e:
         print(f"mlops: {e}", file=sys.stderr)
         return 2

@@ -291,6 +291,55 @@ def build_parser() -> CommandParser:
                    help="follow the alias: when it moves, load the new version and switch without dropping "
                         "requests (checked every 2 s, or every SECONDS)")
 
+    p = sub.add_parser("promote", help="turn a notebook into a parameterized job folder jobs/NAME/ (papermill, "
+                                       "Dockerfile, k8s, CI): promote [NOTEBOOK] --name NAME [--model M --metric X]")
+    p.add_argument("notebook", nargs="?", help="the notebook (in a notebook: default, this one, as last saved)")
+    p.add_argument("--name", required=True, help="the job's name (folder jobs/NAME, image mlops/NAME)")
+    p.add_argument("--model", help="the registered model the job retrains (omit for a plain batch job)")
+    p.add_argument("--metric", help="the metric a challenger must beat the champion on, e.g. auc")
+    p.add_argument("--direction", choices=["max", "min"], help="is a higher metric better (max) or lower (min)? "
+                                                               "default: from the name (loss, rmse...: min)")
+    p.add_argument("--alias", default="production", help="the champion's alias (default production)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a parameter and its default (repeatable)")
+    p.add_argument("--smoke", action="append", metavar="NAME=VALUE", help="a small value for smoke tests (repeatable)")
+    p.add_argument("--schedule", metavar="CRON", help="when the CronJob retrains, e.g. '0 3 * * 0'")
+    p.add_argument("--image", help="image name (default mlops/NAME:VERSION)")
+    p.add_argument("--force", action="store_true", help="overwrite a job folder edited by hand")
+
+    p = sub.add_parser("job", help="promoted jobs: run, build, serve, ls, show")
+    jsub = p.add_subparsers(dest="action", metavar="run|build|serve|ls|show", parser_class=CommandParser)
+    jsub.required = True
+    jr = jsub.add_parser("run", help="one tracked execution with papermill: job run NAME -p n_estimators 300")
+    jr.add_argument("job", help="a job name (jobs/NAME) or folder")
+    jr.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter")
+    jr.add_argument("--smoke", action="store_true", help="with the small values in job.toml's [smoke]")
+    jr.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="limit per cell")
+    jb = jsub.add_parser("build", help="build the job's container image (docker or podman)")
+    jb.add_argument("job")
+    jb.add_argument("--engine", choices=["docker", "podman"], help="default: whichever is installed")
+    jb.add_argument("--wheelhouse", action="store_true", help="download every wheel first: the build needs no network")
+    jb.add_argument("--base", metavar="IMAGE", help="base image (default python:3.11-slim)")
+    jb.add_argument("--tag", metavar="IMAGE", help="image name (default: job.toml's image)")
+    jv = jsub.add_parser("serve", help="serve the job's model at its alias, following the alias when it moves")
+    jv.add_argument("job")
+    jv.add_argument("--port", type=_positive_int, default=8080)
+    jv.add_argument("--host", default="127.0.0.1")
+    jv.add_argument("--token-file", help="file holding the bearer token (else $MLOPS_SERVE_TOKEN)")
+    jsub.add_parser("ls", help="the jobs of this project")
+    js = jsub.add_parser("show", help="a job's parameters, model rule and recent executions")
+    js.add_argument("job")
+
+    p = sub.add_parser("retrain", help="run a job over a grid in parallel; the best becomes the challenger and "
+                                       "takes the alias only if it beats the champion")
+    p.add_argument("job", help="a job name (jobs/NAME) or folder")
+    p.add_argument("--grid", nargs="+", action="extend", metavar="NAME=V1,V2", help="values to try (every combination)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a parameter for every execution")
+    p.add_argument("--workers", type=_positive_int, help="executions at once (default: the number of cores)")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster: tcp://HOST:8786")
+    p.add_argument("--smoke", action="store_true", help="with the small values in job.toml's [smoke]")
+    p.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="limit per cell")
+
     p = sub.add_parser("lineage", help="data -> run -> data/model around a dataset version, a run or a model version")
     p.add_argument("ref", help="NAME@vN, a run, or models:/NAME/N")
 
@@ -353,7 +402,7 @@ def _store():
 
 def run_command(ns: argparse.Namespace, ctx: Context) -> Any:
     """Run a parsed command; returns a core object for the face to show (or None)."""
-    key = ns.command if ns.command not in ("track", "runs", "data", "model") else f"{ns.command}_{ns.action or 'ls'}"
+    key = ns.command if ns.command not in ("track", "runs", "data", "model", "job") else f"{ns.command}_{ns.action or 'ls'}"
     handler = HANDLERS[key]
     return handler(ns, ctx)
 
@@ -544,7 +593,11 @@ def _model_register(ns, ctx):
         ctx.out("warning: stored as a pickle; loading it will run code from the file (load with --pickle)")
     v = models.register(model, name=ns.name, example=example, alias=ns.alias, pickle=ns.pickle,
                         message=ns.message)
-    ctx.out(f"registered {v}")
+    if v.staged_for:
+        ctx.out(f"staged {v.name} as a candidate of job {v.staged_for}: the batch registers its best execution's "
+                f"model{' and decides about @' + ns.alias if ns.alias else ''}")
+    else:
+        ctx.out(f"registered {v}")
     return v if ctx.face == "magic" else None
 
 
@@ -676,6 +729,91 @@ def _serve(ns, ctx):
     return None
 
 
+def _promote(ns, ctx):
+    from .jobs.promote import current_notebook, promote_notebook
+
+    if ns.notebook:
+        notebook = ns.notebook
+    elif ctx.face == "magic":
+        notebook = current_notebook()
+    else:
+        raise BadInput("which notebook? mlops promote NOTEBOOK --name NAME")
+    params = {k: parse_literal(v) for k, v in key_values(ns.param, "--param").items()}
+    smoke = {k: parse_literal(v) for k, v in key_values(ns.smoke, "--smoke").items()}
+    if ctx.face == "magic" and not ns.notebook:
+        ctx.out(f"promoting {notebook} as last saved")
+    p = promote_notebook(notebook, ns.name, model=ns.model, metric=ns.metric, params=params,
+                         direction=ns.direction, alias=ns.alias, schedule=ns.schedule, image=ns.image,
+                         smoke=smoke, force=ns.force)
+    ctx.out(str(p))
+    return None
+
+
+def _job_params(pairs) -> dict:
+    out: dict = {}
+    for name, value in pairs or []:
+        if name in out:
+            raise BadInput(f"parameter {name} is given twice")
+        out[name] = value
+    return out
+
+
+def _job_run(ns, ctx):
+    from .jobs.runner import run_job
+
+    run_job(ns.job, _job_params(ns.parameter), smoke=ns.smoke, out=ctx.out, timeout=ns.timeout,
+            progress=ctx.face == "magic" or _tty())
+    return None
+
+
+def _retrain(ns, ctx):
+    from .jobs.runner import retrain
+
+    retrain(ns.job, grid=ns.grid, params=_job_params(ns.parameter), workers=ns.workers,
+            dask_scheduler=ns.dask_scheduler, out=ctx.out, timeout=ns.timeout, smoke=ns.smoke,
+            progress=ctx.face == "magic" or _tty())
+    return None
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _job_build(ns, ctx):
+    from .jobs.build import build_image
+
+    build_image(ns.job, engine=ns.engine, wheelhouse=ns.wheelhouse, base=ns.base, tag=ns.tag, out=ctx.out)
+    return None
+
+
+def _job_serve(ns, ctx):
+    from .jobs.spec import find_job
+
+    spec = find_job(ns.job)
+    if not spec.serves:
+        raise BadInput(f"job {spec.name} registers no model (promoted without --model): nothing to serve")
+    args = argparse.Namespace(ref=f"{spec.model}@{spec.alias}", port=ns.port, host=ns.host, token_file=ns.token_file,
+                              ab=None, tls_cert=None, tls_key=None, pickle=False, workers=None, log_sample=1.0,
+                              runtime="native", quantize=False, reload_alias=2.0)
+    return _serve(args, ctx)
+
+
+def _job_ls(ns, ctx):
+    from .jobs.spec import list_jobs
+
+    return list_jobs()
+
+
+def _job_show(ns, ctx):
+    from .jobs.spec import find_job
+
+    spec = find_job(ns.job)
+    ctx.out(spec.describe())
+    return None
+
+
 def _lineage(ns, ctx):
     from . import data
 
@@ -728,5 +866,6 @@ HANDLERS: dict[str, Callable] = {
     "model_register": _model_register, "model_ls": _model_ls, "model_show": _model_show,
     "model_alias": _model_alias, "model_history": _model_history, "model_load": _model_load,
     "model_export": _model_export, "explain": _explain,
-    "serve": _serve,
+    "serve": _serve, "promote": _promote, "job_run": _job_run, "job_build": _job_build, "job_serve": _job_serve,
+    "job_ls": _job_ls, "job_show": _job_show, "retrain": _retrain,
 }

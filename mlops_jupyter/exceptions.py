@@ -19,6 +19,10 @@ class NotFound(MlopsError, LookupError):
     """A run, artifact, dataset or model the user named does not exist."""
 
 
+class JobFailed(MlopsError):
+    """A job execution failed (a cell raised); its run is recorded as failed. The CLI exits 1."""
+
+
 class StoreError(MlopsError):
     """The store cannot be opened or is in a state we cannot work with."""
 

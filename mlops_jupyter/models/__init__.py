@@ -39,7 +39,8 @@ def register(model: Any, name: str, example: Any = None, alias: str | None = Non
     run = active_run()
     v = _registry().register(model, name, example=example, alias=alias, allow_pickle=pickle, message=message,
                              run_id=run.run_id if run is not None else None)
-    REGISTERED.set(model, v)
+    if not v.staged_for:
+        REGISTERED.set(model, v)
     return v
 
 

@@ -78,9 +78,12 @@ class ModelVersion:
     message: str | None
     aliases: list[str] = field(default_factory=list)
     explanations: list[dict] = field(default_factory=list, repr=False)
+    staged_for: str | None = None  # a job's name: staged as a candidate, not yet a version
 
     @property
     def ref(self) -> str:
+        if self.staged_for:
+            return f"{self.name} (candidate of job {self.staged_for})"
         return f"{self.name}@v{self.version}"
 
     @property
@@ -110,6 +113,15 @@ def _row(r, aliases: list[str] | None = None) -> ModelVersion:
     return ModelVersion(**d, aliases=aliases or [])
 
 
+def job_staging(name: str) -> tuple[str, str] | None:
+    """(job, execution run) when this process is a job execution that stages models named *name*."""
+    import os
+
+    if os.environ.get("MLOPS_JOB_MODEL") == name and os.environ.get("MLOPS_JOB") and os.environ.get("MLOPS_RUN_ID"):
+        return os.environ["MLOPS_JOB"], os.environ["MLOPS_RUN_ID"]
+    return None
+
+
 class Registry:
     def __init__(self, store):
         self.store = store
@@ -118,16 +130,32 @@ class Registry:
     # -- writing ----------------------------------------------------------------
     def register(self, model: Any, name: str, example: Any = None, alias: str | None = None,
                  allow_pickle: bool = False, message: str | None = None, run_id: str | None = None) -> ModelVersion:
-        from ..data.catalog import Catalog
-        from ..tracking.capture import current_user
-        from . import flavors, signature
-
         check_name(name, "model")
         if alias is not None:
             check_alias(alias)
+        fields = self._save(model, example, allow_pickle, message)
+        staging = job_staging(name)
+        if staging is not None:  # inside a job execution: the batch decides what becomes a version
+            return self._stage(staging, name, fields, run_id)
+        return self._insert(name, fields, run_id, alias)
+
+    def _save(self, model: Any, example: Any, allow_pickle: bool, message: str | None) -> dict:
+        """Save the model's bytes; the fields of its version row (all but name, version, run)."""
+        from . import flavors, signature
+
         saved = flavors.save(model, allow_pickle=allow_pickle)
         sig = signature.infer(example, model)
         digest, size = self.store.blobs.put_bytes(saved.data)
+        return dict(flavor=saved.flavor, library=saved.library, library_version=saved.library_version,
+                    model_class=saved.model_class, digest=digest, size=size,
+                    signature=json.dumps(sig) if sig else None, trusted=json.dumps(saved.trusted),
+                    extra=json.dumps(saved.extra), message=message)
+
+    def _insert(self, name: str, fields: dict, run_id: str | None, alias: str | None,
+                on_insert=None) -> ModelVersion:
+        from ..data.catalog import Catalog
+        from ..tracking.capture import current_user
+
         metrics: dict = {}
         datasets: list[dict] = []
         if run_id:
@@ -143,19 +171,68 @@ class Registry:
             if conn.execute(sa.select(S.models.c.name).where(S.models.c.name == name)).first() is None:
                 conn.execute(S.models.insert().values(name=name, created=time.time()))
             last = conn.execute(sa.select(sa.func.max(mv.c.version)).where(mv.c.name == name)).scalar() or 0
-            row = dict(name=name, version=last + 1, created=time.time(), run_id=run_id, username=user,
-                       flavor=saved.flavor, library=saved.library, library_version=saved.library_version,
-                       model_class=saved.model_class, digest=digest, size=size,
-                       signature=json.dumps(sig) if sig else None, metrics=json.dumps(metrics),
-                       datasets=json.dumps(datasets), trusted=json.dumps(saved.trusted),
-                       extra=json.dumps(saved.extra), message=message)
+            row = dict(fields, name=name, version=last + 1, created=time.time(), run_id=run_id, username=user,
+                       metrics=json.dumps(metrics), datasets=json.dumps(datasets))
             vid = conn.execute(mv.insert().values(**row)).inserted_primary_key[0]
             if alias:
                 self._move_alias(conn, name, alias, last + 1, user)
+            if on_insert is not None:
+                on_insert(conn, last + 1)
             out["row"] = conn.execute(sa.select(mv).where(mv.c.id == vid)).first()
 
         self.meta._retrying(work)
         return _row(out["row"], [alias] if alias else [])
+
+    # -- job executions: candidates ---------------------------------------------------
+    def _stage(self, staging: tuple[str, str], name: str, fields: dict, run_id: str | None) -> ModelVersion:
+        job, execution = staging
+        mc = S.model_candidates
+        now = time.time()
+
+        def work(conn):
+            return conn.execute(mc.insert().values(job=job, execution=execution, run_id=run_id, name=name,
+                                                   created=now, digest=fields["digest"], fields=json.dumps(fields),
+                                                   status="staged")).inserted_primary_key[0]
+
+        cid = self.meta._retrying(work)
+        d = {k: (json.loads(v) if k in ("signature", "trusted", "extra") and v else v) for k, v in fields.items()}
+        return ModelVersion(id=-cid, name=name, version=0, created=now, run_id=run_id, username=None,
+                            metrics={}, datasets=[], aliases=[], **{**d, "signature": d.get("signature"),
+                                                                      "trusted": d.get("trusted") or [],
+                                                                      "extra": d.get("extra") or {}},
+                            staged_for=job)
+
+    def candidates(self, executions: list[str], name: str | None = None) -> list[dict]:
+        """Staged models of these job executions: id, execution, run_id, name, metrics (as now)."""
+        mc = S.model_candidates
+        with self.meta.read() as conn:
+            q = sa.select(mc).where(mc.c.execution.in_(executions), mc.c.status == "staged")
+            if name is not None:
+                q = q.where(mc.c.name == name)
+            rows = [dict(r._mapping) for r in conn.execute(q.order_by(mc.c.id))]
+        self.store.writer.flush()
+        run_ids = sorted({r["run_id"] for r in rows if r["run_id"]} | {r["execution"] for r in rows})
+        latest = self.meta.latest_metrics(run_ids) if run_ids else {}
+        for r in rows:
+            # The registering run's metrics, then the execution's (a notebook may log to either).
+            m = {k: v[0] for k, v in latest.get(r["execution"], {}).items()}
+            if r["run_id"]:
+                m.update({k: v[0] for k, v in latest.get(r["run_id"], {}).items()})
+            r["metrics"] = m
+        return rows
+
+    def register_candidate(self, candidate: dict, alias: str | None, passed_over: list[int]) -> ModelVersion:
+        """Make *candidate* the next version (moving *alias* to it if given); mark the others."""
+        mc = S.model_candidates
+        fields = json.loads(candidate["fields"])
+
+        def mark(conn, version):
+            conn.execute(mc.update().where(mc.c.id == candidate["id"]).values(status="registered", version=version))
+            if passed_over:
+                conn.execute(mc.update().where(mc.c.id.in_(passed_over)).values(status="passed-over"))
+
+        return self._insert(candidate["name"], fields, candidate["run_id"] or candidate["execution"], alias,
+                            on_insert=mark)
 
     def _move_alias(self, conn, name: str, alias: str, version: int | None, user: str) -> int | None:
         ma = S.model_aliases
@@ -246,6 +323,11 @@ class Registry:
             flavors.load(b"", "pickle", None, None, allow_pickle=False, label=v.ref)
         data = self.store.blobs.get_bytes(v.digest)
         return flavors.load(data, v.flavor, v.trusted, v.extra, allow_pickle=allow_pickle, label=v.ref)
+
+    def has_model(self, name: str) -> bool:
+        with self.meta.read() as conn:
+            return conn.execute(sa.select(S.model_versions.c.id).where(S.model_versions.c.name == name)
+                                .limit(1)).first() is not None
 
     def models(self):
         """One row per model: latest version, aliases, when, by which run."""

@@ -292,6 +292,23 @@ prediction_labels = Table(
     PrimaryKeyConstraint("request_id", "row"),
 )
 
+# A model a job execution registered, held back until the batch picks its best (the challenger).
+model_candidates = Table(
+    "model_candidates",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("execution", String(32), nullable=False),  # the execution's run
+    Column("run_id", String(32)),  # the run active when the notebook registered it
+    Column("name", String(128), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("fields", Text, nullable=False),  # JSON: what a model_versions row needs besides name/version/run
+    Column("status", String(16), nullable=False),  # staged | registered | passed-over
+    Column("version", Integer),  # the version it became, when registered
+    Index("ix_model_candidates_execution", "execution"),
+)
+
 # Every (table, column, condition) that names a stored blob: ``gc`` keeps what any of them names.
 BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (artifacts, artifacts.c.digest, None),
@@ -299,6 +316,7 @@ BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (version_files, version_files.c.pack, version_files.c.pack.isnot(None)),
     (model_versions, model_versions.c.digest, None),
     (explanation_files, explanation_files.c.digest, None),
+    (model_candidates, model_candidates.c.digest, None),
 ]
 
 V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
@@ -339,5 +357,6 @@ MIGRATIONS = [
     (3, _add_columns(version_files, ["pack", "pack_offset"])),
     (4, _create(V4_TABLES)),
     (5, _create(V5_TABLES)),
+    (6, _create([model_candidates])),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,402 @@
+"""``mlops promote``: turn a working notebook into a job folder.
+
+``jobs/NAME/`` gets the notebook (outputs stripped, one ``parameters`` cell, ``skip-job`` cells
+dropped), ``job.toml``, ``requirements.txt`` (what the notebook imports, pinned to what is
+installed), a ``Dockerfile`` with ``serve`` and ``retrain`` commands, Kubernetes manifests, CI
+files and a README. The folder is written next to the old one and swapped in, so a failure
+leaves either the old folder or the new one, never half of each. A manifest of what was written
+(``.promoted.json``) tells a folder edited by hand from one only promote has touched.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..exceptions import BadInput, NotFound
+from . import templates
+from .spec import (JOB_FILE, NOTEBOOK, JobSpec, Parameter, check_cron, check_identifier, check_job_name,
+                   direction_for, type_of)
+
+MANIFEST = ".promoted.json"
+PARAMETERS_TAG = "parameters"
+SKIP_TAG = "skip-job"
+
+
+@dataclass
+class Promotion:
+    spec: JobSpec
+    folder: Path
+    files: dict[str, str]  # relative path -> content
+    notes: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    created: bool = True
+
+    def __str__(self) -> str:
+        head = (f"promoted {self.spec.source or 'the notebook'} to {self.folder}" if self.created
+                else f"updated {self.folder}")
+        lines = [head]
+        lines += [f"  {n}" for n in self.notes]
+        if not self.created:
+            lines.append("  changed: " + (", ".join(self.changed) if self.changed else "nothing"))
+        lines.append(f"  run it: mlops job run {self.spec.name}"
+                     + (f"   retrain: mlops retrain {self.spec.name}   build: mlops job build {self.spec.name}"
+                        if self.spec.serves else f"   build: mlops job build {self.spec.name}"))
+        return "\n".join(lines)
+
+
+# -- the notebook ---------------------------------------------------------------------------------
+def _python(source: str) -> str | None:
+    """Cell source as Python (magics turned into calls), or None if it does not parse."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        code = TransformerManager().transform_cell(source)
+        ast.parse(code)
+        return code
+    except (SyntaxError, ValueError):
+        return None
+    except Exception:  # a transformer that cannot handle the cell: treat as unparseable
+        return None
+
+
+def literal_assignments(source: str) -> tuple[dict[str, Any], list[str], set[int]]:
+    """Top-level ``name = literal`` statements: (values, names that are assigned something else,
+    the 1-based line numbers the literal assignments span)."""
+    code = _python(source)
+    if code is None:
+        return {}, [], set()
+    values: dict[str, Any] = {}
+    other: list[str] = []
+    lines: set[int] = set()
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                other.append(name)
+                continue
+            if type_of(value) is None:
+                other.append(name)
+                continue
+            values[name] = value
+            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return values, other, lines
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []) or [])
+
+
+def _format_value(v: Any) -> str:
+    return repr(v)
+
+
+def prepare_notebook(nb, params: dict[str, Any]) -> tuple[Any, dict[str, Parameter], list[str]]:
+    """The job's notebook: outputs stripped, skip-job cells dropped, exactly one parameters cell.
+
+    Returns (notebook, parameters, notes for the user)."""
+    import nbformat
+
+    notes: list[str] = []
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a deep copy
+    kept = []
+    dropped = 0
+    for cell in nb.cells:
+        if SKIP_TAG in _tags(cell):
+            dropped += 1
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+            cell.metadata.pop("execution", None)
+            cell.metadata.pop("collapsed", None)
+            cell.metadata.pop("scrolled", None)
+        kept.append(cell)
+    nb.cells = kept
+    if dropped:
+        notes.append(f"dropped {dropped} cell(s) tagged {SKIP_TAG}")
+    nb.metadata.pop("papermill", None)
+    ks = nb.metadata.get("kernelspec") or {}
+    if (ks.get("language") or "python") != "python":
+        raise BadInput(f"jobs run Python notebooks; this one's kernel is {ks.get('display_name') or ks.get('name')}")
+    if ks.get("name") != "python3":  # the kernel every image and CI runner has
+        if ks.get("name"):
+            notes.append(f"kernel {ks['name']!r} replaced by python3 (the one the image and CI have)")
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    tagged = [i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in _tags(c)]
+    if len(tagged) > 1:
+        raise BadInput(f"the notebook has {len(tagged)} cells tagged {PARAMETERS_TAG!r} (cells "
+                       f"{', '.join(str(i + 1) for i in tagged)}); papermill needs exactly one")
+    found: dict[str, Any] = {}
+    if tagged:
+        cell = nb.cells[tagged[0]]
+        if cell.cell_type != "code":
+            raise BadInput(f"cell {tagged[0] + 1} is tagged {PARAMETERS_TAG!r} but is not a code cell")
+        found, other, _ = literal_assignments(cell.source)
+        if other:
+            raise BadInput(f"the parameters cell assigns {', '.join(other)} something other than a literal "
+                           "(a number, text or true/false); a job parameter needs a literal default")
+        index = tagged[0]
+        where = "the notebook's parameters cell"
+    else:
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        index = code[0] if code else 0
+        first = nb.cells[index] if code else None
+        if not params and first is not None:
+            found, _, lines = literal_assignments(first.source)
+            if found:
+                src = first.source.splitlines()
+                code_src = _python(first.source) or ""
+                if len(code_src.splitlines()) == len(src):  # magics kept the line numbers: move the lines
+                    rest = [line for i, line in enumerate(src, 1) if i not in lines]
+                    first.source = "\n".join(rest).strip("\n")
+                    if not first.source.strip():
+                        nb.cells.pop(index)
+                else:  # keep them where they are; the parameters cell before them holds the same values
+                    pass
+        where = "the first code cell's literal assignments" if found else "--param"
+    for name in params:
+        check_identifier(name)
+    values = {**found, **params}
+    parameters = {}
+    for name, v in values.items():
+        t = type_of(v)
+        if t is None:
+            raise BadInput(f"parameter {name}: {v!r} is not a number, text or true/false")
+        parameters[name] = Parameter(name, t, v)
+    if tagged:
+        if params:  # new defaults from --param: rewrite the cell
+            nb.cells[index].source = _parameters_source(parameters)
+            notes.append(f"parameters cell updated with --param defaults: {', '.join(params)}")
+    elif parameters:
+        cell = nbformat.v4.new_code_cell(_parameters_source(parameters), metadata={"tags": [PARAMETERS_TAG]})
+        nb.cells.insert(index, cell)
+        notes.append(f"made a {PARAMETERS_TAG!r} cell from {where}: {', '.join(parameters)} became parameters")
+    else:
+        notes.append("no parameters (no parameters cell, no --param, no literal assignments in the first code "
+                     "cell): the job runs as it is")
+    if tagged and not params:
+        notes.append(f"parameters from {where}: {', '.join(parameters) or 'none'}")
+    nb.nbformat, nb.nbformat_minor = 4, max(int(nb.get("nbformat_minor", 5)), 5)
+    for i, cell in enumerate(nb.cells):  # ids stay unique after cells were dropped or added
+        cell["id"] = f"cell-{i}"
+    nbformat.validate(nb)
+    return nb, parameters, notes
+
+
+def _parameters_source(parameters: dict[str, Parameter]) -> str:
+    lines = ["# Parameters (papermill and `mlops job run -p NAME VALUE` override these)"]
+    lines += [f"{p.name} = {_format_value(p.default)}" for p in parameters.values()]
+    return "\n".join(lines)
+
+
+# -- requirements -----------------------------------------------------------------------------------
+def imported_modules(nb) -> list[str]:
+    """Top-level modules the notebook imports (and IPython extensions it loads)."""
+    mods: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            s = line.strip()
+            if s.startswith("%load_ext "):
+                mods.extend(w.split(".")[0] for w in s.split()[1:])
+        code = _python(cell.source)
+        if code is None:
+            continue
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Import):
+                mods.extend(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods.append(node.module.split(".")[0])
+    seen: list[str] = []
+    for m in mods:
+        if m not in seen:
+            seen.append(m)
+    return seen
+
+
+def requirements(nb) -> tuple[list[str], list[str]]:
+    """Pinned requirement lines for what the notebook imports, and modules not found installed."""
+    import importlib.metadata as md
+
+    from .._version import __version__
+
+    dists = md.packages_distributions()
+    lines = {"mlops-jupyter": f"mlops-jupyter=={__version__}"}
+    missing = []
+    for mod in imported_modules(nb):
+        if mod in sys.stdlib_module_names or mod == "mlops_jupyter":
+            continue
+        names = dists.get(mod)
+        if not names:
+            missing.append(mod)
+            continue
+        for dist in names:
+            try:
+                version = md.version(dist)
+            except md.PackageNotFoundError:
+                missing.append(mod)
+                continue
+            key = dist.lower().replace("_", "-")
+            lines.setdefault(key, f"{key}=={version}")
+    return [lines[k] for k in sorted(lines)], missing
+
+
+# -- the folder -------------------------------------------------------------------------------------
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _relative(path: Path, start: Path) -> str:
+    try:
+        return os.path.relpath(path, start)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+
+
+def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None = None, metric: str | None = None,
+                     params: dict[str, Any] | None = None, direction: str | None = None, alias: str = "production",
+                     schedule: str | None = None, image: str | None = None, smoke: dict[str, Any] | None = None,
+                     force: bool = False, root: str | os.PathLike | None = None) -> Promotion:
+    """Write (or update) ``jobs/NAME/`` from *notebook*; see the module docstring."""
+    import nbformat
+
+    from .._version import __version__
+    from ..config import find_root
+
+    check_job_name(name)
+    nb_path = Path(notebook).resolve()
+    if not nb_path.is_file():
+        raise NotFound(f"no notebook at {notebook}")
+    if metric and not model:
+        raise BadInput("--metric compares models: give --model too")
+    if schedule:
+        schedule = check_cron(schedule)
+    if direction is not None and direction not in ("max", "min"):
+        raise BadInput(f"--direction is max or min, not {direction!r}")
+    if model:
+        from ..data.catalog import check_name
+        from ..models.registry import Registry, check_alias
+        from ..store import open_store
+
+        check_name(model, "model")
+        check_alias(alias)
+        if not Registry(open_store()).has_model(model):
+            raise NotFound(f"no model named {model!r} is registered: run the notebook once so it registers one "
+                           f"(%mlops model register VAR --name {model}), or leave out --model for a plain job")
+    try:
+        nb = nbformat.read(str(nb_path), as_version=4)
+    except Exception as e:
+        raise BadInput(f"{notebook} is not a readable notebook: {e}") from None
+    job_nb, parameters, notes = prepare_notebook(nb, dict(params or {}))
+    base = Path(root) if root else (find_root(nb_path.parent) or nb_path.parent)
+    folder = base / "jobs" / name
+    spec = JobSpec(name=name, parameters=parameters, model=model, metric=metric,
+                   direction=direction or (direction_for(metric) if metric else "max"), alias=alias,
+                   schedule=schedule, image=image or f"mlops/{name}:{__version__}",
+                   source=_relative(nb_path, base), workdir=_relative(nb_path.parent, folder), folder=folder)
+    spec.smoke = spec.check_params(dict(smoke or {}), "--smoke: ")
+    spec.retrain = {"on_drift": True, "drift_threshold": 0.2} if model else {}
+    if metric:
+        notes.append(f"models are compared on {metric} ({'higher' if spec.direction == 'max' else 'lower'} is "
+                     f"better); the champion holds {model}@{alias}")
+    reqs, missing = requirements(job_nb)
+    if missing:
+        notes.append(f"not installed here, so not in requirements.txt: {', '.join(missing)}")
+    files = {
+        NOTEBOOK: nbformat.writes(job_nb) + "\n",
+        JOB_FILE: spec.to_toml(),
+        "requirements.txt": "\n".join(reqs) + "\n",
+        "Dockerfile": templates.dockerfile(spec),
+        ".dockerignore": templates.DOCKERIGNORE,
+        "entrypoint.sh": templates.entrypoint(spec),
+        "k8s/deployment.yaml": templates.k8s_deployment(spec) if spec.serves else None,
+        "k8s/service.yaml": templates.k8s_service(spec) if spec.serves else None,
+        "k8s/cronjob.yaml": templates.k8s_cronjob(spec),
+        "ci/github-workflow.yml": templates.github_workflow(spec),
+        "ci/gitlab-ci.yml": templates.gitlab_ci(spec),
+        "wheelhouse/README.md": templates.WHEELHOUSE_README,
+        "README.md": templates.readme(spec),
+    }
+    files = {k: v for k, v in files.items() if v is not None}
+    promotion = Promotion(spec, folder, files, notes)
+    _write_folder(promotion, force)
+    return promotion
+
+
+def _write_folder(p: Promotion, force: bool) -> None:
+    folder = p.folder
+    old_manifest: dict[str, str] = {}
+    if folder.exists():
+        p.created = False
+        try:
+            old_manifest = json.loads((folder / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            if not force:
+                raise BadInput(f"{folder} exists and was not written by mlops promote (no {MANIFEST}): "
+                               "pass --force to replace it") from None
+        edited = []
+        for rel, digest in old_manifest.items():
+            f = folder / rel
+            if f.is_file() and _digest(f.read_text(encoding="utf-8", errors="replace")) != digest:
+                edited.append(rel)
+        if edited and not force:
+            raise BadInput(f"{folder} was edited by hand since it was promoted ({', '.join(sorted(edited))}): "
+                           "pass --force to overwrite, or keep your edits and leave it")
+        for rel, text in p.files.items():
+            if old_manifest.get(rel) != _digest(text) or not (folder / rel).is_file():
+                p.changed.append(rel)
+        p.changed += [f"{rel} (removed)" for rel in old_manifest if rel not in p.files]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
+    try:
+        for rel, text in p.files.items():
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text, encoding="utf-8")
+            if rel.endswith(".sh"):
+                dest.chmod(0o755)
+        if folder.exists():  # keep what the user added that promote does not write (data, notes, ...)
+            for f in folder.rglob("*"):
+                rel = f.relative_to(folder).as_posix()
+                if f.is_file() and rel not in p.files and rel not in old_manifest and rel != MANIFEST:
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, tmp / rel)
+        (tmp / MANIFEST).write_text(json.dumps({"files": {k: _digest(v) for k, v in p.files.items()}},
+                                               indent=1, sort_keys=True) + "\n")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            try:
+                os.replace(tmp, folder)
+            except BaseException:
+                os.replace(old, folder)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def current_notebook(out: Callable[[str], None] | None = None) -> Path:
+    """The notebook this kernel runs (for ``%mlops promote`` without a path)."""
+    from ..tracking.capture import notebook_path
+
+    path = notebook_path()
+    if not path or not str(path).endswith(".ipynb") or not Path(path).is_file():
+        raise NotFound("cannot tell which notebook this kernel runs: give its path, "
+                       "%mlops promote NOTEBOOK --name ...")
+    return Path(path)

@@ -1,0 +1,260 @@
+"""A promoted job's description (``job.toml``): its parameters with types and defaults, the
+model it registers and how models are compared, when it retrains.
+
+Parameters are checked here, before any kernel starts: an unknown name or a value of the wrong
+type is one line.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import BadInput, NotFound
+
+JOB_FILE = "job.toml"
+NOTEBOOK = "notebook.ipynb"
+TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+_LOWER_IS_BETTER = re.compile(r"(loss|error|err|mse|rmse|mae|mape|logloss|perplexity|latency|cost)$", re.I)
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+
+
+@dataclass
+class Parameter:
+    name: str
+    type: str  # int | float | str | bool
+    default: Any
+
+    def convert(self, value: Any, where: str = "") -> Any:
+        """*value* (a Python value, or text from a command line) as this parameter's type."""
+        if isinstance(value, str) and self.type != "str":
+            from ..commands import parse_literal
+
+            value = parse_literal(value.strip())
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+        }[self.type]
+        if not ok:
+            raise BadInput(f"{where}parameter {self.name} takes {_a(self.type)}; got {value!r}")
+        return float(value) if self.type == "float" else value
+
+
+def _a(t: str) -> str:
+    return {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}[t]
+
+
+def type_of(value: Any) -> str | None:
+    for name in ("bool", "int", "float", "str"):
+        if isinstance(value, TYPES[name]):
+            return name
+    return None
+
+
+def check_identifier(name: str, what: str = "parameter name") -> str:
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise BadInput(f"{what} {name!r} is not a Python identifier")
+    return name
+
+
+def check_job_name(name: str) -> str:
+    """Job names become folder and image names: lower-case letters, digits, '-', '_', '.'."""
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", name) or ".." in name:
+        raise BadInput(f"job name {name!r}: use 1-63 lower-case letters, digits, '-', '_' or '.', starting with a "
+                       "letter or digit (it names a folder and a container image)")
+    return name
+
+
+def check_cron(expr: str) -> str:
+    fields = expr.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise BadInput(f"schedule {expr!r} is not a cron string of five fields (minute hour day month weekday), "
+                       "e.g. '0 3 * * 0'")
+    return " ".join(fields)
+
+
+def direction_for(metric: str) -> str:
+    """``max`` unless the metric's name says lower is better (loss, rmse, error, ...)."""
+    return "min" if _LOWER_IS_BETTER.search(metric) else "max"
+
+
+@dataclass
+class JobSpec:
+    name: str
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+    model: str | None = None
+    metric: str | None = None
+    direction: str = "max"
+    alias: str = "production"
+    schedule: str | None = None
+    image: str | None = None
+    source: str | None = None  # the promoted notebook, relative to the project root
+    workdir: str = "."  # where the notebook runs, relative to the job folder
+    smoke: dict[str, Any] = field(default_factory=dict)
+    retrain: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None
+
+    @property
+    def notebook(self) -> Path:
+        assert self.folder is not None
+        return self.folder / NOTEBOOK
+
+    @property
+    def serves(self) -> bool:
+        return self.model is not None
+
+    def check_params(self, values: dict[str, Any], where: str = "") -> dict[str, Any]:
+        """Values by name, converted to their types; unknown names are refused."""
+        out = {}
+        for name, value in values.items():
+            p = self.parameters.get(name)
+            if p is None:
+                known = ", ".join(self.parameters) or "none"
+                raise BadInput(f"{where}job {self.name} has no parameter {name!r} (its parameters: {known})")
+            out[name] = p.convert(value, where)
+        return out
+
+    def better(self, a: float, b: float | None) -> bool:
+        """Is *a* strictly better than *b* by this job's metric?"""
+        if b is None:
+            return True
+        return a > b if self.direction == "max" else a < b
+
+    def describe(self) -> str:
+        lines = [f"job {self.name}  ({self.folder})"]
+        if self.source:
+            lines.append(f"  promoted from {self.source}")
+        lines.append("  parameters: " + (", ".join(f"{p.name}: {p.type} = {p.default!r}"
+                                                   for p in self.parameters.values()) or "none"))
+        if self.model:
+            rule = (f"{self.metric} ({'higher' if self.direction == 'max' else 'lower'} is better)"
+                    if self.metric else "no metric: every retrain takes the alias")
+            lines.append(f"  model: {self.model}@{self.alias}; challenger vs champion on {rule}")
+        if self.smoke:
+            lines.append("  smoke: " + ", ".join(f"{k}={v!r}" for k, v in self.smoke.items()))
+        lines.append(f"  image: {self.image}")
+        if self.schedule:
+            lines.append(f"  schedule: {self.schedule}")
+        return "\n".join(lines)
+
+    # -- job.toml ---------------------------------------------------------------------------------
+    def to_toml(self) -> str:
+        v = _toml
+        lines = ["# A job promoted from a notebook by mlops-jupyter. Edit freely; `mlops promote` again",
+                 "# refuses to overwrite a hand-edited folder without --force.",
+                 f"name = {v(self.name)}"]
+        if self.source:
+            lines.append(f"source = {v(self.source)}  # the notebook it was promoted from")
+        lines.append(f"workdir = {v(self.workdir)}  # where the notebook runs, relative to this folder")
+        if self.image:
+            lines.append(f"image = {v(self.image)}")
+        if self.schedule:
+            lines.append(f"schedule = {v(self.schedule)}  # cron: when the CronJob retrains")
+        lines += ["", "# name = {type, default}: papermill parameters; `mlops job run` checks values against these",
+                  "[parameters]"]
+        for p in self.parameters.values():
+            lines.append(f"{p.name} = {{ type = {v(p.type)}, default = {v(p.default)} }}")
+        if self.model:
+            lines += ["", "# The model this job registers, and how a challenger is compared with the champion",
+                      "[model]", f"name = {v(self.model)}", f"alias = {v(self.alias)}  # the champion's alias"]
+            if self.metric:
+                lines += [f"metric = {v(self.metric)}", f"direction = {v(self.direction)}  # max: higher is better"]
+        lines += ["", "# Small values for a quick smoke test (CI runs the notebook with these)", "[smoke]"]
+        for k, val in self.smoke.items():
+            lines.append(f"{k} = {v(val)}")
+        lines += ["", "# When monitoring retrains the job", "[retrain]"]
+        for k, val in self.retrain.items():
+            lines.append(f"{k} = {v(val)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, path: Path) -> "JobSpec":
+        from ..config import _read_toml
+
+        d = _read_toml(path)
+        if not d:
+            raise NotFound(f"{path} is missing or empty")
+        where = f"{path}: "
+        try:
+            params = {}
+            for name, p in (d.get("parameters") or {}).items():
+                check_identifier(name)
+                if not isinstance(p, dict) or p.get("type") not in TYPES:
+                    raise BadInput(f"parameter {name} needs {{ type = \"int|float|str|bool\", default = ... }}")
+                par = Parameter(name, p["type"], None)
+                par.default = par.convert(p.get("default"))
+                params[name] = par
+            m = d.get("model") or {}
+            spec = cls(name=check_job_name(d.get("name", "")), parameters=params, model=m.get("name"),
+                       metric=m.get("metric"), direction=m.get("direction", "max"),
+                       alias=m.get("alias", "production"), schedule=d.get("schedule"), image=d.get("image"),
+                       source=d.get("source"), workdir=d.get("workdir", "."), smoke=dict(d.get("smoke") or {}),
+                       retrain=dict(d.get("retrain") or {}), folder=path.parent)
+            if spec.direction not in ("max", "min"):
+                raise BadInput(f"[model] direction is max or min, not {spec.direction!r}")
+            if spec.schedule:
+                check_cron(spec.schedule)
+            spec.check_params(spec.smoke, "[smoke]: ")
+        except BadInput as e:
+            raise BadInput(where + str(e)) from None
+        return spec
+
+
+def _toml(v: Any) -> str:
+    import json
+    import math
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    if isinstance(v, int):
+        return str(v)
+    return json.dumps(str(v))  # a TOML basic string is JSON's string syntax
+
+
+def find_job(job: str | os.PathLike) -> JobSpec:
+    """A job by folder path (holding job.toml) or by name (``jobs/NAME`` under the project)."""
+    p = Path(job)
+    candidates = [p] if p.is_dir() else []
+    if not candidates:
+        name = str(job)
+        check_job_name(name)
+        from ..config import find_root
+
+        root = find_root() or Path.cwd()
+        candidates = [root / "jobs" / name]
+    for folder in candidates:
+        if (folder / JOB_FILE).is_file():
+            return JobSpec.from_toml(folder / JOB_FILE)
+    raise NotFound(f"no job {job!r}: expected {candidates[0] / JOB_FILE} (make one with mlops promote NOTEBOOK "
+                   f"--name {Path(str(job)).name})")
+
+
+def list_jobs():
+    """The project's jobs (``jobs/*/job.toml``) as a DataFrame."""
+    import pandas as pd
+
+    from ..config import find_root
+
+    root = find_root() or Path.cwd()
+    rows = []
+    for f in sorted((root / "jobs").glob(f"*/{JOB_FILE}")):
+        try:
+            spec = JobSpec.from_toml(f)
+        except (BadInput, NotFound) as e:
+            rows.append({"name": f.parent.name, "parameters": "", "model": "", "metric": "", "problem": str(e)})
+            continue
+        rows.append({"name": spec.name, "parameters": ", ".join(spec.parameters),
+                     "model": f"{spec.model}@{spec.alias}" if spec.model else "",
+                     "metric": f"{spec.metric} ({spec.direction})" if spec.metric else "", "problem": ""})
+    df = pd.DataFrame(rows, columns=["name", "parameters", "model", "metric", "problem"])
+    if not df["problem"].astype(bool).any():
+        df = df.drop(columns="problem")
+    return df
