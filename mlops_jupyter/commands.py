@@ -106,24 +106,22 @@ def _positive_int(text: str) -> int:
     return n
 
 
-def _share(text: str) -> float:
+def _float(text: str, ok: Callable[[float], bool], needs: str) -> float:
     try:
         x = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= x <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} should be between 0 and 1")
+    if not ok(x):
+        raise argparse.ArgumentTypeError(f"{text!r} {needs}")
     return x
+
+
+def _share(text: str) -> float:
+    return _float(text, lambda x: 0 <= x <= 1, "should be between 0 and 1")
 
 
 def _positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-    return x
+    return _float(text, lambda x: x > 0, "must be above 0")
 
 
 def _int(text: str) -> int:

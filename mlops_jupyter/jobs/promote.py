@@ -327,6 +327,7 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
         "ci/github-workflow.yml": templates.github_workflow(spec),
         "ci/gitlab-ci.yml": templates.gitlab_ci(spec),
         "wheelhouse/README.md": templates.WHEELHOUSE_README,
+        "wheelhouse/.gitignore": "*.whl\n",
         "README.md": templates.readme(spec),
     }
     files = {k: v for k, v in files.items() if v is not None}

@@ -128,6 +128,14 @@ def _store_env(pad: str) -> str:
     )
 
 
+def _store_volume(spec: JobSpec, indent: int) -> str:
+    """The /data mount (container at *indent* + 4) and its claim (pod spec at *indent*)."""
+    c, p = " " * (indent + 4), " " * indent
+    return (f"{c}volumeMounts:\n{c}  - name: store\n{c}    mountPath: /data\n"
+            f"{p}volumes:\n{p}  - name: store\n{p}    persistentVolumeClaim:\n"
+            f"{p}      claimName: {_q(spec.name + '-store')}\n")
+
+
 def k8s_deployment(spec: JobSpec) -> str:
     return (
         "apiVersion: apps/v1\n"
@@ -171,14 +179,7 @@ def k8s_deployment(spec: JobSpec) -> str:
         "          resources:\n"
         "            requests: {cpu: \"500m\", memory: 512Mi}\n"
         "            limits: {memory: 2Gi}\n"
-        "          volumeMounts:\n"
-        "            - name: store\n"
-        "              mountPath: /data\n"
-        "      volumes:\n"
-        "        - name: store\n"
-        "          persistentVolumeClaim:\n"
-        f"            claimName: {_q(spec.name + '-store')}\n"
-    )
+    ) + _store_volume(spec, 6)
 
 
 def k8s_service(spec: JobSpec) -> str:
@@ -232,14 +233,7 @@ def k8s_cronjob(spec: JobSpec) -> str:
         "              env:\n" + _store_env("                ") +
         "                - name: MLOPS_JOB_TRIGGER\n"
         "                  value: schedule\n"
-        "              volumeMounts:\n"
-        "                - name: store\n"
-        "                  mountPath: /data\n"
-        "          volumes:\n"
-        "            - name: store\n"
-        "              persistentVolumeClaim:\n"
-        f"                claimName: {_q(spec.name + '-store')}\n"
-    )
+    ) + _store_volume(spec, 10)
 
 
 def _smoke_args(spec: JobSpec) -> str:
