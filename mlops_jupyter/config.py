@@ -55,12 +55,16 @@ def _read_toml(path: Path) -> dict:
 
 
 def _toml_value(v) -> str:
+    import json
+    import math
+
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
+    return json.dumps(str(v))  # a TOML basic string is JSON's string syntax (escapes newlines too)
 
 
 def _write_toml(path: Path, data: dict) -> None:

@@ -145,7 +145,8 @@ class JobSpec:
 
     # -- job.toml ---------------------------------------------------------------------------------
     def to_toml(self) -> str:
-        v = _toml
+        from ..config import _toml_value as v
+
         lines = ["# A job promoted from a notebook by mlops-jupyter. Edit freely; `mlops promote` again",
                  "# refuses to overwrite a hand-edited folder without --force.",
                  f"name = {v(self.name)}"]
@@ -204,19 +205,6 @@ class JobSpec:
         except BadInput as e:
             raise BadInput(where + str(e)) from None
         return spec
-
-
-def _toml(v: Any) -> str:
-    import json
-    import math
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
-    if isinstance(v, int):
-        return str(v)
-    return json.dumps(str(v))  # a TOML basic string is JSON's string syntax
 
 
 def find_job(job: str | os.PathLike) -> JobSpec:
