@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..exceptions import BadInput, NotFound
 from . import templates
@@ -97,10 +97,6 @@ def _tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []) or [])
 
 
-def _format_value(v: Any) -> str:
-    return repr(v)
-
-
 def prepare_notebook(nb, params: dict[str, Any]) -> tuple[Any, dict[str, Parameter], list[str]]:
     """The job's notebook: outputs stripped, skip-job cells dropped, exactly one parameters cell.
 
@@ -162,8 +158,10 @@ def prepare_notebook(nb, params: dict[str, Any]) -> tuple[Any, dict[str, Paramet
                     first.source = "\n".join(rest).strip("\n")
                     if not first.source.strip():
                         nb.cells.pop(index)
-                else:  # keep them where they are; the parameters cell before them holds the same values
-                    pass
+                else:  # left in place they would overwrite papermill's values: no parameters from there
+                    notes.append("the first code cell's assignments could not be moved out of it (its magics "
+                                 "change its line numbers): tag a parameters cell or use --param")
+                    found = {}
         where = "the first code cell's literal assignments" if found else "--param"
     for name in params:
         check_identifier(name)
@@ -196,7 +194,7 @@ def prepare_notebook(nb, params: dict[str, Any]) -> tuple[Any, dict[str, Paramet
 
 def _parameters_source(parameters: dict[str, Parameter]) -> str:
     lines = ["# Parameters (papermill and `mlops job run -p NAME VALUE` override these)"]
-    lines += [f"{p.name} = {_format_value(p.default)}" for p in parameters.values()]
+    lines += [f"{p.name} = {p.default!r}" for p in parameters.values()]
     return "\n".join(lines)
 
 
@@ -392,7 +390,7 @@ def _write_folder(p: Promotion, force: bool) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def current_notebook(out: Callable[[str], None] | None = None) -> Path:
+def current_notebook() -> Path:
     """The notebook this kernel runs (for ``%mlops promote`` without a path)."""
     from ..tracking.capture import notebook_path
 

@@ -282,8 +282,8 @@ def _batch(spec: JobSpec, combos: list[dict], workers: int, out, progress: bool,
         status = "failed" if len(failed) == len(executions) else "finished"
         store.meta.end_run(parent_id, status, time.time(),
                            f"{len(failed)} of {len(executions)} executions failed" if failed else None)
-    for e in executions:
-        label = "" if single else f"#{executions.index(e) + 1} {_fmt_params(e.params)}: "
+    for i, e in enumerate(executions, 1):
+        label = "" if single else f"#{i} {_fmt_params(e.params)}: "
         if e.ok:
             if not single:
                 out(f"  {label}finished in {e.seconds:.1f} s")

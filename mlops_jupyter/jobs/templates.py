@@ -236,10 +236,6 @@ def k8s_cronjob(spec: JobSpec) -> str:
     ) + _store_volume(spec, 10)
 
 
-def _smoke_args(spec: JobSpec) -> str:
-    return " --smoke"
-
-
 def github_workflow(spec: JobSpec) -> str:
     folder = f"jobs/{spec.name}"
     return (
@@ -259,7 +255,7 @@ def github_workflow(spec: JobSpec) -> str:
         "        with:\n"
         "          python-version: \"3.11\"\n"
         f"      - run: pip install -r {folder}/requirements.txt\n"
-        f"      - run: mlops job run {folder}{_smoke_args(spec)}\n"
+        f"      - run: mlops job run {folder} --smoke\n"
         "  image:\n"
         "    needs: smoke\n"
         "    runs-on: ubuntu-latest\n"
@@ -282,7 +278,7 @@ def gitlab_ci(spec: JobSpec) -> str:
         f"        - {_q(folder + '/**/*')}\n"
         "  script:\n"
         f"    - pip install -r {folder}/requirements.txt\n"
-        f"    - mlops job run {folder}{_smoke_args(spec)}\n"
+        f"    - mlops job run {folder} --smoke\n"
         f"{spec.name}-image:\n"
         "  stage: image\n"
         "  image: docker:27\n"

@@ -106,11 +106,12 @@ class ModelVersion:
         return model_version_html(self)
 
 
-def _row(r, aliases: list[str] | None = None) -> ModelVersion:
-    d = dict(r._mapping)
+def _row(r, aliases: list[str] | None = None, staged_for: str | None = None) -> ModelVersion:
+    """A version from its row (a database row, or a dict of the same columns)."""
+    d = dict(r) if isinstance(r, dict) else dict(r._mapping)
     for k, default in (("signature", None), ("metrics", {}), ("datasets", []), ("trusted", []), ("extra", {})):
         d[k] = json.loads(d[k]) if d.get(k) else default
-    return ModelVersion(**d, aliases=aliases or [])
+    return ModelVersion(**d, aliases=aliases or [], staged_for=staged_for)
 
 
 def job_staging(name: str) -> tuple[str, str] | None:
@@ -195,12 +196,8 @@ class Registry:
                                                    status="staged")).inserted_primary_key[0]
 
         cid = self.meta._retrying(work)
-        d = {k: (json.loads(v) if k in ("signature", "trusted", "extra") and v else v) for k, v in fields.items()}
-        return ModelVersion(id=-cid, name=name, version=0, created=now, run_id=run_id, username=None,
-                            metrics={}, datasets=[], aliases=[], **{**d, "signature": d.get("signature"),
-                                                                      "trusted": d.get("trusted") or [],
-                                                                      "extra": d.get("extra") or {}},
-                            staged_for=job)
+        return _row(dict(fields, id=-cid, name=name, version=0, created=now, run_id=run_id, username=None,
+                         metrics=None, datasets=None), staged_for=job)
 
     def candidates(self, executions: list[str], name: str | None = None) -> list[dict]:
         """Staged models of these job executions: id, execution, run_id, name, metrics (as now)."""
