@@ -38,6 +38,9 @@ _LAZY = {
     "models": "models:",
     "jobs": "jobs:",
     "explain": "models.explain:explain",
+    "drift": "monitoring.drift:drift",
+    "monitor": "monitoring.perf:monitor",
+    "log_labels": "monitoring.perf:log_labels",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

@@ -302,6 +302,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--smoke", action="append", metavar="NAME=VALUE", help="a small value for smoke tests (repeatable)")
     p.add_argument("--schedule", metavar="CRON", help="when the CronJob retrains, e.g. '0 3 * * 0'")
     p.add_argument("--image", help="image name (default mlops/NAME:VERSION)")
+    p.add_argument("--retrain-when", metavar="RULE", help="when `mlops monitor check` retrains, e.g. "
+                                                       "\"drift_share > 0.3 or accuracy < 0.8\" (default: drift_share > 0.3)")
     p.add_argument("--force", action="store_true", help="overwrite a job folder edited by hand")
 
     p = sub.add_parser("job", help="promoted jobs: run, build, serve, ls, show")
@@ -337,6 +339,34 @@ def build_parser() -> CommandParser:
     p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster: tcp://HOST:8786")
     p.add_argument("--smoke", action="store_true", help="with the small values in job.toml's [smoke]")
     p.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="limit per cell")
+
+    p = sub.add_parser("drift", help="data drift per feature: drift train@v2 serving:churn@production --since 24h "
+                                     "(each side: a data version, serving:MODEL@ALIAS, a CSV/Parquet file, or in "
+                                     "a notebook a DataFrame variable)")
+    p.add_argument("reference")
+    p.add_argument("current")
+    p.add_argument("--columns", metavar="A,B,C", help="compare only these columns")
+    p.add_argument("--threshold", type=_share, default=0.5, metavar="SHARE",
+                   help="the dataset drifts when at least this share of features drifts (default 0.5)")
+    p.add_argument("--method", metavar="M", help="the test deciding drift: wasserstein, jensenshannon, psi, ks, chi2 "
+                                                 "(or numeric=ks,categorical=chi2,COLUMN=psi)")
+    p.add_argument("--feature-threshold", action="append", metavar="METHOD=X",
+                   help="a method's threshold, e.g. psi=0.25 or ks=0.01 (repeatable)")
+    p.add_argument("--since", help="serving sides: from (24h, 7d, or an ISO date)")
+    p.add_argument("--until", help="serving sides: until (default now)")
+    p.add_argument("--model", help="link the report to this model version (NAME@ALIAS, NAME@vN)")
+    p.add_argument("--no-save", action="store_true", help="do not store the report")
+
+    p = sub.add_parser("monitor", help="a served model's traffic, latency, accuracy and drift over time: monitor "
+                                       "churn@production --since 7d; monitor check JOB evaluates the job's "
+                                       "retrain rule and retrains when it fires")
+    p.add_argument("ref", help="NAME@ALIAS, NAME@vN or NAME (or `check`)")
+    p.add_argument("job", nargs="?", help="with `check`: the job whose rule to evaluate")
+    p.add_argument("--since", help="from (default 7d; with check: the job's [retrain] window)")
+    p.add_argument("--until", help="until (default now)")
+    p.add_argument("--window", help="window size for the charts (default: about 24 windows over the span)")
+    p.add_argument("--dry-run", action="store_true", help="with check: decide and store, but do not retrain")
+    p.add_argument("--workers", type=_positive_int, help="with check: executions at once when retraining")
 
     p = sub.add_parser("lineage", help="data -> run -> data/model around a dataset version, a run or a model version")
     p.add_argument("ref", help="NAME@vN, a run, or models:/NAME/N")
@@ -742,7 +772,7 @@ def _promote(ns, ctx):
         ctx.out(f"promoting {notebook} as last saved")
     p = promote_notebook(notebook, ns.name, model=ns.model, metric=ns.metric, params=params,
                          direction=ns.direction, alias=ns.alias, schedule=ns.schedule, image=ns.image,
-                         smoke=smoke, force=ns.force)
+                         smoke=smoke, force=ns.force, retrain_when=ns.retrain_when)
     ctx.out(str(p))
     return None
 
@@ -812,6 +842,52 @@ def _job_show(ns, ctx):
     return None
 
 
+def _drift_side(ctx: Context, word: str):
+    value, is_var = _namespace_value(ctx, word)
+    if is_var:
+        return value
+    if ctx.shell is not None and word.isidentifier() and "@" not in word and not os.path.exists(word):
+        from .data.catalog import Catalog
+
+        if Catalog(_store().meta).latest(word) is None:
+            raise BadInput(f"{word!r} is neither a DataFrame variable in the notebook nor a dataset")
+    return word
+
+
+def _drift(ns, ctx):
+    from .monitoring.drift import drift
+
+    method = ns.method
+    if method and "=" in method:
+        method = key_values(method.split(","), "--method")
+    thresholds = {}
+    for k, v in key_values(ns.feature_threshold, "--feature-threshold").items():
+        x = parse_literal(v)
+        thresholds[k] = x if isinstance(x, (int, float)) and not isinstance(x, bool) else v
+    columns = [c.strip() for c in ns.columns.split(",") if c.strip()] if ns.columns else None
+    report = drift(_drift_side(ctx, ns.reference), _drift_side(ctx, ns.current), columns=columns,
+                   threshold=ns.threshold, method=method, thresholds=thresholds, since=ns.since, until=ns.until,
+                   model=ns.model, save=not ns.no_save, progress=None if ctx.face == "magic" or _tty() else False)
+    return report
+
+
+def _monitor(ns, ctx):
+    from .monitoring import check, monitor
+
+    if ns.ref == "check":
+        if not ns.job:
+            raise BadInput("which job? monitor check JOB")
+        result = check(ns.job, dry_run=ns.dry_run, window=ns.since, out=ctx.out, workers=ns.workers,
+                       progress=ctx.face == "magic" or _tty())
+        ctx.extra["exit_code"] = result.exit_code
+        return result.drift if ctx.face == "magic" and result.drift is not None else None
+    if ns.job:
+        raise BadInput(f"unexpected {ns.job!r}: monitor NAME@ALIAS [--since 7d], or monitor check JOB")
+    if ns.dry_run or ns.workers:
+        raise BadInput("--dry-run and --workers go with `monitor check JOB`")
+    return monitor(ns.ref, since=ns.since or "7d", until=ns.until, window=ns.window)
+
+
 def _lineage(ns, ctx):
     from . import data
 
@@ -865,5 +941,5 @@ HANDLERS: dict[str, Callable] = {
     "model_alias": _model_alias, "model_history": _model_history, "model_load": _model_load,
     "model_export": _model_export, "explain": _explain,
     "serve": _serve, "promote": _promote, "job_run": _job_run, "job_build": _job_build, "job_serve": _job_serve,
-    "job_ls": _job_ls, "job_show": _job_show, "retrain": _retrain,
+    "job_ls": _job_ls, "job_show": _job_show, "retrain": _retrain, "drift": _drift, "monitor": _monitor,
 }

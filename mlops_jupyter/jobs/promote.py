@@ -24,9 +24,10 @@ from typing import Any
 from ..exceptions import BadInput, NotFound
 from . import templates
 from .spec import (JOB_FILE, NOTEBOOK, JobSpec, Parameter, check_cron, check_identifier, check_job_name,
-                   direction_for, type_of)
+                   check_retrain, direction_for, type_of)
 
 MANIFEST = ".promoted.json"
+DEFAULT_RULE = "drift_share > 0.3"  # what `mlops monitor check` retrains on unless --retrain-when says otherwise
 PARAMETERS_TAG = "parameters"
 SKIP_TAG = "skip-job"
 
@@ -266,7 +267,8 @@ def _relative(path: Path, start: Path) -> str:
 def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None = None, metric: str | None = None,
                      params: dict[str, Any] | None = None, direction: str | None = None, alias: str = "production",
                      schedule: str | None = None, image: str | None = None, smoke: dict[str, Any] | None = None,
-                     force: bool = False, root: str | os.PathLike | None = None) -> Promotion:
+                     force: bool = False, root: str | os.PathLike | None = None,
+                     retrain_when: str | None = None) -> Promotion:
     """Write (or update) ``jobs/NAME/`` from *notebook*; see the module docstring."""
     import nbformat
 
@@ -305,7 +307,10 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
                    schedule=schedule, image=image or f"mlops/{name}:{__version__}",
                    source=_relative(nb_path, base), workdir=_relative(nb_path.parent, folder), folder=folder)
     spec.smoke = spec.check_params(dict(smoke or {}), "--smoke: ")
-    spec.retrain = {"on_drift": True, "drift_threshold": 0.2} if model else {}
+    spec.retrain = {"retrain_when": retrain_when or DEFAULT_RULE, "window": "24h"} if model else {}
+    if retrain_when and not model:
+        raise BadInput("--retrain-when needs --model: a plain batch job has no model to monitor")
+    check_retrain(spec.retrain, spec)
     if metric:
         notes.append(f"models are compared on {metric} ({'higher' if spec.direction == 'max' else 'lower'} is "
                      f"better); the champion holds {model}@{alias}")

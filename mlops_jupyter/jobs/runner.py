@@ -214,9 +214,11 @@ def run_job(job: str | os.PathLike | JobSpec, params: dict[str, Any] | None = No
 
 def retrain(job: str | os.PathLike | JobSpec, grid: list[str] | None = None, params: dict[str, Any] | None = None,
             workers: int | None = None, dask_scheduler: str | None = None, out: Callable[[str], None] = print,
-            progress: bool = True, timeout: float | None = None, smoke: bool = False) -> BatchResult:
+            progress: bool = True, timeout: float | None = None, smoke: bool = False,
+            trigger: str | None = None) -> BatchResult:
     """Executions of *job* over *grid* side by side, grouped under one run; the best by the job's
-    metric is the challenger (see the module docstring)."""
+    metric is the challenger (see the module docstring). *trigger* tags the runs (``monitor``,
+    ``schedule``...; default ``$MLOPS_JOB_TRIGGER`` or ``manual``)."""
     spec = job if isinstance(job, JobSpec) else find_job(job)
     if not spec.model:
         raise BadInput(f"job {spec.name} registers no model (promoted without --model): run it with "
@@ -226,11 +228,11 @@ def retrain(job: str | os.PathLike | JobSpec, grid: list[str] | None = None, par
     if dask_scheduler is not None and not dask_scheduler.strip():
         raise BadInput("--dask-scheduler needs an address, e.g. tcp://127.0.0.1:8786")
     return _batch(spec, combos, workers=workers or min(len(combos), os.cpu_count() or 1), out=out,
-                  progress=progress, timeout=timeout, dask_scheduler=dask_scheduler)
+                  progress=progress, timeout=timeout, dask_scheduler=dask_scheduler, trigger=trigger)
 
 
 def _batch(spec: JobSpec, combos: list[dict], workers: int, out, progress: bool, timeout: float | None,
-           single: bool = False, dask_scheduler: str | None = None) -> BatchResult:
+           single: bool = False, dask_scheduler: str | None = None, trigger: str | None = None) -> BatchResult:
     from ..store import open_store
 
     t0 = time.perf_counter()
@@ -239,7 +241,7 @@ def _batch(spec: JobSpec, combos: list[dict], workers: int, out, progress: bool,
     notebook = str(spec.notebook.resolve())
     if not spec.notebook.is_file():
         raise BadInput(f"job {spec.name} has no {spec.notebook.name} in {spec.folder}")
-    trigger = os.environ.get("MLOPS_JOB_TRIGGER", "manual")
+    trigger = trigger or os.environ.get("MLOPS_JOB_TRIGGER", "manual")
     parent_id = None
     if not single:
         parent_id = _create_run(store, f"retrain {spec.name}", {"executions": len(combos)},

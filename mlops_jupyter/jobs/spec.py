@@ -169,7 +169,10 @@ class JobSpec:
         lines += ["", "# Small values for a quick smoke test (CI runs the notebook with these)", "[smoke]"]
         for k, val in self.smoke.items():
             lines.append(f"{k} = {v(val)}")
-        lines += ["", "# When monitoring retrains the job", "[retrain]"]
+        lines += ["", "# When monitoring retrains the job: `mlops monitor check NAME` (from cron or the CronJob)",
+                  "# evaluates retrain_when over the last `window` of served traffic and, when it fires, retrains.",
+                  "# Figures: drift_share, drifted_features, accuracy, f1, roc_auc, rmse, latency_p99_ms, requests...",
+                  "[retrain]"]
         for k, val in self.retrain.items():
             lines.append(f"{k} = {v(val)}")
         return "\n".join(lines) + "\n"
@@ -202,9 +205,51 @@ class JobSpec:
             if spec.schedule:
                 check_cron(spec.schedule)
             spec.check_params(spec.smoke, "[smoke]: ")
+            spec.retrain = check_retrain(spec.retrain, spec)
         except BadInput as e:
             raise BadInput(where + str(e)) from None
         return spec
+
+
+RETRAIN_KEYS = {
+    "retrain_when": "the rule `mlops monitor check` evaluates, e.g. \"drift_share > 0.3 or accuracy < 0.8\"",
+    "window": "how far back the check looks (default 24h)",
+    "reference": "the data version drift is measured against (default: the champion's training data)",
+    "threshold": "share of drifted features that makes dataset drift (default 0.5)",
+    "grid": "values to retrain over, e.g. { n_estimators = [100, 300] }",
+}
+
+
+def check_retrain(retrain: dict[str, Any], spec: "JobSpec | None" = None) -> dict[str, Any]:
+    """Check job.toml's [retrain] table; the rule is parsed here, so a rule that does not parse is
+    refused (with the position of the error) by every command that reads the job."""
+    from ..monitoring.rule import parse
+    from ..monitoring.sources import parse_duration
+
+    out = dict(retrain)
+    if "retrain_when" not in out and out.pop("on_drift", False):  # written by earlier versions
+        out["retrain_when"] = f"drift_share > {out.pop('drift_threshold', 0.2)}"
+    out.pop("on_drift", None)
+    out.pop("drift_threshold", None)
+    for key in out:
+        if key not in RETRAIN_KEYS:
+            raise BadInput(f"[retrain] has no key {key!r}; keys: {', '.join(RETRAIN_KEYS)}")
+    if "retrain_when" in out:
+        parse(out["retrain_when"], "[retrain] retrain_when")
+    if "window" in out:
+        parse_duration(out["window"], "[retrain] window")
+    t = out.get("threshold")
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 1):
+        raise BadInput(f"[retrain] threshold is a share of features, above 0 and at most 1, not {t!r}")
+    grid = out.get("grid")
+    if grid is not None:
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise BadInput("[retrain] grid is a table of non-empty lists, e.g. { n_estimators = [100, 300] }")
+        if spec is not None:
+            for name, values in grid.items():
+                for value in values:
+                    spec.check_params({name: value}, "[retrain] grid: ")
+    return out
 
 
 def find_job(job: str | os.PathLike) -> JobSpec:

@@ -248,9 +248,13 @@ def known_ids(meta, ids: list[str]) -> set[str]:
 
 
 def read(meta, model: str, version: int | None = None, since: float | None = None, until: float | None = None,
-         with_labels: bool = True):
+         with_labels: bool = True, probabilities: bool = False):
     """Logged requests of *model* as one DataFrame: a row per predicted row, the input columns,
-    ``prediction`` (and ``label`` where one was posted), ``request_id``, ``row``, ``version``, ``at``."""
+    ``prediction`` (and ``label`` where one was posted, ``probabilities`` when asked and logged),
+    ``request_id``, ``row``, ``version``, ``at``.
+
+    Rows are gathered in plain lists and framed once per distinct column list (a request-wide
+    frame per request would cost ~100 µs each)."""
     import pandas as pd
     import sqlalchemy as sa
 
@@ -264,29 +268,68 @@ def read(meta, model: str, version: int | None = None, since: float | None = Non
         q = q.where(p.c.at >= since)
     if until is not None:
         q = q.where(p.c.at < until)
-    frames = []
     with meta.read() as conn:
         recs = conn.execute(q.order_by(p.c.at)).all()
         labels: dict[tuple[str, int], Any] = {}
         if with_labels and recs:
-            ids = [r.request_id for r in recs]
             t = S.prediction_labels
-            for i in range(0, len(ids), 500):
-                for r in conn.execute(sa.select(t.c.request_id, t.c.row, t.c.label)
-                                      .where(t.c.request_id.in_(ids[i:i + 500]))):
-                    labels[(r.request_id, r.row)] = json.loads(r.label)
+            labelled = sa.select(t.c.request_id, t.c.row, t.c.label).join(p, p.c.request_id == t.c.request_id)
+            labelled = labelled.where(p.c.model == model)
+            if version is not None:
+                labelled = labelled.where(p.c.version == version)
+            if since is not None:
+                labelled = labelled.where(p.c.at >= since)
+            if until is not None:
+                labelled = labelled.where(p.c.at < until)
+            for r in conn.execute(labelled):
+                labels[(r.request_id, r.row)] = json.loads(r.label)
+    groups: dict[tuple, dict[str, list]] = {}
     for r in recs:
         inputs, outputs = json.loads(r.inputs), json.loads(r.outputs)
-        df = pd.DataFrame(inputs["data"], columns=inputs["columns"])
-        df["prediction"] = outputs.get("predictions")
-        df["request_id"] = r.request_id
-        df["row"] = range(len(df))
-        df["version"] = r.version
-        df["at"] = r.at
+        g = groups.get(tuple(inputs["columns"]))
+        if g is None:
+            g = groups[tuple(inputs["columns"])] = {k: [] for k in ("data", "prediction", "probabilities",
+                                                                   "request_id", "row", "version", "at")}
+        data = inputs["data"]
+        n = len(data)
+        g["data"].extend(data)
+        preds = outputs.get("predictions")
+        g["prediction"].extend(preds if isinstance(preds, list) and len(preds) == n else [preds] * n)
+        if probabilities:
+            probs = outputs.get("probabilities")
+            g["probabilities"].extend(probs if isinstance(probs, list) and len(probs) == n else [None] * n)
+        g["request_id"].extend([r.request_id] * n)
+        g["row"].extend(range(n))
+        g["version"].extend([r.version] * n)
+        g["at"].extend([r.at] * n)
+    meta_cols = ["prediction"] + (["probabilities"] if probabilities else []) + ["request_id", "row", "version", "at"]
+    frames = []
+    for columns, g in groups.items():
+        df = pd.DataFrame(g.pop("data"), columns=list(columns))
+        for k in meta_cols:
+            df[k] = g[k]
         if with_labels:
-            df["label"] = [labels.get((r.request_id, i)) for i in range(len(df))]
+            df["label"] = [labels.get(key) for key in zip(g["request_id"], g["row"])]
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=["prediction", "request_id", "row", "version", "at"]
-                            + (["label"] if with_labels else []))
-    return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame(columns=meta_cols + (["label"] if with_labels else []))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def requests(meta, model: str, since: float | None = None, until: float | None = None):
+    """One row per logged request of *model* (all versions): ``at``, ``version``, ``n_rows``,
+    ``latency`` (seconds), without decoding inputs: volume and latency figures come from here."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from ..store import schema as S
+
+    p = S.predictions
+    q = sa.select(p.c.at, p.c.version, p.c.n_rows, p.c.latency).where(p.c.model == model)
+    if since is not None:
+        q = q.where(p.c.at >= since)
+    if until is not None:
+        q = q.where(p.c.at < until)
+    with meta.read() as conn:
+        rows = conn.execute(q.order_by(p.c.at)).all()
+    return pd.DataFrame(rows, columns=["at", "version", "n_rows", "latency"])

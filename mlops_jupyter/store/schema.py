@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -309,6 +310,48 @@ model_candidates = Table(
     Index("ix_model_candidates_execution", "execution"),
 )
 
+# -- v7: monitoring: drift reports, and the checks that decide about retraining ------------------
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created", Float, nullable=False),
+    Column("username", String(128)),
+    Column("run_id", String(32)),  # the run active when it was computed
+    Column("model", String(128)),  # the model version it concerns (serving traffic, or named)
+    Column("version", Integer),
+    Column("reference", Text, nullable=False),  # how each side was described
+    Column("current", Text, nullable=False),
+    Column("datasets", Text),  # JSON: data version refs involved
+    Column("window_start", Float),  # the window of serving traffic, when a side was one
+    Column("window_end", Float),
+    Column("n_ref", BigInteger, nullable=False),
+    Column("n_cur", BigInteger, nullable=False),
+    Column("n_compared", Integer, nullable=False),
+    Column("n_drifted", Integer, nullable=False),
+    Column("drift_share", Float),
+    Column("dataset_drift", Boolean, nullable=False),
+    Column("summary", Text, nullable=False),  # JSON: the whole summary
+    Column("features", Text, nullable=False),  # JSON: per-feature rows
+    Column("histograms", Text),  # JSON: the display histograms
+)
+Index("ix_drift_reports_model", drift_reports.c.model, drift_reports.c.created)
+
+monitor_checks = Table(
+    "monitor_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("username", String(128)),
+    Column("rule", Text, nullable=False),
+    Column("figures", Text, nullable=False),  # JSON: every figure the rule can name, null when unknown
+    Column("fired", Boolean, nullable=False),
+    Column("drift_report", Integer),  # drift_reports.id
+    Column("outcome", Text),  # what happened: not fired, retrained (new champion or not), failed, dry run
+)
+Index("ix_monitor_checks_job", monitor_checks.c.job, monitor_checks.c.at)
+
 # Every (table, column, condition) that names a stored blob: ``gc`` keeps what any of them names.
 BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (artifacts, artifacts.c.digest, None),
@@ -358,5 +401,6 @@ MIGRATIONS = [
     (4, _create(V4_TABLES)),
     (5, _create(V5_TABLES)),
     (6, _create([model_candidates])),
+    (7, _create([drift_reports, monitor_checks])),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
