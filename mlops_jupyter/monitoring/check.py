@@ -32,7 +32,7 @@ class CheckResult:
         names = list(dict.fromkeys([*_SHOWN, *self._named()]))
         shown = ", ".join(f"{k} {_fmt(self.figures.get(k))}" for k in names)
         lines = [f"job {self.job}: rule {self.rule!r}", f"  figures: {shown}"]
-        lines += [f"  {'fired: ' if self.fired else ''}{w}" for w in self.why if self.fired or "unknown" in w]
+        lines += [f"  {'' if 'unknown' in w else 'fired: '}{w}" for w in self.why if self.fired or "unknown" in w]
         lines.append(f"  decision: {'RETRAIN' if self.fired else 'no retraining'} ({self.outcome})")
         return "\n".join(lines)
 
@@ -120,4 +120,5 @@ def check(job: str, dry_run: bool = False, window: str | None = None, out: Calla
     d = batch.decision
     result.outcome = f"retrained (run {batch.run_id[:8]}): {d}" if d else f"retrained (run {batch.run_id[:8]})"
     set_outcome(result.check_id, result.outcome)
+    out(f"check {result.check_id}: {result.outcome}")
     return result

@@ -13,6 +13,9 @@ method             applies to             drifts when                 default
 ``chi2``           categorical            chi-square p-value <        0.05
 =================  =====================  ==========================  ==========
 
+Distances are noisy on small samples: when either side has at most 1,000 rows, the defaults
+are the tests instead (``ks`` for numeric, ``chi2`` for categorical features).
+
 The dataset drifts when the share of drifted features (among those compared) is at least
 ``threshold`` (default 0.5). Features that cannot be compared (missing on one side, all null,
 a single value, different types on each side, an empty side) are listed with the reason.
@@ -40,6 +43,8 @@ METHODS = {
     "chi2": ("categorical", "chi2_pvalue", 0.05, "pvalue"),
 }
 DEFAULT_METHOD = {"numeric": "wasserstein", "categorical": "jensenshannon"}
+SMALL_METHOD = {"numeric": "ks", "categorical": "chi2"}  # when either side has at most SMALL rows
+SMALL = 1000
 DATASET_THRESHOLD = 0.5
 COLUMNS = ["feature", "type", "method", "score", "threshold", "drift", "severity", "status", "reason",
            "ks_stat", "ks_pvalue", "wasserstein", "wasserstein_norm", "psi", "chi2", "chi2_pvalue",
@@ -111,9 +116,9 @@ def _num(v) -> str:
 
 
 # -- options ------------------------------------------------------------------------------------
-def _methods(method, columns: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+def _methods(method, columns: list[str], small: bool = False) -> tuple[dict[str, str], dict[str, str]]:
     """(method per type, method per column) from ``"psi"``, ``{"numeric": "ks"}`` or ``{"age": "psi"}``."""
-    by_type = dict(DEFAULT_METHOD)
+    by_type = dict(SMALL_METHOD if small else DEFAULT_METHOD)
     by_col: dict[str, str] = {}
     if method is None:
         return by_type, by_col
@@ -189,7 +194,7 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
     if kr == "numeric":
         a, null_a, inf_a = stats.finite_sorted(_floats(ref))
         b, null_b, inf_b = stats.finite_sorted(_floats(cur))
-        row.update(n_ref=len(a), n_cur=len(b), null_ref=null_a / n_ref, null_cur=null_b / n_cur)
+        row.update(n_ref=len(a), n_cur=len(b), null_ref=_rate(null_a, n_ref), null_cur=_rate(null_b, n_cur))
         if inf_a or inf_b:
             row["reason"] = f"non-finite values left out ({inf_a:,} in reference, {inf_b:,} in current)"
         problem = _empty_problem(len(a), len(b), n_ref, n_cur)
@@ -206,8 +211,8 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
     else:
         rc, null_a = _counts(ref)
         cc, null_b = _counts(cur)
-        row.update(n_ref=n_ref - null_a, n_cur=n_cur - null_b, null_ref=null_a / n_ref if n_ref else math.nan,
-                   null_cur=null_b / n_cur if n_cur else math.nan)
+        row.update(n_ref=n_ref - null_a, n_cur=n_cur - null_b, null_ref=_rate(null_a, n_ref),
+                   null_cur=_rate(null_b, n_cur))
         problem = _empty_problem(sum(rc.values()), sum(cc.values()), n_ref, n_cur)
         if problem:
             return _skip(row, problem), None
@@ -237,6 +242,10 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
         row["drift"] = bool(score >= threshold)
         row["severity"] = score / threshold
     return row, hist
+
+
+def _rate(k: int, n: int) -> float:
+    return k / n if n else math.nan
 
 
 def _empty_problem(valid_ref: int, valid_cur: int, n_ref: int, n_cur: int) -> str | None:
@@ -271,7 +280,7 @@ def compute(reference, current, columns: list[str] | None = None, threshold: flo
             raise BadInput("no columns to compare")
         if len(set(columns)) != len(columns):
             raise BadInput("a column is named twice in columns")
-    by_type, by_col = _methods(method, columns)
+    by_type, by_col = _methods(method, columns, small=min(len(reference), len(current)) <= SMALL)
     limits = _thresholds(thresholds)
     ref_cols = {str(c): c for c in reference.columns}
     cur_cols = {str(c): c for c in current.columns}
@@ -347,10 +356,10 @@ def drift(reference, current, columns: list[str] | None = None, threshold: float
     from .sources import parse_time, resolve
 
     t_since, t_until = parse_time(since, "since"), parse_time(until, "until")
-    if not isinstance(reference, str) and not isinstance(current, str) and (since or until):
-        raise BadInput("since/until apply to serving:MODEL@ALIAS sides; neither side is one")
     ref = resolve(reference, t_since, t_until, "reference")
     cur = resolve(current, t_since, t_until, "current")
+    if (since or until) and ref.window is None and cur.window is None:
+        raise BadInput("since/until choose a window of served traffic: neither side is serving:MODEL@ALIAS")
     if progress is None:
         progress = len(ref.frame) * len(ref.frame.columns) + len(cur.frame) * len(cur.frame.columns) > 5_000_000
     report = compute(ref.frame, cur.frame, columns=columns, threshold=threshold, method=method,

@@ -58,7 +58,8 @@ class Rule:
 
 def _where(text: str, node_or_col) -> str:
     col = node_or_col if isinstance(node_or_col, int) else getattr(node_or_col, "col_offset", 0)
-    return f"at column {col + 1}: {text}\n{' ' * (col + len('at column ') + len(str(col + 1)) + 2)}^"
+    near = text[col:col + 24].strip()
+    return f"at column {col + 1}" + (f" (near {near!r})" if near else " (at the end)")
 
 
 def parse(text: str, what: str = "retrain_when") -> Rule:
@@ -89,10 +90,10 @@ def _check(node: ast.AST, src: str, what: str, top: bool = False) -> None:
         for op in node.ops:
             if type(op) not in _OPS:
                 raise RuleError(f"{what}: only < <= > >= == != compare figures {_where(src, node)}")
-        if not any(isinstance(p, ast.Name) for p in parts):
-            raise RuleError(f"{what}: a comparison needs a figure such as drift_share {_where(src, node)}")
         for p in parts:
             _check(p, src, what)
+        if not any(isinstance(p, ast.Name) for p in parts):
+            raise RuleError(f"{what}: a comparison needs a figure such as drift_share {_where(src, node)}")
     elif isinstance(node, ast.Name):
         if top:
             raise RuleError(f"{what}: {node.id} alone is not a condition; compare it, e.g. {node.id} > 0.3 "
@@ -109,6 +110,13 @@ def _check(node: ast.AST, src: str, what: str, top: bool = False) -> None:
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
             and type(node.operand.value) in (int, float) and not top:
         pass
+    elif isinstance(node, ast.BinOp):
+        col = node.left.end_col_offset or 0
+        while col < len(src) and src[col] in " ()":
+            col += 1
+        op = src[col:node.right.col_offset].strip(" (")
+        raise RuleError(f"{what}: operator {op!r} is not allowed (figures, numbers, < <= > >= == !=, and/or/not, "
+                        f"parentheses) {_where(src, col)}")
     else:
         raise RuleError(f"{what}: only figures, numbers, comparisons, and/or/not and parentheses are allowed "
                         f"{_where(src, node)}")

@@ -124,7 +124,7 @@ def numeric(a: np.ndarray, b: np.ndarray, pvalues: bool = True) -> dict:
     n1 = len(a)
     std = float(a.std())
     q = np.arange(1, PSI_BINS) / PSI_BINS
-    edges = np.unique(a[np.minimum((q * n1).astype(np.int64), n1 - 1)])
+    edges = np.unique(a[np.maximum(np.ceil(q * n1).astype(np.int64) - 1, 0)])  # the reference's deciles
     edges = edges[edges < a[-1]]  # a cut at the maximum would leave an empty last bin
     out = {
         "ks_stat": d,
