@@ -85,9 +85,12 @@ def test_promote_writes_a_complete_job_folder(project, capsys):
     docs = {f: list(yaml.safe_load_all((job / "k8s" / f).read_text())) for f in os.listdir(job / "k8s")}
     kinds = {d["kind"]: d for ds in docs.values() for d in ds}
     assert set(kinds) == {"Deployment", "Service", "CronJob"}
-    assert kinds["CronJob"]["spec"]["schedule"] == "0 4 * * 1"
+    crons = {d["metadata"]["name"]: d for ds in docs.values() for d in ds if d["kind"] == "CronJob"}
+    assert crons["churn-job-retrain"]["spec"]["schedule"] == "0 4 * * 1"
+    assert crons["churn-job-check"]["spec"]["schedule"] == "17 * * * *"  # monitoring: retrains when its rule fires
     assert kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] == spec.image
-    assert kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == ["retrain"]
+    for name, args in (("churn-job-retrain", ["retrain"]), ("churn-job-check", ["check"])):
+        assert crons[name]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == args
     gh = yaml.safe_load((job / "ci" / "github-workflow.yml").read_text())
     assert "mlops job run jobs/churn-job --smoke" in json.dumps(gh) and "docker build" in json.dumps(gh)
     gl = yaml.safe_load((job / "ci" / "gitlab-ci.yml").read_text())

@@ -8,6 +8,7 @@ import math
 import re
 
 import httpx
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -347,3 +348,47 @@ def test_monitor_check_retrains_when_drift_fires(project, capsys):
     reports = mj.monitoring.reports(model="churn")
     assert len(reports) == 3 and reports["current"].str.contains("traffic of churn@production").all()
     assert json.loads(json.dumps(checks["figures"].iloc[0]))["requests"] == 40
+
+
+@pytest.mark.slow
+def test_drift_widget_in_a_kernel(project):
+    """In a notebook the report is a widget (filter: all / drifted / skipped)."""
+    from nbclient import NotebookClient
+
+    from .test_notebook import make_nb
+
+    path = make_nb(project / "monitor.ipynb", "%load_ext mlops_jupyter",
+                   "import numpy as np, pandas as pd\nrng = np.random.default_rng(0)\n"
+                   "train = pd.DataFrame({'x': rng.normal(size=3000), 'plan': rng.choice(list('abc'), 3000)})\n"
+                   "today = pd.DataFrame({'x': rng.normal(1, 1, 3000), 'plan': rng.choice(list('abd'), 3000)})",
+                   "%mlops data add train",
+                   "%mlops drift train@v1 today",
+                   "import mlops_jupyter as mj\nr = mj.drift(train, today, save=False)\nprint(sorted(r.drifted))")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(project)}}).execute()
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+    out = nb.cells[3].outputs
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in out), out
+    assert "['plan', 'x']" in "".join(o.get("text", "") for o in nb.cells[4].outputs)
+    assert len(mj.monitoring.reports()) == 1
+
+
+def test_container_check_command_treats_a_fired_rule_as_success(project, tmp_path):
+    """The image's `check` command: exit 3 from `mlops monitor check` (fired, retrained) is a success
+    for a CronJob; other failures pass through."""
+    import os
+    import subprocess
+
+    from mlops_jupyter.jobs.spec import JobSpec
+    from mlops_jupyter.jobs.templates import entrypoint
+
+    script = tmp_path / "entrypoint.sh"
+    script.write_text(entrypoint(JobSpec(name="j", model="churn")))
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for code, expected in ((3, 0), (0, 0), (1, 1), (2, 2)):
+        (fake / "mlops").write_text(f"#!/bin/sh\necho \"mlops $*\"\nexit {code}\n")
+        (fake / "mlops").chmod(0o755)
+        r = subprocess.run(["sh", str(script), "check", "--dry-run"], capture_output=True, text=True,
+                           env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, timeout=30)
+        assert r.returncode == expected and r.stdout.strip() == "mlops monitor check /app --dry-run", r

@@ -327,6 +327,7 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
         "k8s/deployment.yaml": templates.k8s_deployment(spec) if spec.serves else None,
         "k8s/service.yaml": templates.k8s_service(spec) if spec.serves else None,
         "k8s/cronjob.yaml": templates.k8s_cronjob(spec),
+        "k8s/cronjob-monitor.yaml": templates.k8s_cronjob(spec, "check") if spec.serves else None,
         "ci/github-workflow.yml": templates.github_workflow(spec),
         "ci/gitlab-ci.yml": templates.gitlab_ci(spec),
         "wheelhouse/README.md": templates.WHEELHOUSE_README,

@@ -96,13 +96,23 @@ def entrypoint(spec: JobSpec) -> str:
         "    echo retrain > /tmp/mlops-mode\n"
         "    exec mlops retrain /app \"$@\" ;;\n"
     ) if spec.serves else ""
-    commands = "serve | retrain | run" if spec.serves else "run"
+    check = (
+        "  check)\n"
+        "    shift\n"
+        "    echo retrain > /tmp/mlops-mode\n"
+        "    # exit 3 means the rule fired and the retraining ran: a success for a scheduler\n"
+        "    code=0\n"
+        "    mlops monitor check /app \"$@\" || code=$?\n"
+        "    if [ \"$code\" -eq 3 ]; then code=0; fi\n"
+        "    exit \"$code\" ;;\n"
+    ) if spec.serves else ""
+    commands = "serve | retrain | check | run" if spec.serves else "run"
     return (
         "#!/bin/sh\n"
         f"# The image's commands: {commands} [options], or any other command to run it as is.\n"
         "set -eu\n"
         f"case \"${{1:-{'serve' if spec.serves else 'run'}}}\" in\n"
-        f"{serve}{retrain}"
+        f"{serve}{retrain}{check}"
         "  run)\n"
         "    shift\n"
         "    echo run > /tmp/mlops-mode\n"
@@ -200,9 +210,18 @@ def k8s_service(spec: JobSpec) -> str:
     )
 
 
-def k8s_cronjob(spec: JobSpec) -> str:
-    command = "retrain" if spec.serves else "run"
-    note = "" if spec.schedule else "  # no schedule in job.toml: weekly, Sunday 03:00; edit to taste\n"
+MONITOR_SCHEDULE = "17 * * * *"
+
+
+def k8s_cronjob(spec: JobSpec, command: str | None = None) -> str:
+    """The CronJob that retrains on schedule (``retrain``), or the hourly one that evaluates the
+    monitoring rule and retrains only when it fires (``check``)."""
+    command = command or ("retrain" if spec.serves else "run")
+    if command == "check":
+        schedule, note = MONITOR_SCHEDULE, "  # hourly: `mlops monitor check` retrains only when [retrain] retrain_when fires\n"
+    else:
+        schedule = spec.schedule or DEFAULT_SCHEDULE
+        note = "" if spec.schedule else "  # no schedule in job.toml: weekly, Sunday 03:00; edit to taste\n"
     return (
         "apiVersion: batch/v1\n"
         "kind: CronJob\n"
@@ -210,7 +229,7 @@ def k8s_cronjob(spec: JobSpec) -> str:
         f"  name: {_q(spec.name + '-' + command)}\n"
         "  labels:\n" + _labels(spec, 4) +
         "spec:\n"
-        f"  schedule: {_q(spec.schedule or DEFAULT_SCHEDULE)}\n" + note +
+        f"  schedule: {_q(schedule)}\n" + note +
         "  concurrencyPolicy: Forbid\n"
         "  successfulJobsHistoryLimit: 3\n"
         "  failedJobsHistoryLimit: 3\n"
@@ -232,7 +251,7 @@ def k8s_cronjob(spec: JobSpec) -> str:
         f"              args: [\"{command}\"]\n"
         "              env:\n" + _store_env("                ") +
         "                - name: MLOPS_JOB_TRIGGER\n"
-        "                  value: schedule\n"
+        f"                  value: {'monitor' if command == 'check' else 'schedule'}\n"
     ) + _store_volume(spec, 10)
 
 
@@ -307,6 +326,18 @@ mlops retrain {spec.name} [--grid n=100,300 depth=3,5] [--workers 2] [--dask-sch
 ```
 
 {rule} The decision, with both figures, is printed and stored with the batch's run.
+
+## Monitor
+
+```
+mlops monitor {spec.model}@{spec.alias} --since 7d      # traffic, latency, accuracy per window and version
+mlops monitor check {spec.name} [--dry-run]             # evaluate [retrain] retrain_when; retrain if it fires
+```
+
+`check` compares the last `window` of logged traffic with the champion's training data (or
+`[retrain] reference`), computes the performance figures from labels posted to `/feedback`, stores
+the decision, and exits 0 (not fired), 3 (fired, retrained), 1 (retraining failed) or 2 (bad input).
+`k8s/cronjob-monitor.yaml` runs it every hour.
 
 ## Serve
 
