@@ -174,7 +174,9 @@ def _floats(s) -> np.ndarray:
         x = s.to_numpy().view("i8").astype(np.float64)
         x[isna] = np.nan
         return x
-    return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    if isinstance(s.dtype, np.dtype):  # numpy ints and floats: the column's own array, no copy (NaN is null)
+        return s.to_numpy()
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)  # nullable extension types
 
 
 def _counts(s) -> tuple[dict, int]:
@@ -192,8 +194,9 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
     row["type"] = kr
     hist = None
     if kr == "numeric":
-        a, null_a, inf_a = stats.finite_sorted(_floats(ref))
-        b, null_b, inf_b = stats.finite_sorted(_floats(cur))
+        ws = stats.workspace()
+        a, null_a, inf_a = stats.finite_sorted(_floats(ref), ws.get("a", n_ref, np.float64))
+        b, null_b, inf_b = stats.finite_sorted(_floats(cur), ws.get("b", n_cur, np.float64))
         row.update(n_ref=len(a), n_cur=len(b), null_ref=_rate(null_a, n_ref), null_cur=_rate(null_b, n_cur))
         if inf_a or inf_b:
             row["reason"] = f"non-finite values left out ({inf_a:,} in reference, {inf_b:,} in current)"
@@ -205,7 +208,7 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
             if other == 0:
                 return _skip(row, f"a single value on both sides ({a[0]:.6g})"), None
             return _skip(row, f"a single value in reference ({a[0]:.6g}); {other:.1%} of current differs"), None
-        res = stats.numeric(a, b, pvalues=pvalues or method == "ks")
+        res = stats.numeric(a, b, pvalues=pvalues or method == "ks", ws=ws)
         hist = res.pop("hist")
         row.update(res)
     else:
@@ -315,7 +318,7 @@ def compute(reference, current, columns: list[str] | None = None, threshold: flo
 
         bar = tqdm(total=len(columns), unit="feature", desc="drift", leave=False)
     results: list = []
-    with ThreadPoolExecutor(workers) as ex:
+    with ThreadPoolExecutor(workers) as ex:  # each worker thread has its own workspace, freed with it
         for r in ex.map(one, columns):
             results.append(r)
             if bar is not None:
