@@ -84,7 +84,8 @@ def evidently(python: str | None, ref: str, cur: str) -> dict | None:
     if python is None:
         return None
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_evidently_drift.py")
-    out = subprocess.run([python, script, ref, cur], capture_output=True, text=True, timeout=3600)
+    out = subprocess.run([python, script, ref, cur], capture_output=True, text=True, timeout=3600,
+                         env={**os.environ, "DO_NOT_TRACK": "1", "EVIDENTLY_DISABLE_TELEMETRY": "1"})
     if out.returncode:
         print(f"evidently failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
         return None

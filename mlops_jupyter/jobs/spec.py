@@ -136,6 +136,9 @@ class JobSpec:
             rule = (f"{self.metric} ({'higher' if self.direction == 'max' else 'lower'} is better)"
                     if self.metric else "no metric: every retrain takes the alias")
             lines.append(f"  model: {self.model}@{self.alias}; challenger vs champion on {rule}")
+        if self.retrain.get("retrain_when"):
+            lines.append(f"  monitoring: retrain when {self.retrain['retrain_when']} over the last "
+                         f"{self.retrain.get('window', '24h')} (mlops monitor check {self.name})")
         if self.smoke:
             lines.append("  smoke: " + ", ".join(f"{k}={v!r}" for k, v in self.smoke.items()))
         lines.append(f"  image: {self.image}")
