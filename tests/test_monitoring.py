@@ -398,3 +398,56 @@ def test_container_check_command_treats_a_fired_rule_as_success(project, tmp_pat
         r = subprocess.run(["sh", str(script), "check", "--dry-run"], capture_output=True, text=True,
                            env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}, timeout=30)
         assert r.returncode == expected and r.stdout.strip() == "mlops monitor check /app --dry-run", r
+
+
+def test_regressor_ab_traffic_per_version_and_empty_windows(ip, capsys):
+    """Two versions behind an A/B split: figures per version and window; MAE/RMSE/R2 from labels;
+    an empty window is reported, not an error; the magic shows charts."""
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from mlops_jupyter.serving import predlog
+    from mlops_jupyter.store import open_store
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(300, 3)), columns=["x1", "x2", "x3"])
+    y = 2 * X.x1 - X.x2 + rng.normal(0, 0.1, 300)
+    mj.data.add(X, name="houses")
+    mj.models.register(LinearRegression().fit(X, y), name="price", example=X, alias="production")
+    mj.models.register(Ridge(alpha=50).fit(X, y), name="price", example=X)
+    empty = mj.drift("houses@v1", "serving:price@production", since="1h")
+    assert empty.summary["n_compared"] == 0 and set(empty.skipped.values()) == {"current has no rows"}
+    assert any("no logged requests of price@v1" in n for n in empty.summary["notes"])
+    assert "no logged requests" in str(mj.monitor("price@production", since="1h"))
+    bg, port = _serve("price@v1:0.5,price@v2:0.5")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=H, timeout=10) as c:
+            for i in range(60):
+                r = c.post("/predict", json={"columns": list(X.columns), "data": [X.iloc[i].tolist(),
+                                                                                  X.iloc[i + 100].tolist()]})
+                assert r.status_code == 200, r.text
+                mj_ids = r.json()["request_id"]
+                c.post("/feedback", json={"request_id": mj_ids, "labels": [float(y[i]), float(y[i + 100])]})
+        _wait_logged(60, model="price")
+    finally:
+        _stop(port)
+    rows = predlog.read(open_store().meta, "price")
+    m = mj.monitor("price", since="1h", window="10m")
+    assert m.task == "regression" and sorted(m.overall["version"]) == [1, 2]
+    for v in (1, 2):
+        sub = rows[rows["version"] == v]
+        fig = m.figures(v)
+        assert fig["rows"] == len(sub) and fig["labeled_rows"] == len(sub) > 10
+        assert fig["mae"] == pytest.approx(mean_absolute_error(sub["label"], sub["prediction"]))
+        assert fig["rmse"] == pytest.approx(mean_squared_error(sub["label"], sub["prediction"]) ** 0.5)
+        assert fig["r2"] == pytest.approx(r2_score(sub["label"], sub["prediction"]))
+    assert m.figures(1)["rmse"] < m.figures(2)["rmse"]  # the heavily regularized challenger is worse
+    assert set(m.windows["version"]) == {1, 2} and m.windows["requests"].sum() == 60
+    shown = ip.run_line_magic("mlops", "monitor price@production --since 1h")
+    html = shown._repr_html_()
+    assert html.count("<svg") >= 3 and "RMSE" in html and "v2" in html
+    report = ip.run_line_magic("mlops", "drift houses@v1 serving:price@v2 --since 1h")
+    assert report.summary["model"] == "price" and report.summary["version"] == 2
+    assert report.summary["n_cur"] == len(rows[rows["version"] == 2])
+    later = mj.monitor("price@production", since="1h")
+    assert len(later.drift) == 2 and "drift share" in later._repr_html_()

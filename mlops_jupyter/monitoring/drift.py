@@ -293,6 +293,9 @@ def compute(reference, current, columns: list[str] | None = None, threshold: flo
         notes.append("current has no rows")
 
     def one(name: str):
+        if not len(reference) or not len(current):
+            return _skip({"feature": name, "status": "ok"},
+                         f"{'reference' if not len(reference) else 'current'} has no rows"), None
         if name not in ref_cols or name not in cur_cols:
             side = "reference" if name not in ref_cols else "current"
             if name not in ref_cols and name not in cur_cols:
