@@ -286,7 +286,11 @@ def test_rules_parse_safely_with_positions():
     r = parse("drift_share > 0.3 or accuracy < 0.8")
     assert r.names == ["accuracy", "drift_share"]
     assert r.evaluate({"drift_share": 0.5, "accuracy": None}) == (True, [
-        "drift_share (0.5) > 0.3", "accuracy unknown in this window (its comparisons are false)"])
+        "drift_share (0.5) > 0.3", "accuracy unknown in this window (a rule fires only when the known figures "
+                                   "decide it)"])
+    assert parse("not accuracy > 0.8").evaluate({"accuracy": None})[0] is False  # unknown, not true
+    assert parse("not accuracy > 0.8 or requests > 5").evaluate({"accuracy": None, "requests": 9})[0] is True
+    assert parse("accuracy < 0.8 and requests > 5").evaluate({"accuracy": None, "requests": 9})[0] is False
     assert r.evaluate({"drift_share": 0.1, "accuracy": 0.9})[0] is False
     assert parse("not (0.2 < drift_share <= 0.5) and requests >= 10").evaluate(
         {"drift_share": 0.6, "requests": 10})[0] is True

@@ -77,12 +77,11 @@ def reports(model: str | None = None, since: float | None = None, until: float |
     t = S.drift_reports
     q = sa.select(t.c.id, t.c.created, t.c.model, t.c.version, t.c.reference, t.c.current, t.c.n_compared,
                   t.c.n_drifted, t.c.drift_share, t.c.dataset_drift, t.c.window_start, t.c.window_end)
+    from ..serving.predlog import within
+
     if model is not None:
         q = q.where(t.c.model == model)
-    if since is not None:
-        q = q.where(t.c.created >= since)
-    if until is not None:
-        q = q.where(t.c.created < until)
+    q = within(q, t.c.created, since, until)
     with open_store().meta.read() as conn:
         rows = conn.execute(q.order_by(t.c.created, t.c.id)).all()
     return pd.DataFrame(rows, columns=["id", "created", "model", "version", "reference", "current", "n_compared",

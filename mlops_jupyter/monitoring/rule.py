@@ -4,7 +4,9 @@ A rule is a comparison of a figure with a number, combined with ``and``, ``or``,
 parentheses (chains like ``0.2 < drift_share <= 0.5`` work). It is parsed with Python's own
 parser into a tree of which only those forms are allowed, and evaluated over the figures;
 nothing in it is ever executed as code. A comparison whose figure is unknown in the window
-(no labels yet, so no accuracy) is false, and the decision says which figures were unknown.
+(no labels yet, so no accuracy) is unknown; ``and``/``or``/``not`` carry it (Kleene's three-valued
+logic: ``unknown or true`` is true, ``not unknown`` is unknown) and the rule fires only when it is
+true; the decision says which figures were unknown.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ class Rule:
         """(does it fire, the comparisons that made it so / unknown figures)."""
         why: list[str] = []
         unknown: set[str] = set()
-        fired = _eval(self.tree, figures, why, unknown)
-        return fired, why + [f"{n} unknown in this window (its comparisons are false)" for n in sorted(unknown)]
+        fired = _eval(self.tree, figures, why, unknown) is True
+        return fired, why + [f"{n} unknown in this window (a rule fires only when the known figures decide it)"
+                             for n in sorted(unknown)]
 
 
 def _where(text: str, node_or_col) -> str:
@@ -133,17 +136,21 @@ def _value(node: ast.expr, figures: dict, unknown: set[str]):
     return node.value
 
 
-def _eval(node: ast.expr, figures: dict, why: list[str], unknown: set[str]) -> bool:
+def _eval(node: ast.expr, figures: dict, why: list[str], unknown: set[str]) -> bool | None:
+    """Three-valued: a comparison with an unknown figure is unknown (None), and unknown stays
+    unknown through not/and/or unless the known parts decide (Kleene's logic)."""
     if isinstance(node, ast.BoolOp):
         results = [_eval(v, figures, why, unknown) for v in node.values]  # all: report every reason
-        return all(results) if isinstance(node.op, ast.And) else any(results)
+        if isinstance(node.op, ast.And):
+            return False if False in results else (None if None in results else True)
+        return True if True in results else (None if None in results else False)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        inner: list[str] = []
-        return not _eval(node.operand, figures, inner, unknown)
+        inner = _eval(node.operand, figures, [], unknown)
+        return None if inner is None else not inner
     parts = [node.left, *node.comparators]
     values = [_value(p, figures, unknown) for p in parts]
     if any(v is None for v in values):
-        return False
+        return None
     ok = all(_OPS[type(op)](values[i], values[i + 1]) for i, op in enumerate(node.ops))
     if ok:
         text = " ".join([_show(parts[0], values[0])] + [f"{_SYMBOLS[type(op)]} {_show(p, v)}"

@@ -247,6 +247,25 @@ def known_ids(meta, ids: list[str]) -> set[str]:
     return found
 
 
+def within(q, at, since: float | None, until: float | None):
+    """*q* limited to ``since <= at < until`` (either end open when None)."""
+    if since is not None:
+        q = q.where(at >= since)
+    if until is not None:
+        q = q.where(at < until)
+    return q
+
+
+def _of(q, model: str, version: int | None, since: float | None, until: float | None):
+    from ..store import schema as S
+
+    p = S.predictions
+    q = q.where(p.c.model == model)
+    if version is not None:
+        q = q.where(p.c.version == version)
+    return within(q, p.c.at, since, until)
+
+
 def read(meta, model: str, version: int | None = None, since: float | None = None, until: float | None = None,
          with_labels: bool = True, probabilities: bool = False):
     """Logged requests of *model* as one DataFrame: a row per predicted row, the input columns,
@@ -261,26 +280,14 @@ def read(meta, model: str, version: int | None = None, since: float | None = Non
     from ..store import schema as S
 
     p = S.predictions
-    q = sa.select(p.c.request_id, p.c.version, p.c.at, p.c.inputs, p.c.outputs).where(p.c.model == model)
-    if version is not None:
-        q = q.where(p.c.version == version)
-    if since is not None:
-        q = q.where(p.c.at >= since)
-    if until is not None:
-        q = q.where(p.c.at < until)
+    q = _of(sa.select(p.c.request_id, p.c.version, p.c.at, p.c.inputs, p.c.outputs), model, version, since, until)
     with meta.read() as conn:
         recs = conn.execute(q.order_by(p.c.at)).all()
         labels: dict[tuple[str, int], Any] = {}
         if with_labels and recs:
             t = S.prediction_labels
-            labelled = sa.select(t.c.request_id, t.c.row, t.c.label).join(p, p.c.request_id == t.c.request_id)
-            labelled = labelled.where(p.c.model == model)
-            if version is not None:
-                labelled = labelled.where(p.c.version == version)
-            if since is not None:
-                labelled = labelled.where(p.c.at >= since)
-            if until is not None:
-                labelled = labelled.where(p.c.at < until)
+            labelled = _of(sa.select(t.c.request_id, t.c.row, t.c.label).join(p, p.c.request_id == t.c.request_id),
+                           model, version, since, until)
             for r in conn.execute(labelled):
                 labels[(r.request_id, r.row)] = json.loads(r.label)
     groups: dict[tuple, dict[str, list]] = {}
@@ -325,11 +332,7 @@ def requests(meta, model: str, since: float | None = None, until: float | None =
     from ..store import schema as S
 
     p = S.predictions
-    q = sa.select(p.c.at, p.c.version, p.c.n_rows, p.c.latency).where(p.c.model == model)
-    if since is not None:
-        q = q.where(p.c.at >= since)
-    if until is not None:
-        q = q.where(p.c.at < until)
+    q = _of(sa.select(p.c.at, p.c.version, p.c.n_rows, p.c.latency), model, None, since, until)
     with meta.read() as conn:
         rows = conn.execute(q.order_by(p.c.at)).all()
     return pd.DataFrame(rows, columns=["at", "version", "n_rows", "latency"])
