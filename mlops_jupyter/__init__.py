@@ -62,6 +62,16 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
+def _jupyter_server_extension_points():
+    """The Jupyter server extension (the panel's REST routes)."""
+    return [{"module": "mlops_jupyter.lab"}]
+
+
+def _jupyter_labextension_paths():
+    """The prebuilt JupyterLab extension (the panel), for ``jupyter labextension develop``."""
+    return [{"src": "labextension", "dest": "mlops-jupyter"}]
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext mlops_jupyter``: registers ``%mlops`` / ``%%mlops`` and cell capture."""
     from .magics import load

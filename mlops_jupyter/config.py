@@ -20,12 +20,15 @@ MLOPS_DIR = ".mlops"
 CONFIG_FILE = "config.toml"
 
 
+DEFAULT_START: str | None = None  # where to look when no start is given (a Jupyter server's root folder)
+
+
 def find_root(start: str | os.PathLike | None = None) -> Path | None:
     """Return the nearest folder at or above *start* that holds ``.mlops/``."""
     home = os.environ.get("MLOPS_HOME")
     if home:
         return Path(home).resolve()
-    here = Path(start or os.getcwd()).resolve()
+    here = Path(start or DEFAULT_START or os.getcwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / MLOPS_DIR).is_dir():
             return folder
@@ -133,7 +136,7 @@ def init_project(
         root = Path(path).resolve()
     else:
         root = Path(os.environ["MLOPS_HOME"]).resolve() if os.environ.get("MLOPS_HOME") else (
-            git_root() or Path.cwd().resolve()
+            git_root(DEFAULT_START) or Path(DEFAULT_START or Path.cwd()).resolve()
         )
     mdir = root / MLOPS_DIR
     mdir.mkdir(parents=True, exist_ok=True)

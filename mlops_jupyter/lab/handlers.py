@@ -1,0 +1,153 @@
+"""The REST routes of the JupyterLab panel under ``/mlops/api/``: Jupyter's own authentication on
+every route (``APIHandler`` + ``authenticated``), the work on a thread so the server's event loop
+never waits on the store, errors as ``{"error": ...}`` with a 4xx status."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import tornado
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from ..exceptions import BadInput, MlopsError, NotFound
+from . import api
+
+_POOL = ThreadPoolExecutor(4, thread_name_prefix="mlops-lab")
+
+
+class Base(APIHandler):
+    async def answer(self, fn, *args, status: int = 200, **kw) -> None:
+        loop = tornado.ioloop.IOLoop.current()
+        try:
+            result = await loop.run_in_executor(_POOL, lambda: fn(*args, **kw))
+        except NotFound as e:
+            return self._error(404, str(e))
+        except (BadInput, MlopsError) as e:
+            return self._error(400, str(e))
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(result))
+
+    def _error(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message}))
+
+    def body(self) -> dict:
+        try:
+            data = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise tornado.web.HTTPError(400, reason="the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise tornado.web.HTTPError(400, reason="the body should be a JSON object")
+        return data
+
+    def int_arg(self, name: str, default: int) -> int:
+        raw = self.get_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise BadInput(f"{name} should be a whole number, got {raw!r}") from None
+
+    def write_error(self, status_code: int, **kwargs) -> None:  # tornado's errors as JSON too
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": self._reason}))
+
+
+class Runs(Base):
+    @tornado.web.authenticated
+    async def get(self):
+        try:
+            offset, limit = self.int_arg("offset", 0), self.int_arg("limit", api.PAGE)
+        except BadInput as e:
+            return self._error(400, str(e))
+        await self.answer(api.runs, offset=offset, limit=limit, where=self.get_argument("where", None) or None,
+                          sort=self.get_argument("sort", None) or None)
+
+
+class Run(Base):
+    @tornado.web.authenticated
+    async def get(self, ref):
+        await self.answer(api.run, ref)
+
+
+class Compare(Base):
+    @tornado.web.authenticated
+    async def get(self):
+        refs = [r for r in self.get_argument("runs", "").split(",") if r]
+        await self.answer(api.compare, refs)
+
+
+class Datasets(Base):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.answer(api.datasets)
+
+
+class Dataset(Base):
+    @tornado.web.authenticated
+    async def get(self, name):
+        await self.answer(api.dataset, name)
+
+
+class Models(Base):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.answer(api.models)
+
+
+class Model(Base):
+    @tornado.web.authenticated
+    async def get(self, name):
+        await self.answer(api.model, name)
+
+
+class Alias(Base):
+    @tornado.web.authenticated
+    async def put(self, name, alias):
+        await self.answer(api.set_alias, name, alias, self.body().get("version"))
+
+
+class Jobs(Base):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.answer(api.jobs)
+
+
+class JobRun(Base):
+    @tornado.web.authenticated
+    async def post(self, name):
+        await self.answer(api.run_job_now, name, status=202)
+
+
+class Promote(Base):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.answer(api.promote_preview, self.get_argument("path", ""))
+
+    @tornado.web.authenticated
+    async def post(self):
+        b = self.body()
+        params = b.get("params") or {}
+        if not isinstance(params, dict):
+            return self._error(400, "params should be an object of NAME: VALUE")
+        await self.answer(api.promote, b.get("path", ""), b.get("name", ""), model=b.get("model"),
+                          metric=b.get("metric"), params=params, retrain_when=b.get("retrain_when"),
+                          force=bool(b.get("force")), status=201)
+
+
+NAME = r"([^/]+)"
+ROUTES = [
+    ("runs", Runs), (f"runs/{NAME}", Run), ("compare", Compare), ("datasets", Datasets),
+    (f"datasets/{NAME}", Dataset), ("models", Models), (f"models/{NAME}", Model),
+    (f"models/{NAME}/aliases/{NAME}", Alias), ("jobs", Jobs), (f"jobs/{NAME}/run", JobRun), ("promote", Promote),
+]
+
+
+def setup(web_app) -> None:
+    base = web_app.settings["base_url"]
+    web_app.add_handlers(".*$", [(url_path_join(base, "mlops", "api", path), handler) for path, handler in ROUTES])
