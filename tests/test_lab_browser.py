@@ -31,7 +31,10 @@ def _notebook(path):
                 nbformat.v4.new_code_cell("%mlops track start e2e-run\nfor s in range(steps):\n"
                                           "    acc = round(0.5 + s / 50, 2)\n"
                                           "    %mlops log acc=$acc --step $s\n"
-                                          "%mlops log acc=0.93\n%mlops track stop")]
+                                          "%mlops log acc=0.93\n%mlops track stop"),
+                nbformat.v4.new_code_cell("%mlops track start e2e-baseline --param alpha=0.1\n"
+                                          "%mlops log acc=0.71 --step 0\n%mlops log acc=0.75 --step 1\n"
+                                          "%mlops track stop")]
     nbformat.write(nb, str(path))
 
 
@@ -102,7 +105,7 @@ def test_panel_shows_the_tracked_run_and_promotes_the_notebook(lab, project, tmp
             # run every cell from the Run menu, as a user would
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            expect(page.locator(".jp-InputPrompt", has_text="[2]").first).to_be_visible(timeout=90_000)
+            expect(page.locator(".jp-InputPrompt", has_text="[3]").first).to_be_visible(timeout=90_000)
             page.locator("li.lm-TabBar-tab[data-id='mlops-panel']").click()
             row = page.locator(".mlops-run-row[data-name='e2e-run']")
             expect(row).to_be_visible(timeout=90_000)
@@ -113,6 +116,16 @@ def test_panel_shows_the_tracked_run_and_promotes_the_notebook(lab, project, tmp
             row.locator(".mlops-run-name").click()
             expect(page.locator(".mlops-html").first).to_contain_text("e2e-run")
             page.screenshot(path=str(shots / "run-details.png"))
+            # two runs ticked: the comparison opens with both and their overlaid curves
+            base = page.locator(".mlops-run-row[data-name='e2e-baseline']")
+            expect(base.locator(".mlops-metric[data-key='acc']")).to_have_text("acc 0.75")
+            row.locator(".mlops-select").check()
+            base.locator(".mlops-select").check()
+            page.locator(".mlops-compare").click()
+            cmp = page.locator(".mlops-html", has_text="e2e-baseline")
+            expect(cmp).to_contain_text("e2e-run")
+            assert cmp.locator("svg").count() >= 1
+            page.screenshot(path=str(shots / "compare.png"))
             # back to the notebook; promote it through the dialog
             page.locator("li.lm-TabBar-tab", has_text="train.ipynb").first.click()
             page.locator(".jp-NotebookPanel-toolbar .mlops-promote-button").first.click()
@@ -127,6 +140,16 @@ def test_panel_shows_the_tracked_run_and_promotes_the_notebook(lab, project, tmp
             page.locator(".mlops-tab[data-section='jobs']").click()
             expect(page.locator(".mlops-job-row[data-name='e2e-job']")).to_be_visible()
             page.screenshot(path=str(shots / "panel-jobs.png"))
+            # the dark theme: the panel follows JupyterLab's variables
+            light = page.locator(".mlops-panel").evaluate("n => getComputedStyle(n).backgroundColor")
+            page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Theme").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
+            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+            page.wait_for_timeout(500)
+            dark = page.locator(".mlops-panel").evaluate("n => getComputedStyle(n).backgroundColor")
+            assert light != dark, (light, dark)
+            page.screenshot(path=str(shots / "panel-dark.png"))
         except Exception:
             page.screenshot(path=str(shots / "failure.png"))
             print(f"failure screenshot: {shots / 'failure.png'}")
@@ -140,6 +163,7 @@ def test_panel_shows_the_tracked_run_and_promotes_the_notebook(lab, project, tmp
 
     run = mj.get_run("e2e-run")
     assert run.status == "finished" and run.metrics["acc"] == 0.93 and len(run.history()["acc"]) == 21
-    assert sorted(p.name for p in shots.iterdir()) == ["panel-jobs.png", "panel-runs.png", "promote-dialog.png",
-                                                      "promoted.png", "run-details.png"]
+    assert sorted(p.name for p in shots.iterdir()) == ["compare.png", "panel-dark.png", "panel-jobs.png",
+                                                      "panel-runs.png", "promote-dialog.png", "promoted.png",
+                                                      "run-details.png"]
     print(f"screenshots in {shots}")
