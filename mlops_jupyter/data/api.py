@@ -32,10 +32,9 @@ def _manifest_digest(kind: str, files: list[dict]) -> str:
 
 
 def _active_run_id() -> str | None:
-    from ..tracking.run import active_run
+    from ..tracking.run import active_run_id
 
-    run = active_run()
-    return run.run_id if run is not None else None
+    return active_run_id()
 
 
 def add(obj: Any, name: str | None = None, message: str | None = None, output: bool = False,

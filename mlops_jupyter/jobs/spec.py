@@ -273,19 +273,27 @@ def find_job(job: str | os.PathLike) -> JobSpec:
                    f"--name {Path(str(job)).name})")
 
 
+def iter_jobs():
+    """The project's jobs (``jobs/*/job.toml``) in name order: ``(folder name, JobSpec or None,
+    the problem reading it or None)``."""
+    from ..config import find_root
+
+    root = find_root() or Path.cwd()
+    for f in sorted((root / "jobs").glob(f"*/{JOB_FILE}")):
+        try:
+            yield f.parent.name, JobSpec.from_toml(f), None
+        except (BadInput, NotFound) as e:
+            yield f.parent.name, None, str(e)
+
+
 def list_jobs():
     """The project's jobs (``jobs/*/job.toml``) as a DataFrame."""
     import pandas as pd
 
-    from ..config import find_root
-
-    root = find_root() or Path.cwd()
     rows = []
-    for f in sorted((root / "jobs").glob(f"*/{JOB_FILE}")):
-        try:
-            spec = JobSpec.from_toml(f)
-        except (BadInput, NotFound) as e:
-            rows.append({"name": f.parent.name, "parameters": "", "model": "", "metric": "", "problem": str(e)})
+    for folder, spec, problem in iter_jobs():
+        if spec is None:
+            rows.append({"name": folder, "parameters": "", "model": "", "metric": "", "problem": problem})
             continue
         rows.append({"name": spec.name, "parameters": ", ".join(spec.parameters),
                      "model": f"{spec.model}@{spec.alias}" if spec.model else "",

@@ -3,34 +3,16 @@ the CLI use. The tornado handlers in ``handlers.py`` are a thin layer over these
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Any
 
 from ..exceptions import BadInput
+from ..store.metadata import json_safe as clean
 
 PAGE = 50
 MAX_PAGE = 500
 SPARK_POINTS = 60
-
-
-def clean(v: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, containers recursively."""
-    if isinstance(v, dict):
-        return {str(k): clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [clean(x) for x in v]
-    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        try:
-            v = v.item()
-        except (ValueError, AttributeError):
-            return str(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    return str(v)
 
 
 def _store():
@@ -168,20 +150,14 @@ _RUNNING_LOCK = threading.Lock()
 
 
 def jobs() -> dict:
-    from ..jobs.spec import JOB_FILE, JobSpec
-    from ..config import find_root
+    from ..jobs.spec import iter_jobs
     from ..tracking.query import search_runs
 
-    from pathlib import Path
-
-    root = find_root() or Path.cwd()
     store = _store()
     out = []
-    for f in sorted((root / "jobs").glob(f"*/{JOB_FILE}")):
-        try:
-            spec = JobSpec.from_toml(f)
-        except BadInput as e:
-            out.append({"name": f.parent.name, "problem": str(e)})
+    for folder, spec, problem in iter_jobs():
+        if spec is None:
+            out.append({"name": folder, "problem": problem})
             continue
         last = search_runs(store, where=f"tags.`mlops.job` = '{spec.name}' and parent_id is null",
                            order_by="-start_time", limit=1)

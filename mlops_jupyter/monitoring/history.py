@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import time
-from typing import Any
 
 import sqlalchemy as sa
 
 from ..store import schema as S
-
-
-def _clean(v: Any) -> Any:
-    """JSON-safe: NaN -> None, numpy scalars -> Python."""
-    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+from ..store.metadata import json_safe
+from ..tracking.run import active_run_id
 
 
 def _rows(df) -> list[dict]:
-    return [{k: _clean(v) for k, v in r.items()} for r in df.to_dict("records")]
-
-
-def _active_run_id() -> str | None:
-    from ..tracking.run import active_run
-
-    run = active_run()
-    return run.run_id if run is not None else None
+    return [json_safe(r) for r in df.to_dict("records")]
 
 
 def save_report(report) -> int:
@@ -38,12 +22,12 @@ def save_report(report) -> int:
 
     s = report.summary
     window = s.get("window") or [None, None]
-    row = dict(created=time.time(), username=current_user(), run_id=_active_run_id(), model=s.get("model"),
+    row = dict(created=time.time(), username=current_user(), run_id=active_run_id(), model=s.get("model"),
                version=s.get("version"), reference=s["reference"], current=s["current"],
                datasets=json.dumps(s.get("datasets") or []), window_start=window[0], window_end=window[1],
                n_ref=s["n_ref"], n_cur=s["n_cur"], n_compared=s["n_compared"], n_drifted=s["n_drifted"],
                drift_share=s["drift_share"], dataset_drift=s["dataset_drift"],
-               summary=json.dumps({k: _clean(v) for k, v in s.items()}, default=str),
+               summary=json.dumps(json_safe(s)),
                features=json.dumps(_rows(report.features)), histograms=json.dumps(report.histograms))
     meta = open_store().meta
 
@@ -93,7 +77,7 @@ def save_check(job: str, rule: str, figures: dict, fired: bool, drift_report: in
     from ..tracking.capture import current_user
 
     row = dict(job=job, at=time.time(), username=current_user(), rule=rule,
-               figures=json.dumps({k: _clean(v) for k, v in figures.items()}), fired=fired,
+               figures=json.dumps(json_safe(figures)), fired=fired,
                drift_report=drift_report, outcome=outcome)
     meta = open_store().meta
 

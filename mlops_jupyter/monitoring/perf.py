@@ -266,11 +266,12 @@ def monitor(ref: str, since="7d", until=None, window=None, now: float | None = N
     req = req.assign(start=start + ((req["at"] - start) // step) * step)
     rows = rows.assign(start=start + ((rows["at"].astype(float) - start) // step) * step) if len(rows) else rows
     records = []
+    by_window = dict(iter(rows.groupby(["start", "version"], sort=False))) if len(rows) else {}
+    empty = rows.iloc[:0]
     for (w, ver), g in req.groupby(["start", "version"], sort=True):
         r = {"start": float(w), "version": int(ver), **_latency(g)}
         if len(rows):
-            sub = rows[(rows["start"] == w) & (rows["version"] == ver)]
-            r.update(_quality(sub, task, classes))
+            r.update(_quality(by_window.get((w, ver), empty), task, classes))
         records.append(r)
     cols = ["start", "version", *FIGURES]
     windows = pd.DataFrame(records, columns=cols)

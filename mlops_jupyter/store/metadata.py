@@ -127,6 +127,25 @@ def json_value(value: Any) -> tuple[str, str, float | None, bool]:
     return encoded, text, num, was_repr
 
 
+def json_safe(v: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, containers recursively, anything else
+    as its text."""
+    if isinstance(v, dict):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        try:
+            v = v.item()
+        except (ValueError, AttributeError):
+            return str(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return str(v)
+
+
 def decode_value(encoded: str) -> Any:
     return json.loads(encoded)
 

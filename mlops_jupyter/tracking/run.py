@@ -281,6 +281,12 @@ def active_run() -> Run | None:
     return _stack[-1] if _stack else None
 
 
+def active_run_id() -> str | None:
+    """The innermost active run's id, or None (what stored records link to)."""
+    run = active_run()
+    return run.run_id if run is not None else None
+
+
 def active_runs() -> list[Run]:
     return list(_stack)
 
