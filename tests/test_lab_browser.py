@@ -34,7 +34,13 @@ def _notebook(path):
                                           "%mlops log acc=0.93\n%mlops track stop"),
                 nbformat.v4.new_code_cell("%mlops track start e2e-baseline --param alpha=0.1\n"
                                           "%mlops log acc=0.71 --step 0\n%mlops log acc=0.75 --step 1\n"
-                                          "%mlops track stop")]
+                                          "%mlops track stop"),
+                nbformat.v4.new_code_cell("import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+                                          "import mlops_jupyter as mj\n"
+                                          "X = pd.DataFrame({'a': [0.0, 1, 2, 3], 'b': [1.0, 0, 1, 0]})\n"
+                                          "for C in (0.1, 1.0):\n"
+                                          "    mj.models.register(LogisticRegression(C=C).fit(X, [0, 0, 1, 1]),\n"
+                                          "                       name='e2e-model', example=X)")]
     nbformat.write(nb, str(path))
 
 
@@ -105,7 +111,7 @@ def test_panel_shows_the_tracked_run_and_promotes_the_notebook(lab, project, tmp
             # run every cell from the Run menu, as a user would
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-            expect(page.locator(".jp-InputPrompt", has_text="[3]").first).to_be_visible(timeout=90_000)
+            expect(page.locator(".jp-InputPrompt", has_text="[4]").first).to_be_visible(timeout=90_000)
             page.locator("li.lm-TabBar-tab[data-id='mlops-panel']").click()
             row = page.locator(".mlops-run-row[data-name='e2e-run']")
             expect(row).to_be_visible(timeout=90_000)
@@ -140,6 +146,26 @@ def test_panel_shows_the_tracked_run_and_promotes_the_notebook(lab, project, tmp
             page.locator(".mlops-tab[data-section='jobs']").click()
             expect(page.locator(".mlops-job-row[data-name='e2e-job']")).to_be_visible()
             page.screenshot(path=str(shots / "panel-jobs.png"))
+            # Run now: the job runs through a kernel on the server; its row turns finished
+            job_row = page.locator(".mlops-job-row[data-name='e2e-job']")
+            expect(job_row).to_contain_text("never run")
+            job_row.locator(".mlops-run-now").click()
+            expect(job_row.locator(".mlops-badge-finished")).to_be_visible(timeout=180_000)
+            page.screenshot(path=str(shots / "job-ran.png"))
+            # models: set an alias, then move it, each after a confirmation naming the move
+            page.locator(".mlops-tab[data-section='models']").click()
+            for version, body in ((1, "e2e-model@production → v1"), (2, "e2e-model@production: v1 → v2")):
+                mrow = page.locator(f".mlops-model-row[data-ref='e2e-model@v{version}']")
+                mrow.locator(".mlops-set-alias").click()
+                page.locator(".jp-Dialog input").fill("production")
+                page.locator(".jp-Dialog-button.jp-mod-accept").click()
+                expect(page.locator(".jp-Dialog-body")).to_have_text(body)
+                if version == 2:
+                    page.screenshot(path=str(shots / "alias-confirm.png"))
+                page.locator(".jp-Dialog-button.jp-mod-accept").click()
+                expect(mrow.locator(".mlops-badge-alias", has_text="production")).to_be_visible()
+            expect(page.locator(".mlops-badge-alias", has_text="production")).to_have_count(1)
+            page.screenshot(path=str(shots / "panel-models.png"))
             # the dark theme: the panel follows JupyterLab's variables
             light = page.locator(".mlops-panel").evaluate("n => getComputedStyle(n).backgroundColor")
             page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
@@ -163,7 +189,11 @@ def test_panel_shows_the_tracked_run_and_promotes_the_notebook(lab, project, tmp
 
     run = mj.get_run("e2e-run")
     assert run.status == "finished" and run.metrics["acc"] == 0.93 and len(run.history()["acc"]) == 21
-    assert sorted(p.name for p in shots.iterdir()) == ["compare.png", "panel-dark.png", "panel-jobs.png",
+    assert mj.models.get("e2e-model@production").version == 2
+    executed = mj.runs(where="tags.`mlops.job` = 'e2e-job'")
+    assert len(executed) >= 1 and set(executed["status"]) == {"finished"}
+    assert sorted(p.name for p in shots.iterdir()) == ["alias-confirm.png", "compare.png", "job-ran.png",
+                                                      "panel-dark.png", "panel-jobs.png", "panel-models.png",
                                                       "panel-runs.png", "promote-dialog.png", "promoted.png",
                                                       "run-details.png"]
     print(f"screenshots in {shots}")

@@ -207,7 +207,7 @@ class MlopsPanel extends Widget {
   private startPolling(): void {
     if (this.timer === undefined) {
       this.timer = window.setInterval(() => {
-        if (this.isVisible && this.section === 'runs') {
+        if (this.isVisible && (this.section === 'runs' || this.section === 'jobs')) {
           void this.refresh(true);
         }
       }, POLL_MS);
