@@ -154,6 +154,8 @@ def build_parser() -> CommandParser:
     p.add_argument("path", nargs="?", help="project folder (default: git root or working directory)")
     p.add_argument("--store", metavar="URL", help="metadata store URL (default: SQLite in .mlops/)")
     p.add_argument("--artifacts", metavar="URL", help="blob store URL (default: .mlops/objects)")
+    p.add_argument("--wandb", metavar="ENTITY/PROJECT", help="mirror every run to this Weights & Biases project "
+                                                             "(in the background; WANDB_MODE is honoured)")
 
     p = sub.add_parser("track", help="start or stop a tracked run (in a notebook: also %%%%mlops track NAME)")
     tsub = p.add_subparsers(dest="action", metavar="start|stop", parser_class=CommandParser)
@@ -371,6 +373,34 @@ def build_parser() -> CommandParser:
     p = sub.add_parser("lineage", help="data -> run -> data/model around a dataset version, a run or a model version")
     p.add_argument("ref", help="NAME@vN, a run, or models:/NAME/N")
 
+    p = sub.add_parser("wandb", help="the Weights & Biases mirror: wandb sync [RUN...] pushes what was not "
+                                     "mirrored; wandb status lists what was")
+    wsub = p.add_subparsers(dest="action", metavar="sync|status", parser_class=CommandParser)
+    wsub.required = True
+    ws = wsub.add_parser("sync", help="push runs, data and models not yet mirrored (or the runs named) now")
+    ws.add_argument("runs", nargs="*", metavar="RUN")
+    wsub.add_parser("status", help="what was mirrored, what failed and why")
+
+    p = sub.add_parser("export", help="export runs and registered models: export mlflow --to URI [RUN...]")
+    esub = p.add_subparsers(dest="action", metavar="mlflow", parser_class=CommandParser)
+    esub.required = True
+    ex = esub.add_parser("mlflow", help="write runs (params, metric histories, tags, artifacts) and registered "
+                                        "models with aliases into an MLflow tracking store; again: only what changed")
+    ex.add_argument("runs", nargs="*", metavar="RUN", help="runs to export (default: all)")
+    ex.add_argument("--to", required=True, metavar="URI", help="MLflow tracking URI: sqlite:///mlflow.db, "
+                                                               "file:./mlruns, http://...")
+    ex.add_argument("--experiment", help="MLflow experiment (default: the project folder's name)")
+    ex.add_argument("--no-models", action="store_true", help="runs only, no registered models")
+
+    p = sub.add_parser("import", help="bring runs in from another tool: import mlflow --from URI")
+    isub = p.add_subparsers(dest="action", metavar="mlflow", parser_class=CommandParser)
+    isub.required = True
+    im = isub.add_parser("mlflow", help="import MLflow runs (params, metric histories, tags, artifacts); "
+                                        "runs imported before are skipped")
+    im.add_argument("runs", nargs="*", metavar="RUN_ID", help="MLflow run ids (default: every run)")
+    im.add_argument("--from", dest="source", required=True, metavar="URI", help="MLflow tracking URI")
+    im.add_argument("--experiment", action="append", help="only these experiments (repeatable)")
+
     p = sub.add_parser("gc", help="delete blobs that nothing references")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
 
@@ -430,7 +460,8 @@ def _store():
 
 def run_command(ns: argparse.Namespace, ctx: Context) -> Any:
     """Run a parsed command; returns a core object for the face to show (or None)."""
-    key = ns.command if ns.command not in ("track", "runs", "data", "model", "job") else f"{ns.command}_{ns.action or 'ls'}"
+    key = (ns.command if ns.command not in ("track", "runs", "data", "model", "job", "wandb", "export", "import")
+           else f"{ns.command}_{ns.action or 'ls'}")
     handler = HANDLERS[key]
     return handler(ns, ctx)
 
@@ -439,13 +470,19 @@ def _init(ns, ctx):
     from .config import init_project, settings
     from .store import close_store
 
-    root = init_project(ns.path, ns.store, ns.artifacts)
+    root = init_project(ns.path, ns.store, ns.artifacts, wandb=ns.wandb)
     close_store()
     cfg = settings(root)
     from .store import open_store
 
     open_store(cfg)
     ctx.out(f"mlops project in {root / '.mlops'} (metadata: {cfg.store_url}; blobs: {cfg.artifacts_url})")
+    from .integrations import wandb_mirror
+
+    project = wandb_mirror.target(cfg)
+    if project:
+        mode = os.environ.get("WANDB_MODE", "online")
+        ctx.out(f"runs are mirrored to W&B {project} (WANDB_MODE={mode}; in the background: W&B never blocks a cell)")
     return None
 
 
@@ -930,7 +967,61 @@ def _demo(ns, ctx):
     return run_demo(ns.dir, out=ctx.out)
 
 
+def _progress(ctx: Context, desc: str):
+    """A tqdm wrapper for long loops, when someone is watching (a notebook, a terminal)."""
+    if not (ctx.face == "magic" or _tty()):
+        return None
+
+    def wrap(items):
+        from tqdm.auto import tqdm
+
+        return tqdm(items, desc=desc, unit="item", leave=False)
+
+    return wrap
+
+
+def _wandb_sync(ns, ctx):
+    from .integrations import wandb_mirror
+
+    progress = _progress(ctx, "mirroring to W&B")
+    counts = wandb_mirror.sync(_store(), ns.runs or None, progress=progress, out=ctx.out)
+    project = counts.pop("project")
+    ctx.out(f"W&B {project}: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n or k == "mirrored"))
+    if counts["failed"]:
+        ctx.extra["exit_code"] = 1
+    return None
+
+
+def _wandb_status(ns, ctx):
+    from .integrations import wandb_mirror
+
+    return wandb_mirror.status(_store())
+
+
+def _export_mlflow(ns, ctx):
+    from .integrations.mlflow_io import export_mlflow
+
+    progress = _progress(ctx, "exporting to MLflow")
+    summary = export_mlflow(ns.to, runs=ns.runs or None, experiment=ns.experiment, models=not ns.no_models,
+                            progress=progress)
+    ctx.out(f"MLflow {ns.to}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items()
+                                             if not isinstance(v, (dict, list))))
+    return None
+
+
+def _import_mlflow(ns, ctx):
+    from .integrations.mlflow_io import import_mlflow
+
+    progress = _progress(ctx, "importing from MLflow")
+    summary = import_mlflow(ns.source, experiments=ns.experiment, runs=ns.runs or None, progress=progress)
+    ctx.out(f"from MLflow {ns.source}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.items()
+                                                     if not isinstance(v, (dict, list))))
+    return None
+
+
 HANDLERS: dict[str, Callable] = {
+    "wandb_sync": _wandb_sync, "wandb_status": _wandb_status, "export_mlflow": _export_mlflow,
+    "import_mlflow": _import_mlflow,
     "init": _init, "track_start": _track_start, "track_stop": _track_stop, "log": _log,
     "param": _param, "tag": _tag, "artifact": _artifact, "runs_ls": _runs_ls, "runs_show": _runs_show,
     "runs_rm": _runs_rm, "show": _runs_show, "compare": _compare, "watch": _watch, "gc": _gc,

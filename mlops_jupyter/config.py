@@ -126,11 +126,12 @@ def init_project(
     path: str | os.PathLike | None = None,
     store_url: str | None = None,
     artifacts_url: str | None = None,
+    wandb: str | None = None,
 ) -> Path:
     """Create ``.mlops/`` in *path* (default: the git root, else the working directory).
 
     Inside a git repository ``.mlops/`` is added to ``.gitignore``. Running it again
-    keeps what is there and only updates the URLs given.
+    keeps what is there and only updates the URLs (and the W&B project) given.
     """
     if path is not None:
         root = Path(path).resolve()
@@ -147,7 +148,12 @@ def init_project(
         data["store_url"] = store_url
     if artifacts_url:
         data["artifacts_url"] = artifacts_url
-    if store_url or artifacts_url or not cfg_path.exists():
+    if wandb:
+        from .integrations.wandb_mirror import check_project
+
+        data["wandb"] = {**(data.get("wandb") if isinstance(data.get("wandb"), dict) else {}),
+                         "project": check_project(wandb)}
+    if store_url or artifacts_url or wandb or not cfg_path.exists():
         data.setdefault("version", 1)
         _write_toml(cfg_path, data)
     if (root / ".git").exists():

@@ -99,6 +99,10 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
         _KNOWN.set(obj, version.ref)
     if run_id:
         catalog.record_lineage(run_id, version.id, "output" if output else "input")
+    elif not getattr(version, "unchanged", False):
+        from ..integrations import wandb_mirror
+
+        wandb_mirror.notify(store, "data", version.id)  # a run's versions go with the run
     return version
 
 

@@ -112,11 +112,28 @@ def execute_one(notebook: str, output: str, parameters: dict, env: dict[str, str
         first = (e.source or "").strip().splitlines()
         where = f"cell {_job_cell_number(output, e.cell_index)}" + (f" [{e.exec_count}]" if e.exec_count else "")
         code = f" ({first[0][:60]})" if first else ""
-        return False, f"{where}{code} raised {e.ename}: {str(e.evalue)[:300]}", time.perf_counter() - t0
+        # IPython reports a magic's UsageError on stderr only: papermill then has no name or value for it.
+        what = f"{e.ename}: {str(e.evalue)[:300]}" if str(e.evalue).strip() else \
+            (_stderr_line(output) or e.ename)
+        return False, f"{where}{code} raised {what}", time.perf_counter() - t0
     except Exception as e:  # the kernel died, a timeout, a notebook papermill cannot read
         return False, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}", \
             time.perf_counter() - t0
     return True, None, time.perf_counter() - t0
+
+
+def _stderr_line(output: str) -> str | None:
+    """The last line the failing cell wrote to stderr (e.g. ``UsageError: ...``), if any."""
+    try:
+        import nbformat
+
+        cells = nbformat.read(output, as_version=4).cells
+    except Exception:
+        return None
+    failed = [c for c in cells if c.get("metadata", {}).get("papermill", {}).get("exception")]
+    lines = [line for o in (failed[0].get("outputs", []) if failed else []) if o.get("name") == "stderr"
+             for line in o.get("text", "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else None
 
 
 def _job_cell_number(output: str, index: int) -> int:
@@ -144,6 +161,9 @@ def _create_run(store, name: str, params: dict, tags: dict, parent_id: str | Non
                username=capture.current_user(), host=socket.gethostname(), pid=pid,
                pid_start=process_start_time(pid), heartbeat=now, source="job")
     store.meta.create_run(row, encode_params(params), _encode_tags(tags))
+    from ..tracking.run import _mirror
+
+    _mirror(store, row["run_id"])
     return run_id
 
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from ..data.catalog import check_name
 from ..exceptions import BadInput, NotFound
+from ..integrations import wandb_mirror
 from ..store import schema as S
 
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
@@ -175,13 +176,15 @@ class Registry:
             row = dict(fields, name=name, version=last + 1, created=time.time(), run_id=run_id, username=user,
                        metrics=json.dumps(metrics), datasets=json.dumps(datasets))
             vid = conn.execute(mv.insert().values(**row)).inserted_primary_key[0]
-            if alias:
-                self._move_alias(conn, name, alias, last + 1, user)
+            wandb_mirror.notify(self.store, "model", vid, conn=conn)
+            if alias:  # the version's mirror carries its aliases: no separate alias item
+                self._move_alias(conn, name, alias, last + 1, user, mirror=False)
             if on_insert is not None:
                 on_insert(conn, last + 1)
             out["row"] = conn.execute(sa.select(mv).where(mv.c.id == vid)).first()
 
         self.meta._retrying(work)
+        wandb_mirror.kick(self.store)
         return _row(out["row"], [alias] if alias else [])
 
     # -- job executions: candidates ---------------------------------------------------
@@ -231,7 +234,8 @@ class Registry:
         return self._insert(candidate["name"], fields, candidate["run_id"] or candidate["execution"], alias,
                             on_insert=mark)
 
-    def _move_alias(self, conn, name: str, alias: str, version: int | None, user: str) -> int | None:
+    def _move_alias(self, conn, name: str, alias: str, version: int | None, user: str,
+                    mirror: bool = True) -> int | None:
         ma = S.model_aliases
         cur = conn.execute(sa.select(ma.c.version).where(ma.c.name == name, ma.c.alias == alias)).scalar()
         if cur == version:
@@ -242,8 +246,11 @@ class Registry:
             conn.execute(ma.insert().values(name=name, alias=alias, version=version))
         import socket
 
-        conn.execute(S.alias_events.insert().values(name=name, alias=alias, from_version=cur, to_version=version,
-                                                    username=user, host=socket.gethostname(), at=time.time()))
+        eid = conn.execute(S.alias_events.insert().values(
+            name=name, alias=alias, from_version=cur, to_version=version, username=user, host=socket.gethostname(),
+            at=time.time())).inserted_primary_key[0]
+        if mirror and version is not None:
+            wandb_mirror.notify(self.store, "alias", eid, conn=conn)
         return cur
 
     def set_alias(self, ref: str, alias: str) -> tuple[ModelVersion, int | None]:
@@ -258,6 +265,7 @@ class Registry:
             out["prev"] = self._move_alias(conn, v.name, alias, v.version, current_user())
 
         self.meta._retrying(work)
+        wandb_mirror.kick(self.store)
         return self.get(v.ref), out["prev"]
 
     def delete_alias(self, name: str, alias: str) -> int:

@@ -352,6 +352,28 @@ monitor_checks = Table(
 )
 Index("ix_monitor_checks_job", monitor_checks.c.job, monitor_checks.c.at)
 
+# -- v8: what has been mirrored to other tools (Weights & Biases), item by item ------------------
+mirrors = Table(
+    "mirrors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(16), nullable=False),  # wandb
+    Column("kind", String(8), nullable=False),  # run | data | model | alias
+    Column("key", String(64), nullable=False),  # run id, data version id, model version id, alias event id
+    Column("status", String(8), nullable=False),  # pending | active | done | failed
+    Column("owner", String(300)),  # host:pid of the process mirroring it
+    Column("heartbeat", Float),  # the owner's last sign of life
+    Column("cursor", BigInteger, nullable=False, default=0),  # metrics.id mirrored up to (runs)
+    Column("remote", Text),  # where it went (the W&B run path)
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("reported", Boolean, nullable=False, default=False),  # a failure the user was told about
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    UniqueConstraint("target", "kind", "key", name="uq_mirrors_item"),
+)
+Index("ix_mirrors_status", mirrors.c.target, mirrors.c.status)
+
 # Every (table, column, condition) that names a stored blob: ``gc`` keeps what any of them names.
 BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (artifacts, artifacts.c.digest, None),
@@ -402,5 +424,6 @@ MIGRATIONS = [
     (5, _create(V5_TABLES)),
     (6, _create([model_candidates])),
     (7, _create([drift_reports, monitor_checks])),
+    (8, _create([mirrors])),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

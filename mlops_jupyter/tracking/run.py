@@ -258,6 +258,10 @@ class Run:
         finally:
             self._writer.active.discard(self.run_id)
             self.store.meta.end_run(self.run_id, status, time.time(), error)
+        from ..integrations import wandb_mirror
+
+        if wandb_mirror.enabled(self.store.settings):
+            wandb_mirror.report_failures(self.store)
 
     def wait_captured(self, timeout: float = 30.0) -> bool:
         return self._capture_done.wait(timeout)
@@ -347,12 +351,21 @@ def start_run(
                               else "script"),
         )
         store.meta.create_run(row, enc_params, enc_tags)
+        _mirror(store, run_id)
         run = Run(store, run_id, name, parent_id, now, notebook)
         store.writer.active.add(run_id)
         _stack.append(run)
     _install_exit_handlers()
     store.writer.submit(run._capture)
     return run
+
+
+def _mirror(store, run_id: str) -> None:
+    """Queue the run for the W&B mirror when the project has one (never imports wandb here)."""
+    from ..integrations import wandb_mirror
+
+    if wandb_mirror.enabled(store.settings):
+        wandb_mirror.notify(store, "run", run_id)
 
 
 def attach_run(run_id: str) -> Run:
