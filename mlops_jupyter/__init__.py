@@ -37,6 +37,7 @@ _LAZY = {
     "data": "data:",
     "models": "models:",
     "jobs": "jobs:",
+    "monitoring": "monitoring:",
     "explain": "models.explain:explain",
     "drift": "monitoring.drift:drift",
     "monitor": "monitoring.perf:monitor",

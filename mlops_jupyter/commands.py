@@ -387,8 +387,8 @@ def build_parser() -> CommandParser:
     ex = esub.add_parser("mlflow", help="write runs (params, metric histories, tags, artifacts) and registered "
                                         "models with aliases into an MLflow tracking store; again: only what changed")
     ex.add_argument("runs", nargs="*", metavar="RUN", help="runs to export (default: all)")
-    ex.add_argument("--to", required=True, metavar="URI", help="MLflow tracking URI: sqlite:///mlflow.db, "
-                                                               "file:./mlruns, http://...")
+    ex.add_argument("--to", required=True, metavar="URI", help="MLflow tracking URI: sqlite:///mlflow.db, http://... "
+                                                               "(a file: store needs MLFLOW_ALLOW_FILE_STORE=true)")
     ex.add_argument("--experiment", help="MLflow experiment (default: the project folder's name)")
     ex.add_argument("--no-models", action="store_true", help="runs only, no registered models")
 
@@ -411,8 +411,13 @@ def build_parser() -> CommandParser:
 
     sub.add_parser("version", help="print the version")
 
-    p = sub.add_parser("demo", help="run the demo notebook headlessly and track it (terminal only)")
+    p = sub.add_parser("demo", help="the main job end to end through the example notebooks (quickstart, a "
+                                    "promoted retraining job, monitoring), in a folder with its own store "
+                                    "(terminal only)")
     p.add_argument("--dir", default="mlops-demo", help="folder to run the demo in (default: ./mlops-demo)")
+    p.add_argument("--grid", nargs="+", action="extend", metavar="NAME=V1,V2",
+                   help="the retraining job's grid (default: max_depth=3,6)")
+    p.add_argument("--workers", type=_positive_int, help="retraining executions at once (default 2)")
 
     _PARSER.append(top)
     return top
@@ -964,7 +969,7 @@ def _version(ns, ctx):
 def _demo(ns, ctx):
     from .demo import run_demo
 
-    return run_demo(ns.dir, out=ctx.out)
+    return run_demo(ns.dir, out=ctx.out, grid=ns.grid, workers=ns.workers)
 
 
 def _progress(ctx: Context, desc: str):

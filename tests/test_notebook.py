@@ -24,44 +24,6 @@ def make_nb(path, *sources, parameters=None):
     return path
 
 
-def outputs(path):
-    nb = nbformat.read(path, as_version=4)
-    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-
-
-def test_demo_notebook_end_to_end(tmp_path, capsys):
-    """The README's main job: the demo notebook executed headlessly, tracked into .mlops/."""
-    from mlops_jupyter.demo import run_demo
-    from mlops_jupyter.store import close_store
-
-    close_store()
-    run_demo(str(tmp_path / "demo"))
-    printed = capsys.readouterr().out
-    assert "tracked 2 runs" in printed and "forest" in printed
-    os.chdir(tmp_path / "demo")
-    close_store()
-    df = mj.runs()
-    assert set(df["name"]) == {"baseline", "forest"}
-    assert set(df["status"]) == {"finished"}
-    assert (df["metrics.auc"] > 0.9).all()
-    forest = mj.get_run("forest")
-    assert forest.notebook if hasattr(forest, "notebook") else True
-    assert forest.row["notebook"].endswith("retraining.ipynb")  # the real notebook, not ipykernel_launcher.py
-    assert forest.row["source"] == "notebook"
-    assert forest.history()["auc"] and len(forest.history()["auc"]) == 12
-    cells = forest.cells()
-    assert cells[0]["source"].startswith("%mlops track start forest") and cells[-1]["source"] == "%mlops track stop"
-    assert any(a["path"] == "_mlops/notebook.ipynb" for a in forest.artifacts)
-    assert "scikit-learn" in forest.env["packages"]
-    # the live chart widget was displayed under the cell that started the run
-    outs = outputs(tmp_path / "demo" / "retraining.out.ipynb")
-    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outs)
-    # data -> run -> model: the registered version knows its run, metrics and training data
-    v = mj.models.get("breast-cancer@staging")
-    assert v.run_id == forest.run_id and v.metrics["auc"] > 0.9
-    assert [d["ref"] for d in v.datasets] == ["breast-cancer-train@v1"] and v.explanations
-
-
 def test_papermill_parameters_and_failures(project):
     from papermill.exceptions import PapermillExecutionError
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -280,6 +281,20 @@ class Mirror:
     def _finish(self, wb, exit_code: int = 0) -> None:
         self._call("finish", wb.finish, exit_code=exit_code)
 
+    @contextmanager
+    def _finishing(self, wb):
+        """Finish *wb* when the block ends (exit code 1 if it raised; ``state["exit_code"]`` else)."""
+        state = {"exit_code": 0}
+        try:
+            yield state
+        except BaseException:
+            try:
+                self._finish(wb, exit_code=1)
+            except Exception:
+                pass
+            raise
+        self._finish(wb, exit_code=state["exit_code"])
+
     # -- items -----------------------------------------------------------------------------------------------
     def process(self, row, follow: bool = True) -> None:
         """Mirror one claimed item; marks it done, or failed with the reason (never raises)."""
@@ -329,7 +344,7 @@ class Mirror:
         seen_params = dict(params)
         defined: set[str] = set()
         last_beat = time.time()
-        try:
+        with self._finishing(wb) as state:
             while True:
                 status = meta.run_row(run_id)["status"]
                 cursor = self._metrics(wb, run_id, cursor, defined)
@@ -358,13 +373,7 @@ class Mirror:
             self._run_files(wb, run_id, rec["name"])
             self._run_data(wb, run_id)
             self._run_models(wb, run_id)
-        except BaseException:
-            try:
-                self._finish(wb, exit_code=1)
-            except Exception:
-                pass
-            raise
-        self._finish(wb, exit_code=0 if end["status"] == "finished" else 1)
+            state["exit_code"] = 0 if end["status"] == "finished" else 1
         return remote
 
     def _metrics(self, wb, run_id: str, cursor: int, defined: set[str]) -> int:
@@ -492,15 +501,8 @@ class Mirror:
 
     def _standalone(self, wb_id: str, name: str, job_type: str, log) -> str:
         wb = self._init(wb_id, name, job_type=job_type)
-        try:
+        with self._finishing(wb):
             log(wb)
-        except BaseException:
-            try:
-                self._finish(wb, exit_code=1)
-            except Exception:
-                pass
-            raise
-        self._finish(wb)
         return f"{self.project}/{wb_id}"
 
     def _standalone_data(self, version_id: int) -> str:
