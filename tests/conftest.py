@@ -3,6 +3,9 @@ import sys
 
 import pytest
 
+from .backends import BACKEND_ENV, BACKENDS, SHARED_MODULES
+from .backends import postgres_admin_url, postgres_url, s3_endpoint, s3_url  # noqa: F401 (fixtures)
+
 ENV_VARS = ("MLOPS_STORE_URL", "MLOPS_ARTIFACTS_URL", "MLOPS_HOME", "MLOPS_NOTEBOOK_PATH", "MLOPS_RUN_ID",
             "MLOPS_PARENT_RUN_ID", "JPY_SESSION_NAME", "PAPERMILL_INPUT_PATH")
 
@@ -20,11 +23,29 @@ def _reset():
     close_store()
 
 
+def pytest_generate_tests(metafunc):
+    """The core, data and registry suites run on each backend: SQLite + a local folder, and
+    PostgreSQL + S3."""
+    if "project" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in SHARED_MODULES:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A fresh project folder (with .mlops/) as the working directory."""
+def backend(request):
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, backend, request):
+    """A fresh project folder (with .mlops/) as the working directory, on the test's backend."""
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
+    BACKEND_ENV.clear()
+    if backend == "postgresql+s3":
+        BACKEND_ENV["MLOPS_STORE_URL"] = request.getfixturevalue("postgres_url")
+        BACKEND_ENV["MLOPS_ARTIFACTS_URL"] = request.getfixturevalue("s3_url")
+        for var in ("MLOPS_STORE_URL", "MLOPS_ARTIFACTS_URL"):
+            monkeypatch.setenv(var, BACKEND_ENV[var])
     monkeypatch.chdir(tmp_path)
     from mlops_jupyter.config import init_project
 
@@ -32,6 +53,7 @@ def project(tmp_path, monkeypatch):
     _reset()
     yield tmp_path
     _reset()
+    BACKEND_ENV.clear()
 
 
 @pytest.fixture
@@ -65,9 +87,38 @@ SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def python_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(BACKEND_ENV)  # the test's shared store, when it runs on one
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 
 
 PY = sys.executable
+
+
+def tamper(store, digest: str, change) -> None:
+    """Change a stored blob's bytes in place (local folder or object store), as damage would."""
+    path = store.blobs.path(digest)
+    if store.blobs.local is not None:
+        os.chmod(path, 0o644)
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(change(data))
+    else:
+        data = store.blobs.fs.cat_file(path)
+        store.blobs.fs.pipe_file(path, change(data))
+
+
+def stored_bytes(store) -> bytes:
+    """Everything the metadata store holds, as bytes: the SQLite file, or every row of every table."""
+    store.writer.flush()
+    if store.meta.dialect == "sqlite":
+        return (store.settings.mlops_dir / "mlops.db").read_bytes()
+    from mlops_jupyter.store import schema
+
+    out = []
+    with store.meta.read() as conn:
+        for table in schema.metadata.sorted_tables:
+            out += [repr(tuple(r)) for r in conn.execute(table.select())]
+    return "\n".join(out).encode()

@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 import mlops_jupyter as mj
 from mlops_jupyter.exceptions import BadInput, IntegrityError, NotFound
 
-from .conftest import PY, python_env, run_cell
+from .conftest import PY, python_env, run_cell, tamper
 
 
 def make_tree(root, files):
@@ -218,9 +218,7 @@ def test_fsck_names_the_dataset_of_a_corrupted_blob(store, project):
     make_tree(project / "raw", {"a.txt": "alpha"})
     v = mj.data.add(project / "raw", name="raw")
     assert gc(store).removed == 0  # dataset blobs are referenced
-    p = store.blobs.path(v.files[0]["digest"])
-    os.chmod(p, 0o644)
-    open(p, "w").write("beta")
+    tamper(store, v.files[0]["digest"], lambda b: b"beta")
     rep = fsck(store)
     assert not rep.ok and "dataset raw@v1 file a.txt" in str(rep)
 
@@ -253,19 +251,18 @@ def test_many_small_files_go_into_packs(store, project):
         assert (project / "back" / rel).read_bytes() == data
     assert gc(store).removed == 0 and fsck(store).ok
     # a corrupted pack is named with the versions that use it; checkout refuses its bytes
-    p = store.blobs.path(packs.pop())
-    os.chmod(p, 0o644)
-    with open(p, "r+b") as f:
-        f.seek(150)
-        f.write(b"\0\0\0\0")
+    tamper(store, packs.pop(), lambda b: b[:150] + b"\0\0\0\0" + b[154:])
     rep = fsck(store)
     assert not rep.ok and "dataset raw@v1 (" in str(rep) and "dataset copy@v1 (" in str(rep)
     with pytest.raises(IntegrityError):
         mj.data.checkout("raw@v1", project / "again")
 
 
-def test_store_of_schema_v2_is_migrated(project):
+def test_store_of_schema_v2_is_migrated(project, backend):
     import sqlite3
+
+    if backend != "sqlite":
+        pytest.skip("a store as schema v2 left it is an SQLite file")
 
     from mlops_jupyter.store import close_store, open_store
 

@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 import mlops_jupyter as mj
 from mlops_jupyter.exceptions import BadInput, IntegrityError, NotFound
 
-from .conftest import PY, python_env, run_cell
+from .conftest import PY, python_env, run_cell, tamper
 
 
 def data(n=400, seed=0, classes=2):
@@ -124,11 +124,7 @@ def test_unfitted_and_tampered_models_are_refused(store):
         mj.models.register(RandomForestClassifier(), name="rf")
     X, y = data()
     v = mj.models.register(LogisticRegression().fit(X, y), name="lr")
-    p = store.blobs.path(v.digest)
-    os.chmod(p, 0o644)
-    with open(p, "r+b") as f:
-        f.seek(40)
-        f.write(b"XXXX")
+    tamper(store, v.digest, lambda b: b[:40] + b"XXXX" + b[44:])
     with pytest.raises(IntegrityError):
         mj.models.load("lr@v1")
     from mlops_jupyter.store.maintenance import fsck

@@ -7,6 +7,8 @@ import pytest
 import mlops_jupyter as mj
 from mlops_jupyter.exceptions import BadInput, MlopsError
 
+from .conftest import stored_bytes
+
 
 def test_context_manager_run_records_everything(store, project):
     art = project / "confusion.txt"
@@ -98,8 +100,7 @@ def test_secrets_are_redacted(store, monkeypatch):
     envvars = json.loads(rec.artifact_bytes("_mlops/environment.json"))
     assert envvars["MY_API_TOKEN"] == "***REDACTED***" and envvars["DB_PASSWORD"] == "***REDACTED***"
     # nothing secret anywhere in the database file
-    store.writer.flush()
-    db = (store.settings.mlops_dir / "mlops.db").read_bytes()
+    db = stored_bytes(store)
     for secret in (b"sk-live-abc", b"shh", b"tok-123456", b"hunter2", b"Bearer x"):
         assert secret not in db
 

@@ -17,11 +17,54 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
-    String,
     Table,
-    Text,
     UniqueConstraint,
 )
+from sqlalchemy import String as _String
+from sqlalchemy import Text as _Text
+from sqlalchemy.types import TypeDecorator
+
+# PostgreSQL's text cannot hold NUL (a tag value, a run name may). There, NUL is stored as
+# U+10FFFE (a Unicode noncharacter nobody types) and turned back on reading; SQLite gets the text as
+# it is, with no conversion cost at all.
+_NUL, _STAND_IN = "\x00", "\U0010fffe"
+
+
+class _NulSafe(TypeDecorator):
+    cache_ok = True
+
+    def bind_processor(self, dialect):
+        if dialect.name != "postgresql":
+            return self.impl_instance.bind_processor(dialect)
+        inner = self.impl_instance.bind_processor(dialect)
+
+        def process(value):
+            if value is not None and _NUL in value:
+                value = value.replace(_NUL, _STAND_IN)
+            return inner(value) if inner else value
+
+        return process
+
+    def result_processor(self, dialect, coltype):
+        if dialect.name != "postgresql":
+            return self.impl_instance.result_processor(dialect, coltype)
+
+        def process(value):
+            if value is not None and _STAND_IN in value:
+                value = value.replace(_STAND_IN, _NUL)
+            return value
+
+        return process
+
+
+class String(_NulSafe):
+    impl = _String
+    cache_ok = True
+
+
+class Text(_NulSafe):
+    impl = _Text
+    cache_ok = True
 
 metadata = MetaData()
 
