@@ -186,6 +186,7 @@ def build_parser() -> CommandParser:
     rl.add_argument("--last", type=_positive_int, metavar="N", help="only the N newest (after filter and sort)")
     rl.add_argument("--where", metavar="EXPR", help="filter, e.g. \"metrics.acc > 0.8 and params.lr < 0.1\"")
     rl.add_argument("--sort", metavar="KEY", help="sort key, e.g. -metrics.acc (minus: descending)")
+    rl.add_argument("--user", metavar="NAME", help="only the runs NAME started (OS user, or JupyterHub user)")
     rs = rsub.add_parser("show", help="one run: params, metrics, charts, artifacts, captured cells")
     rs.add_argument("run", help="run id, id prefix, run name, or 'last'")
     rr = rsub.add_parser("rm", help="delete runs and their metrics (blobs go with `mlops gc`)")
@@ -401,6 +402,33 @@ def build_parser() -> CommandParser:
     im.add_argument("--from", dest="source", required=True, metavar="URI", help="MLflow tracking URI")
     im.add_argument("--experiment", action="append", help="only these experiments (repeatable)")
 
+    p = sub.add_parser("audit", help="the audit log: alias moves, deletions, promotions, access grants (who, "
+                                     "when, what, from, to)")
+    p.add_argument("--action", help="only this action (alias.move) or family (alias)")
+    p.add_argument("--user", metavar="NAME", help="only what NAME did")
+    p.add_argument("--since", help="from (24h, 7d, or an ISO date)")
+    p.add_argument("--last", type=_positive_int, metavar="N", help="only the N newest entries")
+
+    p = sub.add_parser("access", help="who may do what on the shared PostgreSQL store: access grant USER "
+                                      "viewer|editor|admin, access revoke USER, access ls")
+    asub = p.add_subparsers(dest="action", metavar="grant|revoke|ls", parser_class=CommandParser)
+    asub.required = True
+    ag = asub.add_parser("grant", help="make USER a viewer (reads), editor (logs runs and data, moves unprotected "
+                                       "aliases) or admin (also protected aliases, deletions, gc, grants)")
+    ag.add_argument("user")
+    ag.add_argument("role", choices=["viewer", "editor", "admin"])
+    ag.add_argument("--password-env", metavar="VAR", help="set USER's database password from this environment "
+                                                          "variable (never on the command line)")
+    ar = asub.add_parser("revoke", help="take USER's access away")
+    ar.add_argument("user")
+    asub.add_parser("ls", help="users and their roles")
+
+    p = sub.add_parser("migrate", help="copy a local project into a shared store: migrate --from .mlops --to "
+                                       "postgresql+psycopg://... --artifacts s3://...; again: a no-op")
+    p.add_argument("--from", dest="source", default=".mlops", metavar="PATH", help="the local project (default .mlops)")
+    p.add_argument("--to", required=True, metavar="URL", help="the shared metadata store's URL")
+    p.add_argument("--artifacts", metavar="URL", help="where the blobs go (default: MLOPS_ARTIFACTS_URL)")
+
     p = sub.add_parser("gc", help="delete blobs that nothing references")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
 
@@ -465,7 +493,8 @@ def _store():
 
 def run_command(ns: argparse.Namespace, ctx: Context) -> Any:
     """Run a parsed command; returns a core object for the face to show (or None)."""
-    key = (ns.command if ns.command not in ("track", "runs", "data", "model", "job", "wandb", "export", "import")
+    key = (ns.command if ns.command not in ("track", "runs", "data", "model", "job", "wandb", "export", "import",
+                                            "access")
            else f"{ns.command}_{ns.action or 'ls'}")
     handler = HANDLERS[key]
     return handler(ns, ctx)
@@ -541,7 +570,7 @@ def _artifact(ns, ctx):
 def _runs_ls(ns, ctx):
     from .tracking.query import runs
 
-    return runs(where=ns.where, order_by=ns.sort, limit=ns.last)
+    return runs(where=ns.where, order_by=ns.sort, limit=ns.last, user=ns.user)
 
 
 def _runs_show(ns, ctx):
@@ -997,6 +1026,53 @@ def _wandb_sync(ns, ctx):
     return None
 
 
+def _access_grant(ns, ctx):
+    from .store import access
+
+    password = None
+    if ns.password_env:
+        password = os.environ.get(ns.password_env)
+        if not password:
+            raise BadInput(f"--password-env {ns.password_env}: that environment variable is not set")
+    ctx.out(access.grant(_store(), ns.user, ns.role, password))
+    return None
+
+
+def _access_revoke(ns, ctx):
+    from .store import access
+
+    ctx.out(access.revoke(_store(), ns.user))
+    return None
+
+
+def _access_ls(ns, ctx):
+    import pandas as pd
+
+    from .store import access
+
+    return pd.DataFrame(list(access.roles(_store()).items()), columns=["user", "role"])
+
+
+def _migrate(ns, ctx):
+    from .store.migrate import migrate
+
+    report = migrate(ns.source, ns.to, ns.artifacts, progress=_progress(ctx, "copying blobs"), out=ctx.out)
+    ctx.out(str(report))
+    return None
+
+
+def _audit(ns, ctx):
+    from .monitoring.sources import parse_time
+    from .store.audit import entries
+
+    df = entries(_store(), action=ns.action, user=ns.user, since=parse_time(ns.since) if ns.since else None,
+                 limit=ns.last)
+    if ctx.face == "cli" and not df.empty:
+        df = df.fillna("").assign(at=df["at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+                       detail=df["detail"].map(lambda d: "" if not d else ", ".join(f"{k}={v}" for k, v in d.items())))
+    return df
+
+
 def _wandb_status(ns, ctx):
     from .integrations import wandb_mirror
 
@@ -1025,7 +1101,8 @@ def _import_mlflow(ns, ctx):
 
 
 HANDLERS: dict[str, Callable] = {
-    "wandb_sync": _wandb_sync, "wandb_status": _wandb_status, "export_mlflow": _export_mlflow,
+    "audit": _audit, "migrate": _migrate, "access_grant": _access_grant, "access_revoke": _access_revoke,
+    "access_ls": _access_ls, "wandb_sync": _wandb_sync, "wandb_status": _wandb_status, "export_mlflow": _export_mlflow,
     "import_mlflow": _import_mlflow,
     "init": _init, "track_start": _track_start, "track_stop": _track_stop, "log": _log,
     "param": _param, "tag": _tag, "artifact": _artifact, "runs_ls": _runs_ls, "runs_show": _runs_show,

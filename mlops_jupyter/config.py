@@ -5,6 +5,11 @@ directory as git finds ``.git``. Settings come, strongest first, from environmen
 variables (``MLOPS_STORE_URL``, ``MLOPS_ARTIFACTS_URL``, ``MLOPS_HOME``), then
 ``.mlops/config.toml``, then defaults (SQLite and a local blob store inside
 ``.mlops/``).
+
+Blobs are encrypted when a key is given: ``MLOPS_ENCRYPTION_KEY`` (hex or base64 of 32 bytes,
+read by ``store.crypto.load_key`` and never kept in the settings), or a key file named by
+``MLOPS_ENCRYPTION_KEY_FILE`` or by ``key_file`` under ``[encryption]`` in the config file
+(relative to the project folder).
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ class Settings:
     store_url: str
     artifacts_url: str
     extra: dict = field(default_factory=dict)
+    encryption_key_file: str | None = None
 
     @property
     def mlops_dir(self) -> Path:
@@ -114,11 +120,16 @@ def settings(root: Path | None = None, create: bool = True) -> Settings:
     store = os.environ.get("MLOPS_STORE_URL") or data.get("store_url")
     arts = os.environ.get("MLOPS_ARTIFACTS_URL") or data.get("artifacts_url")
     mdir = root / MLOPS_DIR
+    enc = data.get("encryption") if isinstance(data.get("encryption"), dict) else {}
+    key_file = os.environ.get("MLOPS_ENCRYPTION_KEY_FILE") or enc.get("key_file")
+    if key_file is not None and not isinstance(key_file, str):
+        raise BadInput(f"{mdir / CONFIG_FILE}: [encryption] key_file must be a path string")
     return Settings(
         root=root,
         store_url=store or f"sqlite:///{mdir / 'mlops.db'}",
         artifacts_url=arts or str(mdir / "objects"),
         extra=data,
+        encryption_key_file=str(root / Path(key_file).expanduser()) if key_file else None,
     )
 
 

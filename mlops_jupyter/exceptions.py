@@ -27,6 +27,10 @@ class StoreError(MlopsError):
     """The store cannot be opened or is in a state we cannot work with."""
 
 
+class PermissionDenied(StoreError):
+    """The shared store's access control (PostgreSQL roles and policies) refused the write."""
+
+
 class IntegrityError(StoreError):
     """A blob's content does not match its address."""
 

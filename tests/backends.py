@@ -23,7 +23,8 @@ PG_PASSWORD = "mlops_test"
 S3_REGION = "eu-west-1"  # not us-east-1: bucket creation there takes no location constraint
 
 # Test modules whose tests run once per backend (the core, data and registry suites).
-SHARED_MODULES = {"test_store", "test_tracking", "test_query", "test_data", "test_models"}
+SHARED_MODULES = {"test_store", "test_tracking", "test_query", "test_data", "test_models", "test_audit",
+                  "test_encryption"}
 BACKENDS = ["sqlite", "postgresql+s3"]
 
 # What the backend fixture set for this test, handed on to the subprocesses tests start.

@@ -116,16 +116,16 @@ class Catalog:
         out: dict = {}
 
         def work(conn):
+            # The dataset's row, locked: writers adding versions of one name take turns (on a shared
+            # server two of them would otherwise both read vN and both write vN+1).
+            dataset = self.meta.lock_row(conn, S.datasets, {"name": name}, {"kind": kind, "created": time.time()})
             last = conn.execute(sa.select(dv).where(dv.c.name == name).order_by(dv.c.version.desc()).limit(1)).first()
             if last is not None and last.digest == digest:
                 out["v"] = _row_to_version(last)
                 out["v"].unchanged = True
                 return
-            existing = conn.execute(sa.select(S.datasets.c.kind).where(S.datasets.c.name == name)).first()
-            if existing is None:
-                conn.execute(S.datasets.insert().values(name=name, kind=kind, created=time.time()))
-            elif existing.kind != kind:
-                raise BadInput(f"dataset {name!r} holds {existing.kind} versions; a {kind} cannot be a version of it "
+            if dataset.kind != kind:
+                raise BadInput(f"dataset {name!r} holds {dataset.kind} versions; a {kind} cannot be a version of it "
                                "(choose another --name)")
             version = (last.version if last is not None else 0) + 1
             row = dict(name=name, version=version, kind=kind, digest=digest, size=size, n_files=len(files),

@@ -337,6 +337,12 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
     files = {k: v for k, v in files.items() if v is not None}
     promotion = Promotion(spec, folder, files, notes)
     _write_folder(promotion, force)
+    if promotion.created or promotion.changed:
+        from ..store import audit, open_store
+
+        open_store().meta._retrying(lambda c: audit.record(
+            c, "promote", spec.name, None if promotion.created else "updated", spec.source,
+            {"folder": str(folder), "model": spec.model, "alias": spec.alias, "changed": promotion.changed}))
     return promotion
 
 

@@ -170,8 +170,8 @@ class Registry:
         out: dict = {}
 
         def work(conn):
-            if conn.execute(sa.select(S.models.c.name).where(S.models.c.name == name)).first() is None:
-                conn.execute(S.models.insert().values(name=name, created=time.time()))
+            # The model's row, locked: concurrent registrations and alias moves of one model take turns.
+            self.meta.lock_row(conn, S.models, {"name": name}, {"created": time.time()})
             last = conn.execute(sa.select(sa.func.max(mv.c.version)).where(mv.c.name == name)).scalar() or 0
             row = dict(fields, name=name, version=last + 1, created=time.time(), run_id=run_id, username=user,
                        metrics=json.dumps(metrics), datasets=json.dumps(datasets))
@@ -241,7 +241,12 @@ class Registry:
         if cur == version:
             return cur
         if cur is not None:
-            conn.execute(ma.delete().where(ma.c.name == name, ma.c.alias == alias))
+            gone = conn.execute(ma.delete().where(ma.c.name == name, ma.c.alias == alias)).rowcount
+            if gone == 0:  # the row is there but this role may not touch it (row-level security)
+                from ..exceptions import PermissionDenied
+
+                raise PermissionDenied(f"permission denied: {name}@{alias} is a protected alias; only admins move "
+                                       "it (the shared store's access control; `mlops access ls`)")
         if version is not None:
             conn.execute(ma.insert().values(name=name, alias=alias, version=version))
         import socket
@@ -251,6 +256,11 @@ class Registry:
             at=time.time())).inserted_primary_key[0]
         if mirror and version is not None:
             wandb_mirror.notify(self.store, "alias", eid, conn=conn)
+        from ..store import audit
+
+        audit.record(conn, "alias.move" if version is not None else "alias.delete", f"{name}@{alias}",
+                     f"v{cur}" if cur is not None else None, f"v{version}" if version is not None else None,
+                     username=user)
         return cur
 
     def set_alias(self, ref: str, alias: str) -> tuple[ModelVersion, int | None]:
@@ -262,6 +272,7 @@ class Registry:
         out: dict = {}
 
         def work(conn):
+            self.meta.lock_row(conn, S.models, {"name": v.name})  # alias moves of one model take turns
             out["prev"] = self._move_alias(conn, v.name, alias, v.version, current_user())
 
         self.meta._retrying(work)
@@ -276,6 +287,7 @@ class Registry:
         out: dict = {}
 
         def work(conn):
+            self.meta.lock_row(conn, S.models, {"name": name})  # alias moves of one model take turns
             out["prev"] = self._move_alias(conn, name, alias, None, current_user())
 
         self.meta._retrying(work)

@@ -6,6 +6,7 @@ import threading
 
 from ..config import Settings, settings as _settings
 from .blobs import BlobStore
+from .crypto import load_key
 from .metadata import MetadataStore
 
 __all__ = ["Store", "open_store", "close_store", "BlobStore", "MetadataStore"]
@@ -14,10 +15,11 @@ __all__ = ["Store", "open_store", "close_store", "BlobStore", "MetadataStore"]
 class Store:
     """One project's metadata and blobs, opened together."""
 
-    def __init__(self, cfg: Settings):
+    def __init__(self, cfg: Settings, key=None):
         self.settings = cfg
         self.meta = MetadataStore(cfg.store_url)
-        self.blobs = BlobStore(cfg.artifacts_url)
+        # the encryption key (None: blobs are written in the clear); open_store loads it
+        self.blobs = BlobStore(cfg.artifacts_url, key=key if key is not None else load_key(cfg))
         self._writer = None
         self._lock = threading.Lock()
         self.crashed_on_open = self.meta.reap_crashed()
@@ -49,13 +51,14 @@ def open_store(cfg: Settings | None = None) -> Store:
     """The process-wide store for the current project (opened once, reused)."""
     global _current, _current_key
     cfg = cfg or _settings()
-    key = (cfg.store_url, cfg.artifacts_url)
+    enc = load_key(cfg)  # setting or changing the key opens the store again
+    key = (cfg.store_url, cfg.artifacts_url, enc.id if enc else None)
     with _open_lock:
         if _current is not None and _current_key == key:
             return _current
         if _current is not None:
             _current.close()
-        _current = Store(cfg)
+        _current = Store(cfg, key=enc)
         _current_key = key
         return _current
 

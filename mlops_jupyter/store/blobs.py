@@ -2,6 +2,11 @@
 
 Local folders are written with a temporary file and an atomic rename; any other
 fsspec URL (``s3://...``) goes through fsspec. Every read verifies the hash.
+
+With a key (``MLOPS_ENCRYPTION_KEY``; see ``crypto``) new blobs are stored encrypted
+(AES-256-GCM in segments); a blob's name stays the hash of its plaintext, so dedupe and
+every reference are unchanged, and blobs stored in the clear before the key was set are
+still read (told apart by the envelope's magic bytes).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..exceptions import BadInput, IntegrityError, NotFound
+from .crypto import AES256GCM, HEADER, HEADER_SIZE, MAGIC
 
 CHUNK = 1 << 20
 BIG_CHUNK = 8 << 20
@@ -22,6 +28,8 @@ SMALL = 1 << 20  # files up to this size are read whole
 PACK_MEMBER_MAX = 256 << 10  # files up to this size go into a pack when many are added at once
 PACK_MIN = 32  # ... that is, at least this many new ones
 PACK_MAX = 128 << 20  # bytes per pack
+SEGMENT_LOG2 = 20  # an encrypted blob is sealed in segments of 1 MiB ...
+PACK_SEGMENT_LOG2 = 14  # ... a pack in 16 KiB ones: reading a 4 KiB member decrypts at most 32 KiB
 _counter = itertools.count()
 EMPTY = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"  # BLAKE3 of b""
 _HEX = set("0123456789abcdef")
@@ -46,10 +54,15 @@ def _check_digest(digest: str) -> str:
 
 
 class BlobStore:
-    """Blobs addressed by BLAKE3 digest under a local folder or an fsspec URL."""
+    """Blobs addressed by BLAKE3 digest under a local folder or an fsspec URL.
 
-    def __init__(self, url: str):
+    With *key* (a ``crypto.Key``) new blobs are written encrypted and encrypted ones can be
+    read; without, encrypted blobs are refused with a BadInput naming ``MLOPS_ENCRYPTION_KEY``.
+    """
+
+    def __init__(self, url: str, key=None):
         self.url = url
+        self.key = key
         if "://" in url and not url.startswith("file://"):
             import fsspec
 
@@ -63,6 +76,7 @@ class BlobStore:
         self._dirs: set[str] = set()
         self._tmp_ready = False
         self._root = str(self.local) if self.local is not None else None
+        self._openers: dict = {}  # (digest, header) -> Opener of recently read encrypted blobs (a pack: per member)
 
     # -- layout ---------------------------------------------------------------
     def _rel(self, digest: str) -> str:
@@ -85,13 +99,27 @@ class BlobStore:
             return False
 
     # -- writing --------------------------------------------------------------
+    def _sealer(self, prefix: bytes, seg_log2: int = SEGMENT_LOG2):
+        """How new content is stored: None for as is; a Sealer when a key is set (encrypted), or
+        when content stored without one begins as an envelope does (wrapped in plaintext mode,
+        so that it is never read as one)."""
+        if self.key is None and prefix[:len(MAGIC)] != MAGIC:
+            return None
+        from .crypto import Sealer
+
+        return Sealer(self.key, seg_log2)
+
+    def _encode(self, data: bytes):
+        sealer = self._sealer(data[:len(MAGIC)])
+        return data if sealer is None else sealer.seal_all(data)
+
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         """Store *data*; return ``(digest, size)``. Storing the same bytes twice is free."""
         digest = hash_bytes(data)
         if self.local is not None:
             self._commit_local(digest, data)
         elif not self.exists(digest):
-            self.fs.pipe_file(self.path(digest), data)
+            self.fs.pipe_file(self.path(digest), bytes(self._encode(data)))
         return digest, len(data)
 
     def put_small(self, path: str) -> tuple[str, int]:
@@ -124,6 +152,12 @@ class BlobStore:
             if progress:
                 progress(n)
             return digest, n
+        if self.key is None:
+            with open(src, "rb") as f:
+                prefix = f.read(len(MAGIC))
+        sealer = self._sealer(b"" if self.key is not None else prefix)
+        if sealer is not None:
+            return self._put_sealed(src, sealer, progress)
         if self.local is None:
             h, size = _hasher(), 0
             with open(src, "rb") as f:
@@ -173,6 +207,28 @@ class BlobStore:
             raise
         return digest, size
 
+    def _put_sealed(self, src: str, sealer, progress) -> tuple[str, int]:
+        """Encrypt a large file into a temporary file while hashing it (one read of the data),
+        then place it (local) or upload it unless the store has it already (fsspec)."""
+        if self.local is not None:
+            tmp = self._tmp_name("put")
+        else:
+            fd, tmp = tempfile.mkstemp(prefix="mlops-put-")
+            os.close(fd)
+        try:
+            with open(tmp, "wb") as out:
+                digest, size = _seal_file(src, out, sealer, progress)
+            if self.local is not None:
+                self._place(tmp, digest)
+            else:
+                if not self.exists(digest):
+                    self.fs.put_file(tmp, self.path(digest))
+                _unlink(tmp)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return digest, size
+
     def _tmp_name(self, prefix: str) -> str:
         if not self._tmp_ready:
             os.makedirs(f"{self._root}/tmp", exist_ok=True)
@@ -183,7 +239,9 @@ class BlobStore:
         """Small blobs are created in place with one write() (no temporary file: a rename costs
         ten times the write on ext4). SIGKILL cannot split a write() to a regular file, so a
         killed writer leaves either nothing or an empty file, which ``exists`` does not count
-        and the next writer replaces; every read verifies the hash in any case."""
+        and the next writer replaces; every read verifies the hash in any case. An encrypted
+        blob is sealed whole into one buffer for the same reason (and only once the file is
+        ours: content already stored costs no encryption)."""
         final = self.path(digest)
         sub = final[:-63]
         if sub not in self._dirs:
@@ -204,7 +262,7 @@ class BlobStore:
             return
         try:
             try:
-                view = memoryview(data)
+                view = memoryview(self._encode(data))
                 while view:
                     view = view[os.write(fd, view):]
             finally:
@@ -235,21 +293,61 @@ class BlobStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest[:12]} is missing from {self.url}") from None
 
+    def _opener(self, head: bytes, digest: str):
+        """The Opener for a blob's header; kept for the next read of the same blob (a header holds
+        the blob's random salt, so an equal header is the same blob key)."""
+        cached = self._openers.get((digest, head))
+        if cached is not None:
+            return cached
+        from .crypto import Opener
+
+        op = Opener(head, self.key, digest)
+        if op.encrypted:
+            if len(self._openers) >= 256:
+                self._openers.clear()
+            self._openers[(digest, head)] = op
+        return op
+
+    def _stored_size(self, f, digest: str) -> int:
+        if self.local is not None:
+            return os.fstat(f.fileno()).st_size
+        size = getattr(f, "size", None)
+        return size if size is not None else self.fs.size(self.path(digest))
+
     def get_bytes(self, digest: str) -> bytes:
         with self._open_raw(digest) as f:
             data = f.read()
+        if data[:len(MAGIC)] == MAGIC:
+            op = self._opener(data[:HEADER_SIZE], digest)
+            n, _ = op.segments(len(data))
+            data = bytes(op.open_run(0, n, memoryview(data)[HEADER_SIZE:]))
         actual = hash_bytes(data)
         if actual != digest:
             raise IntegrityError(digest, actual)
         return data
 
     def iter_chunks(self, digest: str) -> Iterator[bytes]:
-        """Yield the blob's bytes in chunks; raises IntegrityError at the end if corrupted."""
+        """Yield the blob's bytes in chunks (at most 1 MiB); raises IntegrityError at the end if
+        corrupted. An encrypted blob is opened one segment at a time: a segment that fails
+        authentication raises before any of its bytes are yielded."""
         h = _hasher()
         with self._open_raw(digest) as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-                yield chunk
+            head = f.read(HEADER_SIZE)
+            if head[:len(MAGIC)] != MAGIC:
+                chunk = head + f.read(CHUNK - len(head))
+                while chunk:
+                    h.update(chunk)
+                    yield chunk
+                    chunk = f.read(CHUNK)
+            else:
+                op = self._opener(head, digest)
+                n, _ = op.segments(self._stored_size(f, digest))
+                per = max(1, CHUNK // op.segment)  # segments opened per chunk (a pack's are small)
+                for first in range(0, n, per):
+                    count = min(per, n - first)
+                    chunk = bytes(op.open_run(first, n, f.read(count * (op.segment + op.tag))))
+                    h.update(chunk)
+                    yield chunk
         if h.hexdigest() != digest:
             raise IntegrityError(digest, h.hexdigest())
 
@@ -262,24 +360,56 @@ class BlobStore:
         return PackWriter(self)
 
     def read_member(self, pack: str, offset: int, size: int, digest: str) -> bytes:
-        """The bytes of a file stored inside *pack*, verified against its own digest."""
+        """The bytes of a file stored inside *pack*, verified against its own digest.
+
+        *offset* counts in the pack's plaintext; in an encrypted pack only the segments that
+        cover the member are read and decrypted."""
         if self.local is not None:
             try:
                 fd = os.open(self.path(pack), os.O_RDONLY)
             except FileNotFoundError:
                 raise NotFound(f"pack {pack[:12]} is missing from {self.url}") from None
             try:
-                data = os.pread(fd, size, offset)
+                data = self._read_range(pack, lambda at, n: os.pread(fd, n, at), lambda: os.fstat(fd).st_size,
+                                        offset, size)
             finally:
                 os.close(fd)
         else:
             with self._open_raw(pack) as f:
-                f.seek(offset)
-                data = f.read(size)
+                def read_at(at: int, n: int) -> bytes:
+                    f.seek(at)
+                    return f.read(n)
+
+                data = self._read_range(pack, read_at, lambda: self._stored_size(f, pack), offset, size)
         actual = hash_bytes(data)
         if actual != digest:
             raise IntegrityError(digest, actual)
         return data
+
+    def _read_range(self, pack: str, read_at, stored_size, offset: int, size: int) -> bytes:
+        head = read_at(0, HEADER_SIZE)
+        if head[:len(MAGIC)] != MAGIC:
+            return head[offset:offset + size] if offset + size <= len(head) else read_at(offset, size)
+        op = self._opener(head, pack)
+        if size <= 0:
+            return b""
+        n, plain = op.segments(stored_size())
+        if offset + size > plain:
+            return b""  # past the end of the pack: the member's digest check reports it
+        first, last = offset // op.segment, (offset + size - 1) // op.segment
+        step = op.segment + op.tag
+        run = op.open_run(first, n, read_at(HEADER_SIZE + first * step, (last - first + 1) * step))
+        skip = offset - first * op.segment
+        return bytes(memoryview(run)[skip:skip + size])
+
+    def key_id_of(self, digest: str) -> str | None:
+        """The id of the key *digest* is encrypted with (hex); None for a blob stored in the clear."""
+        with self._open_raw(digest) as f:
+            head = f.read(HEADER_SIZE)
+        if len(head) < HEADER_SIZE or head[:len(MAGIC)] != MAGIC:
+            return None
+        _, _, mode, _, _, key_id, _ = HEADER.unpack(head)
+        return key_id.hex() if mode == AES256GCM else None
 
     def copy_member_to(self, pack: str, offset: int, size: int, digest: str, dest: str | os.PathLike) -> None:
         _write_atomic(dest, [self.read_member(pack, offset, size, digest)])
@@ -310,11 +440,14 @@ class BlobStore:
                     yield d
 
     def size(self, digest: str) -> int:
+        """Bytes the blob takes in the store (an encrypted one: its plaintext and 16 bytes per
+        segment and 36 of header)."""
         p = self.path(digest)
         return os.path.getsize(p) if self.local is not None else self.fs.size(p)
 
     def delete(self, digest: str) -> None:
         p = self.path(digest)
+        self._openers.clear()
         if self.local is not None:
             _unlink(p)
         else:
@@ -361,6 +494,64 @@ def _kernel_copy(src: str, dst: str, size: int) -> None:
         os.close(fi)
 
 
+def _read_into(f, view: memoryview) -> int:
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _seal_file(src: str, out, sealer, progress) -> tuple[str, int]:
+    """Seal the file *src* into *out*, hashing it on the way: one read of the data. Each 8 MiB
+    chunk is hashed on one thread (BLAKE3 releases the GIL) and its sealed form written on
+    another while this one reads and encrypts the next (AES-GCM, several GB/s); two buffers of
+    each kind bound the memory. A file that changes meanwhile is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = _hasher()
+    step = BIG_CHUNK  # a whole number of segments
+    with open(src, "rb", buffering=0) as f:
+        before = os.fstat(f.fileno())
+        size = before.st_size
+        out.write(sealer.header)
+        bufs = (bytearray(step), bytearray(step))
+        sealed = tuple(memoryview(bytearray(sealer.sealed_size(step))) for _ in range(2))
+        pending: tuple[list, list] = ([], [])  # what still uses each pair of buffers
+        off = index = k = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="mlops-hash") as hashing, \
+                ThreadPoolExecutor(1, thread_name_prefix="mlops-write") as writing:
+            try:
+                while True:
+                    slot = k & 1
+                    for fut in pending[slot]:
+                        fut.result()  # the pair is free again (and a failed write stops us here)
+                    n = min(step, size - off)
+                    view = memoryview(bufs[slot])[:n]
+                    if _read_into(f, view) != n:
+                        raise BadInput(f"{src} changed while it was being stored; try again")
+                    m, index = sealer.seal_into(view, index, off + n >= size, sealed[slot])
+                    pending[slot][:] = [hashing.submit(h.update, view), writing.submit(out.write, sealed[slot][:m])]
+                    off += n
+                    k += 1
+                    if progress:
+                        progress(n)
+                    if off >= size:
+                        break
+            except BaseException:
+                for fut in pending[0] + pending[1]:
+                    fut.cancel()  # leaving the with-blocks waits for the ones running
+                raise
+            for fut in pending[0] + pending[1]:
+                fut.result()
+        after = os.fstat(f.fileno())
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (size, before.st_mtime_ns, before.st_ctime_ns):
+        raise BadInput(f"{src} changed while it was being stored; try again")
+    return h.hexdigest(), size
+
+
 def _write_atomic(dest: str | os.PathLike, chunks) -> None:
     """Write *chunks* to *dest* through a temporary file beside it, renamed into place at the end."""
     dest = Path(dest)
@@ -383,6 +574,10 @@ class PackWriter:
     and an object store charges per request: a folder of 10,000 small files becomes one
     pack instead of 10,000 blobs. The pack is named by its own digest and placed
     atomically by ``finish``; each member keeps its own digest, checked on every read.
+
+    With a key the pack is one encrypted blob like any other, sealed in 16 KiB segments as
+    members arrive; members keep their offsets in the plaintext, and ``read_member`` decrypts
+    just the segments that cover one.
     """
 
     def __init__(self, blobs: BlobStore):
@@ -393,6 +588,13 @@ class PackWriter:
             fd, self.tmp = tempfile.mkstemp(prefix="mlops-pack-")
             os.close(fd)
         self._f = open(self.tmp, "wb", buffering=4 << 20)
+        self._sink = None
+        if blobs.key is not None:
+            from .crypto import SegmentSink
+
+            self._sink = SegmentSink(self._f, blobs._sealer(b"", PACK_SEGMENT_LOG2))
+        self._out = self._sink or self._f
+        self._prefix = b""
         from blake3 import blake3
 
         self._h = blake3()
@@ -401,14 +603,24 @@ class PackWriter:
     def add(self, data: bytes) -> int:
         """Append *data*; returns its offset in the pack."""
         offset = self.size
-        self._f.write(data)
+        self._out.write(data)
+        if len(self._prefix) < len(MAGIC):
+            self._prefix += bytes(data[:len(MAGIC) - len(self._prefix)])
         self._h.update(data)
         self.size += len(data)
         return offset
 
     def finish(self) -> str:
         """Place the pack in the store; returns its digest."""
-        self._f.close()
+        try:
+            if self._sink is not None:
+                self._sink.close()
+            self._f.close()
+            if self._sink is None and self._prefix == MAGIC:
+                self._wrap()
+        except BaseException:
+            self.abort()
+            raise
         digest = self._h.hexdigest()
         try:
             if self.blobs.local is not None:
@@ -422,9 +634,21 @@ class PackWriter:
             raise
         return digest
 
+    def _wrap(self) -> None:
+        """A pack stored without a key that begins as an envelope does gets a plaintext header."""
+        import shutil
+
+        from .crypto import Sealer
+
+        with open(self.tmp, "rb") as src, open(self.tmp + ".wrap", "wb") as out:
+            out.write(Sealer(None, PACK_SEGMENT_LOG2).header)
+            shutil.copyfileobj(src, out, BIG_CHUNK)
+        os.replace(self.tmp + ".wrap", self.tmp)
+
     def abort(self) -> None:
         self._f.close()
         _unlink(self.tmp)
+        _unlink(self.tmp + ".wrap")
 
 
 def _unlink(path) -> None:

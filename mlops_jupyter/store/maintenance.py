@@ -40,6 +40,10 @@ class FsckReport:
 
 def gc(store, dry_run: bool = False) -> GcReport:
     """Delete blobs that no run, dataset or model references."""
+    if not dry_run:
+        from .access import gc_gate
+
+        gc_gate(store)  # on the shared store, only admins may
     store.writer.flush()
     keep = store.meta.referenced_digests()
     report = GcReport(dry_run=dry_run)
@@ -53,6 +57,11 @@ def gc(store, dry_run: bool = False) -> GcReport:
             store.blobs.delete(digest)
     if not dry_run:
         report.tmp_removed = store.blobs.clean_tmp()
+        if report.removed:
+            from . import audit
+
+            store.meta._retrying(lambda c: audit.record(c, "gc", store.settings.artifacts_url, None, None,
+                                                        {"removed": report.removed, "freed": report.freed}))
     return report
 
 

@@ -417,6 +417,39 @@ mirrors = Table(
 )
 Index("ix_mirrors_status", mirrors.c.target, mirrors.c.status)
 
+# -- v9: the audit log: every write that changes what others see; append-only ----------------------
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("username", String(128), nullable=False),
+    Column("host", String(255)),
+    Column("action", String(32), nullable=False),  # alias.move alias.delete run.delete gc promote access.grant ...
+    Column("target", Text, nullable=False),  # what it was done to: churn@production, a run id, a job, a user
+    Column("from_value", Text),
+    Column("to_value", Text),
+    Column("detail", Text),  # JSON: anything else worth keeping
+)
+Index("ix_audit_at", audit.c.at)
+
+
+def _append_only(conn) -> None:
+    """Refuse UPDATE and DELETE on the audit table in the database itself (a trigger), so no client
+    (ours or another) rewrites history; on PostgreSQL roles can be granted INSERT and SELECT only."""
+    audit.create(conn, checkfirst=True)
+    if conn.dialect.name == "sqlite":
+        for verb in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(f"CREATE TRIGGER IF NOT EXISTS audit_no_{verb.lower()} BEFORE {verb} ON audit "
+                                 "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("CREATE OR REPLACE FUNCTION mlops_audit_append_only() RETURNS trigger AS $$ "
+                             "BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$ LANGUAGE plpgsql")
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS audit_append_only ON audit")
+        conn.exec_driver_sql("CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit "
+                             "FOR EACH STATEMENT EXECUTE FUNCTION mlops_audit_append_only()")
+
+
 # Every (table, column, condition) that names a stored blob: ``gc`` keeps what any of them names.
 BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (artifacts, artifacts.c.digest, None),
@@ -468,5 +501,6 @@ MIGRATIONS = [
     (6, _create([model_candidates])),
     (7, _create([drift_reports, monitor_checks])),
     (8, _create([mirrors])),
+    (9, _append_only),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -291,12 +291,17 @@ def compile_order(spec: str | list[str] | None) -> list:
 
 
 def search_runs(store, where: str | None = None, order_by: str | None = None, limit: int | None = None,
-                offset: int = 0) -> list[dict]:
-    """Runs as dicts with ``params``, ``metrics`` (last values) and ``tags`` filled in."""
+                offset: int = 0, user: str | None = None) -> list[dict]:
+    """Runs as dicts with ``params``, ``metrics`` (last values) and ``tags`` filled in; *user*: only
+    that user's runs (the OS user, or the JupyterHub user, that started them)."""
     if limit is not None and limit < 0:
         raise BadInput(f"limit must be positive, got {limit}")
     store.meta.reap_crashed()  # a process that died since the store was opened shows as crashed
-    rows = store.meta.select_runs(compile_where(where), compile_order(order_by), limit, offset)
+    cond = compile_where(where)
+    if user is not None:
+        mine = S.runs.c.username == user
+        cond = mine if cond is None else sa.and_(cond, mine)
+    rows = store.meta.select_runs(cond, compile_order(order_by), limit, offset)
     ids = [r["run_id"] for r in rows]
     params = store.meta.params_of(ids)
     latest = store.meta.latest_metrics(ids)
@@ -339,18 +344,20 @@ def runs_frame(rows: list[dict]):
     return df
 
 
-def runs(where: str | None = None, order_by: str | None = None, limit: int | None = None):
+def runs(where: str | None = None, order_by: str | None = None, limit: int | None = None,
+         user: str | None = None):
     """Runs of the project as a pandas DataFrame, one row per run (MLflow's column names).
 
     Args:
         where: filter, e.g. ``"metrics.acc > 0.8 and params.model = 'rf'"``.
         order_by: e.g. ``"-metrics.acc"``; default newest first.
         limit: at most this many rows.
+        user: only the runs this user started (OS user, or the JupyterHub user).
     """
     from ..store import open_store
 
-    df = runs_frame(search_runs(open_store(), where, order_by, limit))
-    df.attrs["mlops_query"] = {"where": where, "order_by": order_by, "limit": limit}
+    df = runs_frame(search_runs(open_store(), where, order_by, limit, user=user))
+    df.attrs["mlops_query"] = {"where": where, "order_by": order_by, "limit": limit, "user": user}
     return df
 
 

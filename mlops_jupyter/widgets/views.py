@@ -153,7 +153,13 @@ def display_runs(frame) -> None:
     from ..store import open_store
 
     q = frame.attrs.get("mlops_query", {})
-    display(RunsTable(open_store(), q.get("where"), q.get("order_by"), q.get("limit")).widget)
+    where = q.get("where")
+    if q.get("user") is not None:  # the table's filter box shows it, in the same language
+        if "'" in q["user"]:
+            display(frame.copy())  # a plain DataFrame
+            return
+        where = f"user = '{q['user']}'" + (f" and ({where})" if where else "")
+    display(RunsTable(open_store(), where, q.get("order_by"), q.get("limit")).widget)
 
 
 def display_live(store, run_id: str) -> LiveRun:
