@@ -237,6 +237,10 @@ class Registry:
     def _move_alias(self, conn, name: str, alias: str, version: int | None, user: str,
                     mirror: bool = True) -> int | None:
         ma = S.model_aliases
+        # Every move of one model's aliases takes turns on the model's row (callers usually hold it
+        # already; taking it twice in one transaction is free), so an empty delete below can only
+        # mean the row-level security policy hid the row.
+        self.meta.lock_row(conn, S.models, {"name": name})
         cur = conn.execute(sa.select(ma.c.version).where(ma.c.name == name, ma.c.alias == alias)).scalar()
         if cur == version:
             return cur
