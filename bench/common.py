@@ -63,5 +63,16 @@ def run_python(code: str, cwd: str | None = None, env: dict | None = None, timeo
     return out.stdout.strip().splitlines()[-1]
 
 
+def make_small_files(d: str, n: int, size: int = 4096) -> str:
+    """*n* files of *size* random bytes under ``d/small``, 1,000 to a folder; returns the folder."""
+    root = os.path.join(d, "small")
+    for i in range(n):
+        sub = os.path.join(root, f"d{i // 1000:02d}")
+        os.makedirs(sub, exist_ok=True)
+        with open(os.path.join(sub, f"f{i:05d}.bin"), "wb") as f:
+            f.write(os.urandom(size))
+    return root
+
+
 def now() -> float:
     return time.perf_counter()

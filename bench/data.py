@@ -19,7 +19,7 @@ import tempfile
 import textwrap
 import time
 
-from .common import fmt_spread, fmt_time, ratio, run_python, table
+from .common import fmt_spread, fmt_time, make_small_files, ratio, run_python, table
 
 QUICK = "--quick" in sys.argv
 GIB = (256 << 20) if QUICK else (1 << 30)
@@ -65,14 +65,7 @@ def make_big(d: str) -> str:
 
 
 def make_small(d: str) -> str:
-    root = os.path.join(d, "small")
-    for i in range(N_SMALL):
-        sub = os.path.join(root, f"d{i // 1000:02d}")
-        os.makedirs(sub, exist_ok=True)
-        with open(os.path.join(sub, f"f{i:05d}.bin"), "wb") as f:
-            f.write(os.urandom(4096))
-    time.sleep(0.1)
-    return root
+    return make_small_files(d, N_SMALL, 4096)
 
 
 ADD = textwrap.dedent("""

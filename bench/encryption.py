@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from .common import fmt_spread, table
+from .common import fmt_spread, make_small_files, table
 
 QUICK = "--quick" in sys.argv
 BIG = (256 << 20) if QUICK else (1 << 30)
@@ -43,13 +43,7 @@ def make_big(d: str) -> str:
 
 
 def make_small(d: str) -> str:
-    root = os.path.join(d, "small")
-    for i in range(N_SMALL):
-        sub = os.path.join(root, f"d{i // 1000:02d}")
-        os.makedirs(sub, exist_ok=True)
-        with open(os.path.join(sub, f"f{i:05d}.bin"), "wb") as f:
-            f.write(os.urandom(SMALL_SIZE))
-    return root
+    return make_small_files(d, N_SMALL, SMALL_SIZE)
 
 
 def warm(path: str) -> None:
