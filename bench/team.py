@@ -11,7 +11,8 @@ committed in PostgreSQL. Ours: ``mj.start_run``, ``run.log_metric`` x N, ``run.e
 flushes the background writer). MLflow: ``create_run``, then ``log_metric`` x N (one transaction
 per point) or ``log_batch`` of 1,000 points x N/1,000, then ``set_terminated``. Then 16 processes
 at once, each doing the same into one database (aggregate points/s from the common start to the
-last end). Figures: median [min–max] of the rounds; ratios are ours/MLflow in points per second.
+last end). Each side first does WARM untimed runs of the same work. Figures: median [min–max] of the
+rounds; ratios are ours/MLflow in points per second.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ QUICK = "--quick" in sys.argv
 N_RUN = 1_000 if QUICK else 2_000  # points per run, the same for every side
 N_BIG = 20_000 if QUICK else 100_000  # points per run where MLflow logs in batches
 ROUNDS = 3 if QUICK else 5
+ROUNDS_SMALL = 5 if QUICK else 9  # runs of N_RUN points take milliseconds: more rounds, a steadier median
 ROUNDS_MLFLOW_POINTS = 3  # MLflow per point costs milliseconds a point
 PROCS = 16
 M_BATCH = 5_000 if QUICK else 20_000  # points per process, 16 at once
 M_POINT = 200 if QUICK else 500  # ... where MLflow logs point by point
 ROUNDS_PROCS = 2 if QUICK else 3
 BATCH = 1000  # MLflow's most metrics per log_batch call
+WARM = 3  # untimed runs of N_RUN points on each side before timing (a fresh database's first writes cost more)
 
 warnings.filterwarnings("ignore")
 logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -75,31 +78,72 @@ def count_points(url: str, table_name: str, where: str) -> int:
         eng.dispose()
 
 
-# -- one process ---------------------------------------------------------------------------------
-def ours_runs(url: str, sizes: dict[int, int]) -> dict[int, tuple]:
-    """{n: (median, min, max) seconds for start + n points + end} in a project on *url*."""
+# -- the workload, the same on each side and in every process -------------------------------------
+def ours_project(url: str):
+    """mlops_jupyter in a fresh project folder on the store at *url*."""
+    os.chdir(tempfile.mkdtemp(prefix="bench-team-"))
+    os.environ["MLOPS_STORE_URL"] = url
     import mlops_jupyter as mj
     from mlops_jupyter.config import init_project
     from mlops_jupyter.store import close_store
 
-    d = tempfile.mkdtemp(prefix="bench-team-")
-    os.chdir(d)
-    os.environ["MLOPS_STORE_URL"] = url
     close_store()
-    init_project(d)
-    mj.start_run("warm").end()  # the first run captures the environment: not the steady cost
+    init_project(os.getcwd())
+    return mj
+
+
+def ours_run(mj, name: str, n: int) -> str:
+    """Start a run, log n points of one metric, end it (which commits every point); its id."""
+    run = mj.start_run(name)
+    log = run.log_metric
+    for i in range(n):
+        log("loss", i * 1e-3, i)
+    run.end()
+    return run.run_id
+
+
+def mlflow_client(url: str):
+    """An MlflowClient on *url* and the id of its experiment 'bench' (made when missing)."""
+    os.chdir(tempfile.mkdtemp(prefix="bench-team-mlflow-"))
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=url)
+    exp = client.get_experiment_by_name("bench")
+    return client, exp.experiment_id if exp else client.create_experiment("bench")
+
+
+def mlflow_run(client, exp: str, mode: str, n: int) -> str:
+    """create_run, n points by log_metric ('point') or by log_batch of BATCH ('batch'), set_terminated."""
+    from mlflow.entities import Metric
+
+    rid = client.create_run(exp).info.run_id
+    if mode == "point":
+        for i in range(n):
+            client.log_metric(rid, "loss", i * 1e-3, step=i)
+    else:
+        ts = int(time.time() * 1000)
+        for j in range(0, n, BATCH):
+            client.log_batch(rid, metrics=[Metric("loss", i * 1e-3, ts, i) for i in range(j, min(n, j + BATCH))])
+    client.set_terminated(rid)
+    return rid
+
+
+# -- one process ---------------------------------------------------------------------------------
+def ours_runs(url: str, sizes: dict[int, int]) -> dict[int, tuple]:
+    """{n: (median, min, max) seconds for start + n points + end} in a project on *url*."""
+    from mlops_jupyter.store import close_store
+
+    mj = ours_project(url)
+    for _ in range(WARM):  # the same work untimed first, as on MLflow's side: no first-use cost is timed
+        ours_run(mj, "warm", N_RUN)
     out = {}
     for n, rounds in sizes.items():
         times = []
         for _ in range(rounds):
             t = now()
-            run = mj.start_run("bench")
-            log = run.log_metric
-            for i in range(n):
-                log("loss", i * 1e-3, i)
-            run.end()  # flushes: every point committed when it returns
+            rid = ours_run(mj, "bench", n)
             times.append(now() - t)
-            got = count_points(url, "metrics", f"run_id = '{run.run_id}'")
+            got = count_points(url, "metrics", f"run_id = '{rid}'")
             assert got == n, (got, n)
         out[n] = spread(times)
     close_store()
@@ -109,29 +153,15 @@ def ours_runs(url: str, sizes: dict[int, int]) -> dict[int, tuple]:
 
 def mlflow_runs(url: str, sizes: dict[tuple[str, int], int]) -> dict[tuple[str, int], tuple]:
     """{(mode, n): (median, min, max)} for create_run + n points + set_terminated; mode 'point' or 'batch'."""
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric
-
-    os.chdir(tempfile.mkdtemp(prefix="bench-team-mlflow-"))
-    client = MlflowClient(tracking_uri=url)
-    exp = client.create_experiment("bench")
-    warm = client.create_run(exp).info.run_id
-    client.log_metric(warm, "warm", 0.0, step=0)
-    client.set_terminated(warm)
+    client, exp = mlflow_client(url)
+    for _ in range(WARM):
+        mlflow_run(client, exp, "batch", N_RUN)
     out = {}
     for (mode, n), rounds in sizes.items():
         times = []
         for _ in range(rounds):
             t = now()
-            rid = client.create_run(exp).info.run_id
-            if mode == "point":
-                for i in range(n):
-                    client.log_metric(rid, "loss", i * 1e-3, step=i)
-            else:
-                ts = int(time.time() * 1000)
-                for j in range(0, n, BATCH):
-                    client.log_batch(rid, metrics=[Metric("loss", i * 1e-3, ts, i) for i in range(j, min(n, j + BATCH))])
-            client.set_terminated(rid)
+            rid = mlflow_run(client, exp, mode, n)
             times.append(now() - t)
             got = count_points(url, "metrics", f"run_uuid = '{rid}'")
             assert got == n, (got, n)
@@ -141,26 +171,18 @@ def mlflow_runs(url: str, sizes: dict[tuple[str, int], int]) -> dict[tuple[str, 
 
 # -- 16 processes at once --------------------------------------------------------------------------
 WORKER = textwrap.dedent("""
-    import json, logging, os, sys, tempfile, time, warnings
+    import json, logging, os, sys, time, warnings
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    from bench.team import mlflow_client, mlflow_run, ours_project, ours_run
     side, url, folder, idx = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     jobs = json.loads(sys.argv[5])  # [[mode, points], ...]: one job per round, in order
-    os.chdir(tempfile.mkdtemp())
     if side == "ours":
-        os.environ["MLOPS_STORE_URL"] = url
-        import mlops_jupyter as mj
-        from mlops_jupyter.config import init_project
-        init_project(os.getcwd())
-        mj.start_run("warm").end()
+        mj = ours_project(url)
+        ours_run(mj, "warm", 1)
     else:
-        from mlflow import MlflowClient
-        from mlflow.entities import Metric
-        client = MlflowClient(tracking_uri=url)
-        exp = client.get_experiment_by_name("bench").experiment_id
-        rid = client.create_run(exp).info.run_id
-        client.log_metric(rid, "warm", 0.0)
-        client.set_terminated(rid)
+        client, exp = mlflow_client(url)
+        mlflow_run(client, exp, "point", 1)
     for k, (mode, n) in enumerate(jobs):
         open(os.path.join(folder, f"ready{k}-{idx}"), "w").close()
         go = os.path.join(folder, f"go{k}")
@@ -168,36 +190,27 @@ WORKER = textwrap.dedent("""
             time.sleep(0.002)
         t0 = time.time()
         if side == "ours":
-            run = mj.start_run(f"p{idx}")
-            log = run.log_metric
-            for i in range(n):
-                log("loss", i * 1e-3, i)
-            run.end()
+            ours_run(mj, f"p{idx}", n)
         else:
-            rid = client.create_run(exp).info.run_id
-            if mode == "point":
-                for i in range(n):
-                    client.log_metric(rid, "loss", i * 1e-3, step=i)
-            else:
-                ts = int(time.time() * 1000)
-                for j in range(0, n, 1000):
-                    client.log_batch(rid, metrics=[Metric("loss", i * 1e-3, ts, i) for i in range(j, min(n, j + 1000))])
-            client.set_terminated(rid)
+            mlflow_run(client, exp, mode, n)
         t1 = time.time()
         with open(os.path.join(folder, f"done{k}-{idx}"), "w") as f:
             json.dump([t0, t1], f)
 """)
 
 
+
 def concurrent(side: str, url: str, jobs: list[list]) -> list[list[float]]:
     """Start PROCS workers of *side*; for each job (a round) release them together and return the
     wall time of each round (first start to last end), grouped by job."""
     folder = tempfile.mkdtemp(prefix=f"bench-team-{side}-")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the workers import bench.team
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     procs = []
     for i in range(PROCS):
         err = open(os.path.join(folder, f"stderr{i}.txt"), "w+")  # a file: a chatty worker never blocks
         procs.append(subprocess.Popen([sys.executable, "-c", WORKER, side, url, folder, str(i), json.dumps(jobs)],
-                                      stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL, env=env))
         procs[-1].err = err
     walls = []
     try:
@@ -248,7 +261,8 @@ def by_job(jobs: list[list], walls: list[float]) -> dict[tuple, tuple]:
 
 
 def main() -> None:
-    print(f"# team store benchmark: PostgreSQL on 127.0.0.1 (median [min–max]; {ROUNDS} rounds unless said)")
+    print(f"# team store benchmark: PostgreSQL on 127.0.0.1 (median [min–max]; {ROUNDS} rounds unless said; "
+          f"{ROUNDS_SMALL} for runs of {N_RUN:,} points)")
     has_mlflow = available("mlflow")
     with server() as admin:
         if admin is None:
@@ -256,8 +270,8 @@ def main() -> None:
             return
         with fresh_database(admin, "bench_ours") as ours_url, fresh_database(admin, "bench_mlflow") as mlflow_url:
             started = time.monotonic()
-            ours = ours_runs(ours_url, {N_RUN: ROUNDS, N_BIG: ROUNDS})
-            mf = mlflow_runs(mlflow_url, {("point", N_RUN): ROUNDS_MLFLOW_POINTS, ("batch", N_RUN): ROUNDS,
+            ours = ours_runs(ours_url, {N_RUN: ROUNDS_SMALL, N_BIG: ROUNDS})
+            mf = mlflow_runs(mlflow_url, {("point", N_RUN): ROUNDS_MLFLOW_POINTS, ("batch", N_RUN): ROUNDS_SMALL,
                                           ("batch", N_BIG): ROUNDS}) if has_mlflow else {}
             one = [
                 [f"a run of {N_RUN:,} points", "mlops-jupyter log_metric", fmt_spread(ours[N_RUN]),

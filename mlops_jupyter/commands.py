@@ -423,6 +423,16 @@ def build_parser() -> CommandParser:
     ar.add_argument("user")
     asub.add_parser("ls", help="users and their roles")
 
+    p = sub.add_parser("key", help="the encryption-at-rest key: key generate [--out FILE], key id")
+    ksub = p.add_subparsers(dest="action", metavar="generate|id", parser_class=CommandParser)
+    ksub.required = True
+    kg = ksub.add_parser("generate", help="a new random 256-bit key: into FILE (mode 600, never overwritten), "
+                                          "or printed in a terminal")
+    kg.add_argument("--out", metavar="FILE", help="write the key here (then MLOPS_ENCRYPTION_KEY_FILE=FILE or "
+                                                  "[encryption] key_file)")
+    ksub.add_parser("id", help="the id of the key this project uses (compare with teammates'; the key itself "
+                               "is never shown)")
+
     p = sub.add_parser("migrate", help="copy a local project into a shared store: migrate --from .mlops --to "
                                        "postgresql+psycopg://... --artifacts s3://...; again: a no-op")
     p.add_argument("--from", dest="source", default=".mlops", metavar="PATH", help="the local project (default .mlops)")
@@ -494,7 +504,7 @@ def _store():
 def run_command(ns: argparse.Namespace, ctx: Context) -> Any:
     """Run a parsed command; returns a core object for the face to show (or None)."""
     key = (ns.command if ns.command not in ("track", "runs", "data", "model", "job", "wandb", "export", "import",
-                                            "access")
+                                            "access", "key")
            else f"{ns.command}_{ns.action or 'ls'}")
     handler = HANDLERS[key]
     return handler(ns, ctx)
@@ -1053,6 +1063,35 @@ def _access_ls(ns, ctx):
     return pd.DataFrame(list(access.roles(_store()).items()), columns=["user", "role"])
 
 
+def _key_generate(ns, ctx):
+    from .store.crypto import KEY_FILE_ENV, generate_key, write_key_file
+
+    key = generate_key()
+    if not ns.out:
+        if ctx.face == "magic":
+            raise BadInput("key generate: a key printed in a cell is saved with the notebook; give --out FILE")
+        ctx.out(key)  # only the key: export MLOPS_ENCRYPTION_KEY=$(mlops key generate)
+        return None
+    ident = write_key_file(ns.out, key)
+    ctx.out(f"key {ident} written to {ns.out} (mode 600); use it with {KEY_FILE_ENV}={ns.out} or "
+            f"[encryption] key_file, and keep a copy: blobs sealed with it cannot be read without it")
+    return None
+
+
+def _key_id(ns, ctx):
+    from .config import settings
+    from .store.crypto import load_key
+
+    try:
+        cfg = settings(create=False)
+    except BadInput:  # no project here: the environment's key, if any
+        cfg = None
+    key = load_key(cfg)
+    ctx.out("no encryption key is set: new blobs are stored as they are" if key is None
+            else f"key {key.id_hex} (from {key.source})")
+    return None
+
+
 def _migrate(ns, ctx):
     from .store.migrate import migrate
 
@@ -1103,7 +1142,7 @@ def _import_mlflow(ns, ctx):
 HANDLERS: dict[str, Callable] = {
     "audit": _audit, "migrate": _migrate, "access_grant": _access_grant, "access_revoke": _access_revoke,
     "access_ls": _access_ls, "wandb_sync": _wandb_sync, "wandb_status": _wandb_status, "export_mlflow": _export_mlflow,
-    "import_mlflow": _import_mlflow,
+    "import_mlflow": _import_mlflow, "key_generate": _key_generate, "key_id": _key_id,
     "init": _init, "track_start": _track_start, "track_stop": _track_stop, "log": _log,
     "param": _param, "tag": _tag, "artifact": _artifact, "runs_ls": _runs_ls, "runs_show": _runs_show,
     "runs_rm": _runs_rm, "show": _runs_show, "compare": _compare, "watch": _watch, "gc": _gc,

@@ -25,8 +25,14 @@ def _reset():
 
 def pytest_generate_tests(metafunc):
     """The core, data and registry suites run on each backend: SQLite + a local folder, and
-    PostgreSQL + S3."""
-    if "project" in metafunc.fixturenames and metafunc.module.__name__.rsplit(".", 1)[-1] in SHARED_MODULES:
+    PostgreSQL + S3; so do the tests of the other faces marked ``backends`` (magics, CLI, jobs,
+    serving, lab routes, monitoring). ``MLOPS_TEST_EVERY_BACKEND=1`` runs every test that uses a
+    project on both."""
+    if "project" not in metafunc.fixturenames:
+        return
+    if (metafunc.module.__name__.rsplit(".", 1)[-1] in SHARED_MODULES
+            or metafunc.definition.get_closest_marker("backends") is not None
+            or os.environ.get("MLOPS_TEST_EVERY_BACKEND") == "1"):
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
@@ -54,6 +60,12 @@ def project(tmp_path, monkeypatch, backend, request):
     yield tmp_path
     _reset()
     BACKEND_ENV.clear()
+    if backend == "postgresql+s3":
+        # Everything went to the shared store, from this process and every one it started (kernels,
+        # workers, servers): nothing fell back to a local database or blob folder.
+        local = [p for p in (tmp_path / ".mlops").rglob("*")
+                 if p.is_file() and (p.name.startswith("mlops.db") or "objects" in p.parts)]
+        assert not local, f"written to the local store instead of the shared one: {local[:5]}"
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ def test_init_creates_project(tmp_path):
     assert ".mlops/" in (tmp_path / ".gitignore").read_text()
 
 
+@pytest.mark.backends
 def test_runs_ls_show_rm_gc_fsck(project, capsys):
     with mj.start_run("alpha", params={"lr": 0.1}) as r:
         r.log_metric("acc", 0.91)

@@ -471,3 +471,51 @@ def test_key_files_and_settings(tmp_path, monkeypatch):
     with pytest.raises(BadInput, match="MLOPS_ENCRYPTION_KEY: not a key"):
         open_store()
     close_store()
+
+
+def test_key_generate_and_id_in_a_terminal_and_a_cell(project, monkeypatch, capsys):
+    """`mlops key generate` makes a key a new user can use at once; `key id` shows which key is in use
+    (the id, never the key); a key file is never overwritten; a cell never prints a key."""
+    monkeypatch.delenv("MLOPS_ENCRYPTION_KEY", raising=False)
+    monkeypatch.delenv("MLOPS_ENCRYPTION_KEY_FILE", raising=False)
+
+    def cli(*args, **env):
+        return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], capture_output=True, text=True, cwd=project,
+                              env=python_env(**env), timeout=120, stdin=subprocess.DEVNULL)
+
+    printed = cli("key", "generate")
+    assert printed.returncode == 0 and len(printed.stdout.strip().splitlines()) == 1
+    assert parse_key(printed.stdout.strip()).id_hex  # exactly a key, nothing else on stdout
+    r = cli("key", "generate", "--out", "team.key")
+    assert r.returncode == 0, r.stderr
+    key = read_key_file(project / "team.key")  # refuses a file others may read: so it is mode 600
+    assert (os.stat(project / "team.key").st_mode & 0o777) == 0o600 and key.id_hex in r.stdout
+    before = (project / "team.key").read_bytes()
+    r = cli("key", "generate", "--out", "team.key")
+    assert r.returncode == 2 and "never overwritten" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (project / "team.key").read_bytes() == before
+    assert "no encryption key is set" in cli("key", "id").stdout
+    r = cli("key", "id", MLOPS_ENCRYPTION_KEY_FILE=str(project / "team.key"))
+    assert r.returncode == 0 and f"key {key.id_hex}" in r.stdout
+    assert before.decode().strip() not in r.stdout + r.stderr
+    # the key written is the key used: a blob sealed with it reads back, under the same id
+    store = use_key(monkeypatch, before.decode().strip())
+    digest, _ = store.blobs.put_bytes(MARKER)
+    assert store.blobs.get_bytes(digest) == MARKER and store.blobs.key.id_hex == key.id_hex
+    # in a notebook cell: no key on the screen (it would be saved with the notebook)
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from mlops_jupyter import magics
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlops_jupyter")
+    try:
+        with pytest.raises(UsageError, match="saved with the notebook"):
+            shell.run_line_magic("mlops", "key generate")
+        capsys.readouterr()
+        shell.run_line_magic("mlops", "key generate --out cell.key")
+        assert "written to cell.key" in capsys.readouterr().out and read_key_file(project / "cell.key")
+    finally:
+        shell.run_line_magic("unload_ext", "mlops_jupyter")
+        magics._state.update(recorder=None, magics=None)

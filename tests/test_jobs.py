@@ -58,6 +58,7 @@ def cli(*args, cwd):
                           env=python_env(), timeout=600, stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.backends
 def test_promote_writes_a_complete_job_folder(project, capsys):
     write_notebook(project / "train.ipynb")
     champion(0.5)
@@ -139,6 +140,7 @@ def test_promote_refuses_bad_input_and_writes_nothing(project, capsys):
     assert not (project / "jobs").exists() or not any((project / "jobs").iterdir())
 
 
+@pytest.mark.backends
 def test_job_run_through_a_kernel_and_its_failures(project):
     write_notebook(project / "train.ipynb")
     champion(0.99)  # hard to beat
@@ -165,6 +167,7 @@ def test_job_run_through_a_kernel_and_its_failures(project):
     assert len(mj.runs()) == n
 
 
+@pytest.mark.backends
 def test_retrain_grid_on_local_workers_picks_the_best_and_beats_the_champion(project, capsys):
     write_notebook(project / "train.ipynb")
     champion(0.6)
@@ -191,6 +194,7 @@ def test_retrain_grid_on_local_workers_picks_the_best_and_beats_the_champion(pro
         assert msg in capsys.readouterr().err
 
 
+@pytest.mark.backends
 def test_retrain_on_a_dask_cluster(project, capsys):
     from distributed import LocalCluster
 

@@ -47,6 +47,7 @@ def _runs(n=3):
                 r.log_metric("loss", 1.0 / (step + 1 + i), step=step)
 
 
+@pytest.mark.backends
 async def test_runs_paging_filter_sort_and_one_run(jp_fetch):
     _runs(7)
     page = await get(jp_fetch, "runs", limit="3", offset="0")
@@ -84,6 +85,7 @@ async def test_a_running_run_has_a_sparkline(jp_fetch):
         run.end()
 
 
+@pytest.mark.backends
 async def test_data_models_aliases_and_jobs(jp_fetch, project):
     from sklearn.linear_model import LogisticRegression
 

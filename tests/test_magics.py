@@ -6,6 +6,7 @@ import mlops_jupyter as mj
 from .conftest import run_cell
 
 
+@pytest.mark.backends
 def test_track_start_log_stop_captures_cells(ip, capsys):
     r1 = run_cell(ip, "%mlops track start baseline --param lr=0.1 --param layers=[64,32] --tag team=fraud")
     assert r1.success
@@ -70,7 +71,9 @@ def test_start_while_active_nests(ip):
     assert mj.active_run() is None
 
 
+@pytest.mark.backends
 def test_runs_show_compare_watch(ip):
+    run_cell(ip, "import mlops_jupyter as mj")
     for i in range(3):
         run_cell(ip, f"%%mlops track r{i} --param i={i}\nfor s in range(5): mj.log(loss=1/(s+1+{i}), step=s)")
     df = ip.run_line_magic("mlops", "runs --last 2 --sort -params.i")

@@ -227,6 +227,7 @@ def _traffic(port, X, shift=0.0, n=40):
     return ids, truth
 
 
+@pytest.mark.backends
 def test_monitor_from_logged_traffic_and_labels(store, capsys):
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
@@ -325,6 +326,7 @@ def test_a_bad_rule_is_refused_when_promoted_or_edited(project, capsys):
         assert "[retrain] retrain_when: operator '>>' is not allowed" in err and "at column 13 (near '>> 0.3')" in err
 
 
+@pytest.mark.backends
 def test_monitor_check_retrains_when_drift_fires(project, capsys):
     v, X = _champion_with_training_data()
     write_notebook(project / "train.ipynb", TRAIN)

@@ -24,6 +24,7 @@ def make_nb(path, *sources, parameters=None):
     return path
 
 
+@pytest.mark.backends
 def test_papermill_parameters_and_failures(project):
     from papermill.exceptions import PapermillExecutionError
 
@@ -117,6 +118,7 @@ def test_data_magics_in_a_kernel_show_a_notebook_progress_bar(project):
     assert mj.data.get("raw@v1").n_files == 2500 and mj.data.get("train").rows == 5
 
 
+@pytest.mark.backends
 def test_register_and_explain_in_a_kernel(project):
     """The registry and the explanation widget through a real kernel, as a notebook user runs them."""
     from nbclient import NotebookClient

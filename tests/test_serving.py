@@ -33,6 +33,7 @@ def served(store):
     server.stop_background(port)
 
 
+@pytest.mark.backends
 def test_predict_forms_auth_ab_and_metrics(served):
     bg, X = served
     H = {"Authorization": "Bearer t0k"}

@@ -56,6 +56,7 @@ def _log(model="churn", **kw):
     return predlog.read(open_store().meta, model, **kw)
 
 
+@pytest.mark.backends
 def test_prediction_log_and_feedback(store):
     X = _register()
     bg, port = _serve()
@@ -127,6 +128,7 @@ def test_log_sample_zero_logs_nothing_and_store_errors_never_fail_predictions(st
     assert _log().request_id.tolist() == [ok.json()["request_id"]]  # the log works again once the store does
 
 
+@pytest.mark.backends
 def test_reload_alias_switches_versions_without_dropping_requests(store):
     X = _register()
     body = json.dumps(X.iloc[:1].to_dict("records")).encode()

@@ -62,6 +62,45 @@ def test_store_schema_version_and_wal(store):
     assert again.migrate() == schema.SCHEMA_VERSION
 
 
+def test_v10_metrics_migration_keeps_every_point(store):
+    """A v9 store (on PostgreSQL: metrics with a 32-bit primary key and a (run, key, step) index)
+    opens as v10 with every point in order, and logging goes on."""
+    import sqlalchemy as sa
+
+    import mlops_jupyter as mj
+    from mlops_jupyter.store import schema
+    from mlops_jupyter.store.metadata import MetadataStore
+
+    with mj.start_run("before") as run:
+        for step, value in ((0, 1.0), (1, 0.5), (1, 0.4), (2, 0.3)):  # step 1 twice: both kept, in order
+            run.log_metric("loss", value, step)
+        run.log_metric("acc", float("nan"), 0)
+    history = store.meta.metric_history(run.run_id)
+    pg = store.meta.dialect == "postgresql"
+    with store.meta.write() as conn:
+        if pg:  # back to the v9 shape
+            conn.exec_driver_sql("DROP INDEX ix_metrics_run_key")
+            conn.exec_driver_sql("ALTER TABLE metrics ALTER COLUMN id TYPE integer, ADD PRIMARY KEY (id)")
+            conn.exec_driver_sql("CREATE INDEX ix_metrics_run_key_step ON metrics (run_id, key, step)")
+        conn.execute(schema.schema_version.update().values(version=9))
+    again = MetadataStore(store.settings.store_url)
+    with again.engine.connect() as conn:
+        assert conn.execute(sa.select(schema.schema_version.c.version)).scalar() == schema.SCHEMA_VERSION == 10
+        if pg:
+            idx = dict(conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'metrics'").all())
+            assert list(idx) == ["ix_metrics_run_key"] and "(run_id, key)" in idx["ix_metrics_run_key"]
+            assert conn.exec_driver_sql("SELECT data_type FROM information_schema.columns WHERE table_name = 'metrics' "
+                                        "AND column_name = 'id'").scalar() == "bigint"
+    assert again.metric_history(run.run_id) == history and len(history) == 5
+    assert [(s, v) for k, s, v, t in history if k == "loss"] == [(0, 1.0), (1, 0.5), (1, 0.4), (2, 0.3)]
+    again.engine.dispose()
+    with mj.start_run("after") as r2:
+        for i in range(3000):
+            r2.log_metric("loss", i * 1e-3, i)
+    h2 = store.meta.metric_history(r2.run_id, "loss")
+    assert [s for _, s, _, _ in h2] == list(range(3000)) and h2[-1][2] == 2.999
+
+
 def test_newer_schema_is_refused(store):
 
     from mlops_jupyter.exceptions import StoreError

@@ -1,5 +1,6 @@
 """The notebook views, built for real (ipywidgets works without a front end attached)."""
 
+import pytest
 
 import mlops_jupyter as mj
 from mlops_jupyter.widgets.charts import decimate, line_chart, sparkline
@@ -35,6 +36,7 @@ def test_runs_table_filters_sorts_and_pages(store):
     assert "metrics.acc" in t.sort.options
 
 
+@pytest.mark.backends
 def test_live_run_widget_follows_the_run(store):
     from mlops_jupyter.widgets.views import LiveRun
 

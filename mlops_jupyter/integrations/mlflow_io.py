@@ -1126,7 +1126,8 @@ class _Importer:
                 self.meta._write_params(conn, our_id, params)
             self.meta._write_tags(conn, our_id, our_tags)
             if points:
-                conn.execute(S.metrics.insert(), points)
+                self.meta.write_points(conn, [(p["run_id"], p["key"], p["step"], p["value"], p["timestamp"])
+                                              for p in points])
                 conn.execute(S.latest_metrics.insert(), latest)
             if arts:
                 conn.execute(S.artifacts.insert(), arts)

@@ -94,6 +94,29 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
+def write_key_file(path: str | os.PathLike, key: str) -> str:
+    """Write *key* (its text) to a new file only its owner may read; returns the key id. An existing
+    file is never overwritten (it may be the only copy of a key that blobs are sealed with)."""
+    ident = parse_key(key, "the key").id_hex
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise BadInput(f"{p} already exists; a key file is never overwritten (blobs may be sealed with it)") from None
+    except OSError as e:
+        raise BadInput(f"cannot write the key to {p}: {e.strerror}") from None
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, (key + "\n").encode())
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        p.unlink(missing_ok=True)  # never a half-written key file
+        raise
+    os.close(fd)
+    return ident
+
+
 def parse_key(text: str | bytes, source: str = KEY_ENV) -> Key:
     """A key from hex or (urlsafe-)base64 text; BadInput names *source* and the formats taken."""
     if isinstance(text, bytes):
@@ -146,7 +169,7 @@ def load_key(cfg) -> Key | None:
         raise BadInput(f"both {KEY_ENV} and {KEY_FILE_ENV} are set; keep one")
     if text:
         return parse_key(text, KEY_ENV)
-    path = getattr(cfg, "encryption_key_file", None)
+    path = getattr(cfg, "encryption_key_file", None) if cfg is not None else os.environ.get(KEY_FILE_ENV)
     return read_key_file(path) if path else None
 
 

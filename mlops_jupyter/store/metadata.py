@@ -10,6 +10,7 @@ import json
 import math
 import os
 import socket
+import struct
 import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
@@ -18,6 +19,14 @@ import sqlalchemy as sa
 
 from ..exceptions import BadInput, NotFound, StoreError
 from . import schema as S
+
+# PostgreSQL's binary COPY format: a header, per row the field count and (length, bytes) per field
+# (-1 for NULL), a trailer. Metric rows: run id, key, step (int8), value and timestamp (float8).
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_COPY_NCOLS = (5).to_bytes(2, "big")
+_COPY_ROW = struct.Struct(">iqidid")
+_COPY_ROW_NULL = struct.Struct(">iqiid")
 
 ACTIVE = "running"
 STATUSES = ("running", "finished", "failed", "killed", "crashed")
@@ -350,14 +359,16 @@ class MetadataStore:
                 self._write_tags(conn, run_id, tags)
 
     def end_run(self, run_id: str, status: str, end_time: float, error: str | None = None) -> None:
+        with self.write() as conn:
+            self.ending(run_id, status, end_time, error)(conn)
+
+    @staticmethod
+    def ending(run_id: str, status: str, end_time: float, error: str | None = None):
+        """The write that ends a run, as fn(conn): to run alone or with the run's last points."""
         if status not in STATUSES or status == ACTIVE:
             raise BadInput(f"cannot end a run as {status!r}; use one of finished, failed, killed")
-        with self.write() as conn:
-            conn.execute(
-                S.runs.update()
-                .where(S.runs.c.run_id == run_id)
-                .values(status=status, end_time=end_time, error=error)
-            )
+        stmt = S.runs.update().where(S.runs.c.run_id == run_id).values(status=status, end_time=end_time, error=error)
+        return lambda conn: conn.execute(stmt)
 
     def heartbeat(self, run_ids: Iterable[str], now: float) -> None:
         ids = list(run_ids)
@@ -410,15 +421,13 @@ class MetadataStore:
                     )
 
     # -- metrics --------------------------------------------------------------
-    def insert_metrics(self, rows: list[tuple]) -> None:
-        """Insert (run_id, key, step, value, timestamp) points and refresh latest values."""
+    def insert_metrics(self, rows: list[tuple], also=None) -> None:
+        """Insert (run_id, key, step, value, timestamp) points and refresh latest values; *also(conn)*,
+        when given, runs in the same transaction (a run's end with its last points: one commit)."""
         if not rows:
+            if also is not None:
+                self._retrying(also)
             return
-        copy = self.engine.dialect.driver == "psycopg"
-        points = None if self.dialect == "sqlite" or copy else [
-            {"run_id": r, "key": k, "step": s, "value": _nan_in(v), "timestamp": t}
-            for (r, k, s, v, t) in rows
-        ]
         latest: dict[tuple, tuple] = {}
         counts: dict[tuple, int] = {}
         for row in rows:
@@ -429,14 +438,7 @@ class MetadataStore:
                  for (r, k, s, v, t) in latest.values()]
 
         def work(conn):
-            if self.dialect == "sqlite":
-                # The driver's executemany on tuples: several times faster than dicts through Core.
-                conn.exec_driver_sql(
-                    "INSERT INTO metrics (run_id, key, step, value, timestamp) VALUES (?, ?, ?, ?, ?)", rows)
-            elif copy:
-                self._copy_metrics(conn, rows)
-            else:
-                conn.execute(S.metrics.insert(), points)
+            self.write_points(conn, rows)
             ins = self._insert(S.latest_metrics)
             ins = ins.on_conflict_do_update(
                 index_elements=["run_id", "key"],
@@ -448,23 +450,52 @@ class MetadataStore:
                 },
             )
             conn.execute(ins, lrows)
+            if also is not None:
+                also(conn)
 
         self._retrying(work)
 
+    def write_points(self, conn: sa.Connection, rows: list[tuple]) -> None:
+        """Append (run_id, key, step, value, timestamp) rows to metrics in the caller's transaction, the
+        fastest way the database takes them (NaN or None: NULL). Latest values are the caller's."""
+        if not rows:
+            return
+        if self.dialect == "sqlite":
+            # The driver's executemany on tuples: several times faster than dicts through Core.
+            conn.exec_driver_sql("INSERT INTO metrics (run_id, key, step, value, timestamp) VALUES (?, ?, ?, ?, ?)",
+                                 rows)
+        elif conn.dialect.driver == "psycopg":
+            self._copy_metrics(conn, rows)
+        else:
+            conn.execute(S.metrics.insert(), [{"run_id": r, "key": k, "step": s, "value": _nan_in(v), "timestamp": t}
+                                              for (r, k, s, v, t) in rows])
+
     def _copy_metrics(self, conn: sa.Connection, rows: list[tuple]) -> None:
-        """PostgreSQL through psycopg 3: COPY into metrics, in the caller's transaction (about four
-        times the rows per second of a multi-row INSERT). The rows bypass Core, so the key gets the
-        column type's own conversion (NUL's stand-in) here, once per distinct key."""
+        """PostgreSQL through psycopg 3: binary COPY into metrics, in the caller's transaction (about
+        four times the rows per second of a multi-row INSERT). The rows bypass Core and psycopg's
+        per-row adaptation: each is packed here, run id and key encoded once per distinct pair (the
+        key with its column type's own conversion, NUL's stand-in). NULL stands for NaN, as on SQLite."""
         bind = S.metrics.c.key.type.bind_processor(conn.dialect)
-        keys: dict[str, str] = {}
+        heads: dict[tuple, bytes] = {}
+        pack, pack_null = _COPY_ROW.pack, _COPY_ROW_NULL.pack
+        out = [_COPY_HEADER]
+        add = out.append
+        for r, k, s, v, t in rows:
+            head = heads.get((r, k))
+            if head is None:
+                rb = r.encode()
+                kb = (bind(k) if bind else k).encode()
+                head = heads[(r, k)] = b"".join((_COPY_NCOLS, len(rb).to_bytes(4, "big"), rb,
+                                                 len(kb).to_bytes(4, "big"), kb))
+            add(head)
+            if v is None or v != v:
+                add(pack_null(8, s, -1, 8, float(t)))
+            else:
+                add(pack(8, s, 8, float(v), 8, float(t)))
+        out.append(_COPY_TRAILER)
         with conn.connection.dbapi_connection.cursor() as cur:
-            with cur.copy("COPY metrics (run_id, key, step, value, timestamp) FROM STDIN") as out:
-                write = out.write_row
-                for r, k, s, v, t in rows:
-                    kk = keys.get(k)
-                    if kk is None:
-                        kk = keys[k] = bind(k) if bind else k
-                    write((r, kk, s, None if v != v else v, t))  # NULL stands for NaN, as on SQLite
+            with cur.copy("COPY metrics (run_id, key, step, value, timestamp) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.write(b"".join(out))
 
     def metric_history(self, run_id: str, key: str | None = None, after_step: int | None = None) -> list[tuple]:
         """(key, step, value, timestamp) rows in step order."""

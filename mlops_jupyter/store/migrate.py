@@ -182,24 +182,38 @@ class _Migration:
         dv, vf = S.dataset_versions, S.version_files
         for d in self._rows(self.src, sa.select(S.datasets)):
             self.dst._retrying(lambda c, d=d: _insert_missing(c, S.datasets, [dict(d._mapping)], ["name"]))
-        for v in self._rows(self.src, sa.select(dv).order_by(dv.c.id)):
-            row = dict(v._mapping)
-            files = [dict(f._mapping) for f in self._rows(self.src, sa.select(vf).where(vf.c.version_id == v.id))]
 
-            def work(conn, row=row, files=files):
-                have = conn.execute(sa.select(dv.c.id).where(dv.c.name == row["name"],
-                                                             dv.c.version == row["version"])).scalar()
+        def files_of(row: dict):
+            files = [dict(f._mapping) for f in self._rows(self.src, sa.select(vf).where(vf.c.version_id == row["id"]))]
+
+            def insert(conn, new_id: int) -> None:
+                for i in range(0, len(files), CHUNK):
+                    conn.execute(vf.insert(), [dict(f, version_id=new_id) for f in files[i:i + CHUNK]])
+            return insert
+
+        self._versions(dv, self.version_ids, "data versions", files_of)
+
+    def _versions(self, table: sa.Table, ids: dict, what: str, dependents=None) -> None:
+        """Copy the numbered versions (name + version) of *table* the shared store lacks, each in one
+        transaction with what *dependents(row)* inserts under its new id; map source ids to shared ones."""
+        for v in self._rows(self.src, sa.select(table).order_by(table.c.id)):
+            row = dict(v._mapping)
+            after = dependents(row) if dependents else None  # read from the source before the transaction
+
+            def work(conn, row=row, after=after):
+                have = conn.execute(sa.select(table.c.id).where(table.c.name == row["name"],
+                                                                table.c.version == row["version"])).scalar()
                 if have is not None:
                     return have, False
-                new = conn.execute(dv.insert().values(**{k: x for k, x in row.items() if k != "id"})
+                new = conn.execute(table.insert().values(**{k: x for k, x in row.items() if k != "id"})
                                    ).inserted_primary_key[0]
-                for i in range(0, len(files), CHUNK):
-                    conn.execute(vf.insert(), [dict(f, version_id=new) for f in files[i:i + CHUNK]])
+                if after is not None:
+                    after(conn, new)
                 return new, True
 
             new_id, added = self.dst._retrying(work)
-            self.version_ids[row["id"]] = new_id
-            (self.report.add if added else self.report.skip)("data versions")
+            ids[row["id"]] = new_id
+            (self.report.add if added else self.report.skip)(what)
 
     # -- runs -----------------------------------------------------------------------------------------------
     def runs(self) -> None:
@@ -227,7 +241,7 @@ class _Migration:
                     if rows:
                         conn.execute(t.insert(), rows)
                 for i in range(0, len(metrics), CHUNK):
-                    conn.execute(S.metrics.insert(), [dict(m._mapping) for m in metrics[i:i + CHUNK]])
+                    self.dst.write_points(conn, [tuple(m) for m in metrics[i:i + CHUNK]])
 
             self.dst._retrying(work)
             self.report.add("runs")
@@ -247,20 +261,7 @@ class _Migration:
         mv, ma = S.model_versions, S.model_aliases
         for m in self._rows(self.src, sa.select(S.models)):
             self.dst._retrying(lambda c, m=m: _insert_missing(c, S.models, [dict(m._mapping)], ["name"]))
-        for v in self._rows(self.src, sa.select(mv).order_by(mv.c.id)):
-            row = dict(v._mapping)
-
-            def work(conn, row=row):
-                have = conn.execute(sa.select(mv.c.id).where(mv.c.name == row["name"],
-                                                             mv.c.version == row["version"])).scalar()
-                if have is not None:
-                    return have, False
-                return conn.execute(mv.insert().values(**{k: x for k, x in row.items() if k != "id"})
-                                    ).inserted_primary_key[0], True
-
-            new_id, added = self.dst._retrying(work)
-            self.model_ids[row["id"]] = new_id
-            (self.report.add if added else self.report.skip)("model versions")
+        self._versions(mv, self.model_ids, "model versions")
         for a in self._rows(self.src, sa.select(ma)):
             def work(conn, a=a):
                 cur = conn.execute(sa.select(ma.c.version).where(ma.c.name == a.name, ma.c.alias == a.alias)).scalar()

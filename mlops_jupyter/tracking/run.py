@@ -251,13 +251,16 @@ class Run:
             except Exception as e:
                 warnings.warn(f"mlops: end hook failed ({e})", RuntimeWarning)
         self.status = status
+        ended = False
         try:
             if self.own:
                 self.snapshot_notebook()
-            self._writer.flush()
+            # The end is written with the last points when there are any: one commit, not two.
+            ended = self._writer.flush(also=self.store.meta.ending(self.run_id, status, time.time(), error))
         finally:
             self._writer.active.discard(self.run_id)
-            self.store.meta.end_run(self.run_id, status, time.time(), error)
+            if not ended:
+                self.store.meta.end_run(self.run_id, status, time.time(), error)
         from ..integrations import wandb_mirror
 
         if wandb_mirror.enabled(self.store.settings):

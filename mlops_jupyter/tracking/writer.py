@@ -80,7 +80,10 @@ class Writer:
                     warnings.warn(f"mlops: background write failed ({e}); will retry", RuntimeWarning)
                 time.sleep(min(0.1 * self.errors, 2.0))
 
-    def _drain(self) -> None:
+    def _drain(self, also: Callable | None = None) -> bool:
+        """Write the queued tasks and points. *also(conn)*, when given, runs in the transaction of
+        the last batch of points; True when it did (committed), False when there were no points."""
+        done = False
         with self._lock:
             while self.tasks:
                 task = self.tasks[0]
@@ -90,11 +93,13 @@ class Writer:
             while pts:
                 pop = pts.popleft
                 batch = [pop() for _ in range(min(len(pts), BATCH))]
+                last = also if also is not None and not pts else None
                 try:
-                    self.meta.insert_metrics(batch)
+                    self.meta.insert_metrics(batch, also=last)
                 except BaseException:
                     pts.extendleft(reversed(batch))  # back at the front, in order: nothing lost
                     raise
+                done = done or last is not None
                 with self._drained:
                     self._drained.notify_all()
             now = time.time()
@@ -103,14 +108,14 @@ class Writer:
                 self.meta.heartbeat(self.active, now)
         with self._drained:
             self._drained.notify_all()
+        return done
 
-    def flush(self, timeout: float = 60.0) -> None:
-        """Write everything queued so far before returning."""
+    def flush(self, timeout: float = 60.0, also: Callable | None = None) -> bool:
+        """Write everything queued so far before returning; *also* as in :meth:`_drain`."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self._drain()
-                return
+                return self._drain(also)
             except MlopsError:
                 if time.monotonic() > deadline:
                     raise
