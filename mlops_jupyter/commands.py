@@ -520,7 +520,13 @@ def _init(ns, ctx):
     from .store import open_store
 
     open_store(cfg)
-    ctx.out(f"mlops project in {root / '.mlops'} (metadata: {cfg.store_url}; blobs: {cfg.artifacts_url})")
+    from .tracking.capture import redact_urls
+
+    ctx.out(f"mlops project in {root / '.mlops'} (metadata: {redact_urls(cfg.store_url)}; "
+            f"blobs: {redact_urls(cfg.artifacts_url)})")
+    if ns.store and _has_password(ns.store):
+        ctx.out("the password was not written to .mlops/config.toml: this process passes it in PGPASSWORD; "
+                "elsewhere set PGPASSWORD or add it to ~/.pgpass (libpq reads both), or set MLOPS_STORE_URL")
     from .integrations import wandb_mirror
 
     project = wandb_mirror.target(cfg)
@@ -528,6 +534,15 @@ def _init(ns, ctx):
         mode = os.environ.get("WANDB_MODE", "online")
         ctx.out(f"runs are mirrored to W&B {project} (WANDB_MODE={mode}; in the background: W&B never blocks a cell)")
     return None
+
+
+def _has_password(url: str) -> bool:
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).password is not None
+    except Exception:
+        return False
 
 
 def _track_start(ns, ctx):

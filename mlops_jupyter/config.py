@@ -133,6 +133,27 @@ def settings(root: Path | None = None, create: bool = True) -> Settings:
     )
 
 
+def _without_password(url: str) -> str:
+    """A database URL as written to config.toml: never with its password. A PostgreSQL password goes
+    to this process's ``PGPASSWORD`` instead (libpq reads it, and ``~/.pgpass``, for every
+    connection; processes started from here inherit it)."""
+    import sqlalchemy as sa
+
+    try:
+        u = sa.engine.make_url(url)
+    except Exception:  # not a URL SQLAlchemy knows: open_store says so in one line
+        return url
+    if u.password is None:
+        return url
+    if u.get_backend_name() != "postgresql":
+        raise BadInput(f"{u.render_as_string(hide_password=True)}: a password in the store URL would be written to "
+                       f"{MLOPS_DIR}/{CONFIG_FILE}; set MLOPS_STORE_URL in the environment instead")
+    os.environ["PGPASSWORD"] = str(u.password)
+    bare = sa.engine.URL.create(u.drivername, username=u.username, host=u.host, port=u.port, database=u.database,
+                                query=u.query)  # (URL.set(password=None) would keep the password)
+    return bare.render_as_string(hide_password=False)
+
+
 def init_project(
     path: str | os.PathLike | None = None,
     store_url: str | None = None,
@@ -156,7 +177,7 @@ def init_project(
     cfg_path = mdir / CONFIG_FILE
     data = _read_toml(cfg_path)
     if store_url:
-        data["store_url"] = store_url
+        data["store_url"] = _without_password(store_url)
     if artifacts_url:
         data["artifacts_url"] = artifacts_url
     if wandb:

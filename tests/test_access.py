@@ -126,3 +126,53 @@ def test_access_needs_the_shared_store(project):
                          env=python_env(), capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
 
+
+
+def test_the_store_password_is_never_written_or_stored(project, postgres_url, ip, monkeypatch, capsys):
+    """`%mlops init --store URL` with a password: config.toml holds the URL without it (this process
+    keeps it in PGPASSWORD, so the session goes on; a new process finds it the same way); cell
+    sources, the captured environment, params and tags hold the password redacted."""
+    import mlops_jupyter as mj
+    from mlops_jupyter.store import close_store, open_store
+
+    from .conftest import run_cell
+
+    role, password = f"pw_{uuid.uuid4().hex[:6]}", f"Pw-{uuid.uuid4().hex}"  # a password no other text holds
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{password}'")
+    postgres_url = sa.engine.make_url(postgres_url).set(username=role, password=password).render_as_string(False)
+    monkeypatch.setenv("PGPASSWORD", "")
+    monkeypatch.delenv("PGPASSWORD")  # (recorded, so what init sets is undone after the test)
+    monkeypatch.setenv("MLOPS_PROXY", f"http://me:{password}@proxy.invalid:3128")  # any variable, any URL
+    run_cell(ip, "import mlops_jupyter as mj")
+    r = run_cell(ip, f"%mlops init --store {postgres_url}")
+    assert r.success, r.error_in_exec
+    out = capsys.readouterr().out
+    assert "not written to .mlops/config.toml" in out and password not in out
+    config = (project / ".mlops" / "config.toml").read_text()
+    assert "postgresql+psycopg://" in config and password not in config
+    assert os.environ.get("PGPASSWORD") == password  # the session goes on through libpq's variable
+    r = run_cell(ip, f"%%mlops track with-url --param db={postgres_url} --tag db={postgres_url}\n"
+                     f"url = '{postgres_url}'\nmj.log(acc=1.0)")
+    assert r.success, r.error_in_exec
+    run = mj.get_run("with-url")
+    assert open_store().meta.dialect == "postgresql"
+    stored = [run.params["db"], run.tags["db"], *(c["source"] for c in run.cells()),
+              run.artifact_bytes("_mlops/environment.json").decode()]
+    assert not any(password in s for s in stored), stored
+    assert any("***REDACTED***@" in s for s in stored[:2]) and "MLOPS_PROXY" in stored[-1]
+    # a new process: the URL from config.toml, the password from PGPASSWORD (as ~/.pgpass would give it)
+    close_store()
+    env = python_env(PGPASSWORD=password)
+    env.pop("MLOPS_STORE_URL", None)
+    got = subprocess.run([PY, "-c", "import mlops_jupyter as mj; print(mj.get_run('with-url').run_id)"], cwd=project,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0 and got.stdout.strip() == run.run_id, got.stderr
+    env.pop("PGPASSWORD")
+    got = subprocess.run([PY, "-m", "mlops_jupyter.cli", "runs", "ls"], cwd=project, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert got.returncode != 0 and "password" in got.stderr and len(got.stderr.strip().splitlines()) == 1
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP OWNED BY {role}; DROP ROLE {role}")
+    admin.dispose()

@@ -91,17 +91,23 @@ def test_fluent_log_joins_a_job_run(store, monkeypatch):
 def test_secrets_are_redacted(store, monkeypatch):
     monkeypatch.setenv("MY_API_TOKEN", "tok-123456")
     monkeypatch.setenv("DB_PASSWORD", "hunter2")
-    with mj.start_run("s", params={"api_key": "sk-live-abc", "lr": 0.1}, tags={"auth_header": "Bearer x"}) as run:
+    monkeypatch.setenv("WAREHOUSE_URL", "postgresql://etl:pg-pass-77@db.internal/dw")  # a password in a URL
+    with mj.start_run("s", params={"api_key": "sk-live-abc", "lr": 0.1, "source": "s3://ak:s3-pass-88@bucket/x"},
+                      tags={"auth_header": "Bearer x", "mirror": "https://me:gh-pass-99@git.example/r.git"}) as run:
         run.log_param("client_secret", "shh")
     rec = mj.get_run(run.run_id)
     assert rec.params["api_key"] == "***REDACTED***" and rec.params["client_secret"] == "***REDACTED***"
     assert rec.tags["auth_header"] == "***REDACTED***"
     assert rec.params["lr"] == 0.1
+    assert rec.params["source"] == "s3://ak:***REDACTED***@bucket/x"  # the rest of a URL stays readable
+    assert rec.tags["mirror"] == "https://me:***REDACTED***@git.example/r.git"
     envvars = json.loads(rec.artifact_bytes("_mlops/environment.json"))
     assert envvars["MY_API_TOKEN"] == "***REDACTED***" and envvars["DB_PASSWORD"] == "***REDACTED***"
+    assert envvars["WAREHOUSE_URL"] == "postgresql://etl:***REDACTED***@db.internal/dw"
     # nothing secret anywhere in the database file
     db = stored_bytes(store)
-    for secret in (b"sk-live-abc", b"shh", b"tok-123456", b"hunter2", b"Bearer x"):
+    for secret in (b"sk-live-abc", b"shh", b"tok-123456", b"hunter2", b"Bearer x", b"pg-pass-77", b"s3-pass-88",
+                   b"gh-pass-99"):
         assert secret not in db
 
 

@@ -25,8 +25,19 @@ def is_secret(name: str) -> bool:
     return bool(SECRET_NAME.search(str(name)))
 
 
+# A password inside a URL: scheme://user:PASSWORD@host (database URLs, proxies, git remotes).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@/'\"]+)(?P<at>@)")
+
+
+def redact_urls(text: str) -> str:
+    """Replace the password of every ``scheme://user:password@host`` in *text*."""
+    if "://" not in text:
+        return text
+    return _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{REDACTED}{m.group('at')}", text)
+
+
 def redact_mapping(values: dict) -> dict:
-    return {k: (REDACTED if is_secret(k) else v) for k, v in values.items()}
+    return {k: (REDACTED if is_secret(k) else redact_urls(v) if isinstance(v, str) else v) for k, v in values.items()}
 
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -41,7 +52,9 @@ _FLAG = re.compile(r"(?P<lhs>(?:^|\s)(?P<name>[A-Za-z_][\w.\-]*)=)(?P<val>\"[^\"
 
 
 def redact_source(source: str) -> str:
-    """Replace string literals assigned to secret-looking names with a placeholder."""
+    """Replace string literals assigned to secret-looking names, and passwords inside URLs, with a
+    placeholder."""
+    source = redact_urls(source)
     if not SECRET_NAME.search(source):
         return source
 

@@ -55,6 +55,8 @@ def encode_params(params: dict) -> dict:
         _check_key("param", k)
         if capture.is_secret(k):
             v = capture.REDACTED
+        elif isinstance(v, str):
+            v = capture.redact_urls(v)
         encoded, text, num, was_repr = json_value(v)
         if was_repr:
             warnings.warn(f"param {k!r} is not JSON-serialisable; stored as its repr {text!r:.80}",
@@ -67,7 +69,7 @@ def _encode_tags(tags: dict) -> dict:
     out = {}
     for k, v in tags.items():
         _check_key("tag", k)
-        out[k] = capture.REDACTED if capture.is_secret(k) else str(v)
+        out[k] = capture.REDACTED if capture.is_secret(k) else capture.redact_urls(str(v))
     return out
 
 
