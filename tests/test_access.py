@@ -93,6 +93,22 @@ def test_viewer_editor_admin_are_enforced_by_postgres(project, postgres_url, tmp
             with eng.begin() as conn:
                 conn.exec_driver_sql("DELETE FROM runs")
         eng.dispose()
+        # a schema upgrade is the owner's: a viewer on an older store is told so in one line, and can
+        # read again once the owner has opened it
+        owner = sa.create_engine(postgres_url)
+        with owner.begin() as conn:
+            conn.exec_driver_sql("UPDATE schema_version SET version = 9")
+        as_viewer = url.set(username=f"v_{tag}", password=f"pw-v_{tag}").render_as_string(hide_password=False)
+        ls_as = lambda u: subprocess.run([PY, "-m", "mlops_jupyter.cli", "runs", "ls"], cwd=project,  # noqa: E731
+                                         env=dict(admin_env, MLOPS_STORE_URL=u), capture_output=True, text=True,
+                                         timeout=120)
+        r = ls_as(as_viewer)
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "upgraded to v10 by the role that owns its tables" in r.stderr and "permission denied" in r.stderr
+        assert ls_as(postgres_url).returncode == 0 and ls_as(as_viewer).returncode == 0
+        with owner.connect() as conn:
+            assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == 10
+        owner.dispose()
         # every grant is in the audit log
         os.environ["MLOPS_STORE_URL"] = postgres_url
         try:

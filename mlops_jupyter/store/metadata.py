@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 
-from ..exceptions import BadInput, NotFound, StoreError
+from ..exceptions import BadInput, NotFound, PermissionDenied, StoreError
 from . import schema as S
 
 # PostgreSQL's binary COPY format: a header, per row the field count and (length, bytes) per field
@@ -326,7 +326,11 @@ class MetadataStore:
                         v = conn.execute(sa.select(sa.func.max(S.schema_version.c.version))).scalar()
                         if v == S.SCHEMA_VERSION:
                             return v
-        return self._retrying(apply)
+        try:
+            return self._retrying(apply)
+        except PermissionDenied as e:  # a teammate's role may not change the schema: say what is needed
+            raise PermissionDenied(f"the shared store needs its schema upgraded to v{S.SCHEMA_VERSION} by the role that owns "
+                                   f"its tables (any mlops command run as that role does it, once): {e}") from None
 
     # -- runs -----------------------------------------------------------------
     def create_run(self, row: dict, params: dict | None = None, tags: dict | None = None) -> None:
