@@ -30,3 +30,20 @@ def test_public_api():
                  "load_ipython_extension"):
         assert callable(getattr(mj, name))
     assert set(mj.__all__) >= {"start_run", "runs", "log"}
+
+
+def test_a_plain_pickled_model_never_imports_scikit_learn(project):
+    """Registering and loading a model of no library we know costs no scikit-learn import (seconds of
+    CPU in a fresh process): an estimator's class would have imported it already."""
+    code = (
+        "import sys, mlops_jupyter as mj\n"
+        "class Rule:\n"
+        "    def predict(self, X):\n"
+        "        return [x > 0 for x in X]\n"
+        "v = mj.models.register(Rule(), name='rule', pickle=True)\n"
+        "assert v.flavor == 'pickle' and mj.models.load('rule@v1', pickle=True).predict([1, -1]) == [True, False]\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    r = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=project, env=python_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False", "scikit-learn imported for a plain pickled model"

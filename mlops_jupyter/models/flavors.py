@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,11 +60,10 @@ def flavor_of(model: Any) -> str | None:
         return "xgboost"
     if top == "lightgbm":
         return "lightgbm"
-    try:
-        from sklearn.base import BaseEstimator
-    except ImportError:  # pragma: no cover
+    base = sys.modules.get("sklearn.base")
+    if base is None:  # an instance of an estimator class means its module loaded sklearn.base: not one
         return None
-    if isinstance(model, BaseEstimator):
+    if isinstance(model, base.BaseEstimator):
         return "sklearn"
     return None
 
