@@ -47,9 +47,14 @@ def podman(tmp_path_factory):
     return env
 
 
-def test_job_image_builds_offline_retrains_and_serves(project, podman, monkeypatch):
+@pytest.mark.backends
+def test_job_image_builds_offline_retrains_and_serves(project, backend, podman, monkeypatch):
+    """On the embedded store the container keeps its own store in a /data volume; on the shared one
+    (the image then carries mlops-jupyter[team]) it retrains against the team's PostgreSQL and S3,
+    taking @production from the host's champion, and serves the new version from there."""
     for k, v in podman.items():
         monkeypatch.setenv(k, v)
+    shared = backend != "sqlite"
     write_notebook(project / "train.ipynb")
     import mlops_jupyter as mj
     from .test_jobs import champion
@@ -66,16 +71,26 @@ def test_job_image_builds_offline_retrains_and_serves(project, podman, monkeypat
     data.mkdir()
     os.chown(data, 10001, 10001)  # the image's non-root user
     name = f"mlops-test-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    if shared:  # the host's network: PostgreSQL and the S3 server listen on its 127.0.0.1
+        from .backends import BACKEND_ENV
+
+        assert "mlops-jupyter[team]==" in (project / "jobs" / "churn-job" / "requirements.txt").read_text()
+        passed = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                                             "AWS_ENDPOINT_URL")}
+        passed.update(BACKEND_ENV, MLOPS_SERVE_PORT=str(port))
+        where = ["--network", "host", *[a for k, v in passed.items() for a in ("-e", f"{k}={v}")]]
+    else:
+        where = ["-p", f"127.0.0.1:{port}:8080"]
     try:
-        r = subprocess.run(["podman", "run", "--rm", "--name", name + "-retrain", "-v", f"{data}:/data", tag,
+        r = subprocess.run(["podman", "run", "--rm", "--name", name + "-retrain", "-v", f"{data}:/data", *where, tag,
                             "retrain", "--grid", "C=0.1,1", "--workers", "2"], capture_output=True, text=True,
                            env=podman, timeout=900)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         assert "2 execution(s)" in r.stdout and "is now churn@production" in r.stdout
-        port = free_port()
-        subprocess.run(["podman", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080",
-                        "-e", "MLOPS_SERVE_TOKEN=s3cret", "-v", f"{data}:/data", tag, "serve"],
-                       check=True, capture_output=True, env=podman, timeout=120)
+        subprocess.run(["podman", "run", "-d", "--name", name, "-e", "MLOPS_SERVE_TOKEN=s3cret", "-v",
+                        f"{data}:/data", *where, tag, "serve"], check=True, capture_output=True, env=podman,
+                       timeout=120)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -91,11 +106,15 @@ def test_job_image_builds_offline_retrains_and_serves(project, podman, monkeypat
         row = [{"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}]
         assert httpx.post(url + "/predict", json=row).status_code == 401  # listening beyond 127.0.0.1: a token
         r = httpx.post(url + "/predict", json=row, headers={"Authorization": "Bearer s3cret"}, timeout=10)
-        assert r.status_code == 200 and r.json()["model_version"] == "churn@v1" and r.json()["predictions"] in ([0], [1])
+        served = "churn@v2" if shared else "churn@v1"  # the shared store's challenger; the container's own first
+        assert r.status_code == 200 and r.json()["model_version"] == served and r.json()["predictions"] in ([0], [1])
         check = subprocess.run(["podman", "healthcheck", "run", name], capture_output=True, text=True, env=podman,
                                timeout=60)
         assert check.returncode == 0, check.stdout + check.stderr
     finally:
         subprocess.run(["podman", "rm", "-f", "-t", "5", name], capture_output=True, env=podman, timeout=120)
         subprocess.run(["podman", "rmi", "-f", tag], capture_output=True, env=podman, timeout=120)
-    assert mj.models.get("churn@production").version == 1  # the host's store was not touched
+    if shared:  # one store for the host and the container: the retrained version holds @production here too
+        assert mj.models.get("churn@production").version == 2 and not any(data.iterdir())
+    else:
+        assert mj.models.get("churn@production").version == 1  # the host's store was not touched

@@ -59,7 +59,7 @@ def cli(*args, cwd):
 
 
 @pytest.mark.backends
-def test_promote_writes_a_complete_job_folder(project, capsys):
+def test_promote_writes_a_complete_job_folder(project, backend, capsys):
     write_notebook(project / "train.ipynb")
     champion(0.5)
     assert main(["promote", "train.ipynb", "--name", "churn-job", "--model", "churn", "--metric", "auc",
@@ -81,7 +81,8 @@ def test_promote_writes_a_complete_job_folder(project, capsys):
     import sklearn
 
     reqs = (job / "requirements.txt").read_text().split()
-    assert f"scikit-learn=={sklearn.__version__}" in reqs and f"mlops-jupyter=={mj.__version__}" in reqs
+    ours = "mlops-jupyter" if backend == "sqlite" else "mlops-jupyter[team]"  # a shared store's drivers
+    assert f"scikit-learn=={sklearn.__version__}" in reqs and f"{ours}=={mj.__version__}" in reqs
     assert not any(r.startswith(("json", "os")) for r in reqs)
     docs = {f: list(yaml.safe_load_all((job / "k8s" / f).read_text())) for f in os.listdir(job / "k8s")}
     kinds = {d["kind"]: d for ds in docs.values() for d in ds}

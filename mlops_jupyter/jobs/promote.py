@@ -252,6 +252,21 @@ def requirements(nb) -> tuple[list[str], list[str]]:
     return [lines[k] for k in sorted(lines)], missing
 
 
+def _shared_store(root: Path) -> bool:
+    """True when the project at *root* keeps its metadata in PostgreSQL, its blobs in an object store,
+    or encrypts them: what the job's image needs the ``team`` extra for."""
+    from ..config import settings
+    from ..store.crypto import KEY_ENV
+
+    if (root / ".mlops").is_dir():
+        cfg = settings(root, create=False)
+        store, blobs, keyed = cfg.store_url, cfg.artifacts_url, bool(cfg.encryption_key_file)
+    else:
+        store, blobs, keyed = os.environ.get("MLOPS_STORE_URL", ""), os.environ.get("MLOPS_ARTIFACTS_URL", ""), False
+    keyed = keyed or bool(os.environ.get(KEY_ENV))
+    return store.startswith("postgresql") or "://" in blobs or keyed
+
+
 # -- the folder -------------------------------------------------------------------------------------
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
@@ -315,6 +330,10 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
         notes.append(f"models are compared on {metric} ({'higher' if spec.direction == 'max' else 'lower'} is "
                      f"better); the champion holds {model}@{alias}")
     reqs, missing = requirements(job_nb)
+    if _shared_store(base):  # the image then needs the drivers the project's store does
+        reqs = [f"mlops-jupyter[team]=={__version__}" if r.startswith("mlops-jupyter==") else r for r in reqs]
+        notes.append("the project uses a shared store: the image installs mlops-jupyter[team] (psycopg, s3fs, "
+                     "cryptography); give it MLOPS_STORE_URL and MLOPS_ARTIFACTS_URL when it runs")
     if missing:
         notes.append(f"not installed here, so not in requirements.txt: {', '.join(missing)}")
     files = {
