@@ -524,7 +524,7 @@ def _init(ns, ctx):
 
     ctx.out(f"mlops project in {root / '.mlops'} (metadata: {redact_urls(cfg.store_url)}; "
             f"blobs: {redact_urls(cfg.artifacts_url)})")
-    if ns.store and _has_password(ns.store):
+    if ns.store and redact_urls(ns.store) != ns.store:
         ctx.out("the password was not written to .mlops/config.toml: this process passes it in PGPASSWORD; "
                 "elsewhere set PGPASSWORD or add it to ~/.pgpass (libpq reads both), or set MLOPS_STORE_URL")
     from .integrations import wandb_mirror
@@ -534,15 +534,6 @@ def _init(ns, ctx):
         mode = os.environ.get("WANDB_MODE", "online")
         ctx.out(f"runs are mirrored to W&B {project} (WANDB_MODE={mode}; in the background: W&B never blocks a cell)")
     return None
-
-
-def _has_password(url: str) -> bool:
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(url).password is not None
-    except Exception:
-        return False
 
 
 def _track_start(ns, ctx):

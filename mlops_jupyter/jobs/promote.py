@@ -258,13 +258,10 @@ def _shared_store(root: Path) -> bool:
     from ..config import settings
     from ..store.crypto import KEY_ENV
 
-    if (root / ".mlops").is_dir():
-        cfg = settings(root, create=False)
-        store, blobs, keyed = cfg.store_url, cfg.artifacts_url, bool(cfg.encryption_key_file)
-    else:
-        store, blobs, keyed = os.environ.get("MLOPS_STORE_URL", ""), os.environ.get("MLOPS_ARTIFACTS_URL", ""), False
-    keyed = keyed or bool(os.environ.get(KEY_ENV))
-    return store.startswith("postgresql") or "://" in blobs or keyed
+    cfg = settings(root, create=False)  # the environment, then the project's config (none: defaults)
+    remote = "://" in cfg.artifacts_url and not cfg.artifacts_url.startswith("file://")  # as BlobStore tells
+    return (cfg.store_url.startswith("postgresql") or remote or bool(cfg.encryption_key_file)
+            or bool(os.environ.get(KEY_ENV)))
 
 
 # -- the folder -------------------------------------------------------------------------------------

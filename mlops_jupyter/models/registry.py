@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..data.catalog import check_name
-from ..exceptions import BadInput, NotFound
+from ..exceptions import BadInput, NotFound, PermissionDenied
 from ..integrations import wandb_mirror
 from ..store import schema as S
 
@@ -237,7 +237,7 @@ class Registry:
     def _move_alias(self, conn, name: str, alias: str, version: int | None, user: str,
                     mirror: bool = True) -> int | None:
         ma = S.model_aliases
-        # Every move of one model's aliases takes turns on the model's row (callers usually hold it
+        # Every move of one model's aliases takes turns on the model's row (a registration holds it
         # already; taking it twice in one transaction is free), so an empty delete below can only
         # mean the row-level security policy hid the row.
         self.meta.lock_row(conn, S.models, {"name": name})
@@ -247,8 +247,6 @@ class Registry:
         if cur is not None:
             gone = conn.execute(ma.delete().where(ma.c.name == name, ma.c.alias == alias)).rowcount
             if gone == 0:  # the row is there but this role may not touch it (row-level security)
-                from ..exceptions import PermissionDenied
-
                 raise PermissionDenied(f"permission denied: {name}@{alias} is a protected alias; only admins move "
                                        "it (the shared store's access control; `mlops access ls`)")
         if version is not None:
@@ -276,7 +274,6 @@ class Registry:
         out: dict = {}
 
         def work(conn):
-            self.meta.lock_row(conn, S.models, {"name": v.name})  # alias moves of one model take turns
             out["prev"] = self._move_alias(conn, v.name, alias, v.version, current_user())
 
         self.meta._retrying(work)
@@ -291,7 +288,6 @@ class Registry:
         out: dict = {}
 
         def work(conn):
-            self.meta.lock_row(conn, S.models, {"name": name})  # alias moves of one model take turns
             out["prev"] = self._move_alias(conn, name, alias, None, current_user())
 
         self.meta._retrying(work)

@@ -22,7 +22,6 @@ import re
 import sqlalchemy as sa
 
 from ..exceptions import BadInput
-from . import schema as S
 
 ROLES = ("viewer", "editor", "admin")
 GROUP = {r: f"mlops_{r}" for r in ROLES}
@@ -89,7 +88,6 @@ def setup(conn, protected: list[str]) -> None:
         conn.execute(sa.text("INSERT INTO protected_aliases (alias) VALUES (:a)"), {"a": alias})
     q("ALTER TABLE model_aliases ENABLE ROW LEVEL SECURITY")
     q("DROP POLICY IF EXISTS mlops_read ON model_aliases")
-    q("DROP POLICY IF EXISTS mlops_editor_write ON model_aliases")
     q("DROP POLICY IF EXISTS mlops_admin_all ON model_aliases")
     q(f"CREATE POLICY mlops_read ON model_aliases FOR SELECT TO {GROUP['viewer']} USING (true)")
     cond = "alias NOT IN (SELECT alias FROM protected_aliases)"
@@ -174,4 +172,4 @@ def gc_gate(store) -> None:
             conn.exec_driver_sql("DELETE FROM gc_gate WHERE false")
 
 
-__all__ = ["grant", "revoke", "roles", "setup", "gc_gate", "S"]
+__all__ = ["grant", "revoke", "roles", "setup", "gc_gate"]

@@ -101,8 +101,6 @@ def _backoff(tries: int = 40):
 
 def _store_error(e: Exception) -> StoreError:
     if _sqlstate(e) == "42501":  # insufficient_privilege: the shared store's access control said no
-        from ..exceptions import PermissionDenied
-
         first = str(getattr(e, "orig", e)).strip().splitlines()[0]
         err: StoreError = PermissionDenied(f"permission denied by the shared store: {first} (your role may not do "
                                            "this; `mlops access ls` lists who may)")
@@ -112,13 +110,17 @@ def _store_error(e: Exception) -> StoreError:
     return err
 
 
-def _unreachable(url: str, e: Exception) -> StoreError:
-    first = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(getattr(e, "orig", e)).strip() else type(e).__name__
+def safe_url(url: str, unparsed: str = "the store") -> str:
+    """A database URL as shown to people and kept in reports: its password as ``***``."""
     try:
-        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:
-        shown = "the store"
-    return StoreError(f"cannot reach {shown}: {first}")
+        return unparsed
+
+
+def _unreachable(url: str, e: Exception) -> StoreError:
+    text = str(getattr(e, "orig", e)).strip()
+    return StoreError(f"cannot reach {safe_url(url)}: {text.splitlines()[0] if text else type(e).__name__}")
 
 
 def process_start_time(pid: int) -> float | None:
@@ -404,33 +406,26 @@ class MetadataStore:
         if dead:
             try:
                 self._mark_crashed(dead)
-            except StoreError as e:
-                from ..exceptions import PermissionDenied
-
-                if not isinstance(e, PermissionDenied):
-                    raise
+            except PermissionDenied:
                 return []  # a viewer cannot mark them; someone who may write will
         return [r.run_id for r in dead]
 
     def _mark_crashed(self, dead: list) -> None:
-        if dead:
-            with self.write() as conn:
-                for r in dead:
-                    # The end time is the last sign of life we have.
-                    conn.execute(
-                        S.runs.update()
-                        .where(S.runs.c.run_id == r.run_id, S.runs.c.status == ACTIVE)
-                        .values(status="crashed", end_time=r.heartbeat or r.start_time,
-                                error="the process ended without ending the run")
-                    )
+        with self.write() as conn:
+            for r in dead:
+                # The end time is the last sign of life we have.
+                conn.execute(
+                    S.runs.update()
+                    .where(S.runs.c.run_id == r.run_id, S.runs.c.status == ACTIVE)
+                    .values(status="crashed", end_time=r.heartbeat or r.start_time,
+                            error="the process ended without ending the run")
+                )
 
     # -- metrics --------------------------------------------------------------
     def insert_metrics(self, rows: list[tuple], also=None) -> None:
         """Insert (run_id, key, step, value, timestamp) points and refresh latest values; *also(conn)*,
         when given, runs in the same transaction (a run's end with its last points: one commit)."""
         if not rows:
-            if also is not None:
-                self._retrying(also)
             return
         latest: dict[tuple, tuple] = {}
         counts: dict[tuple, int] = {}

@@ -72,7 +72,7 @@ def migrate(source: str, to: str, artifacts: str | None = None, progress: Callab
     """Copy the project at *source* (a folder or its ``.mlops/``) into the store at *to*, its blobs
     into *artifacts* (default ``MLOPS_ARTIFACTS_URL``)."""
     from .blobs import BlobStore
-    from .metadata import MetadataStore
+    from .metadata import MetadataStore, safe_url
 
     if not to or "://" not in to:
         raise BadInput(f"--to takes a database URL (postgresql+psycopg://user:pw@host/db), got {to!r}")
@@ -94,7 +94,7 @@ def migrate(source: str, to: str, artifacts: str | None = None, progress: Callab
     except Exception as e:  # a driver's own error for an unreachable or refusing server
         raise BadInput(f"cannot open {to}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     dst_blobs = BlobStore(artifacts, key=key)  # with a key, encrypted before they leave the machine
-    report = MigrationReport(src_cfg.store_url, _safe_url(to), artifacts)
+    report = MigrationReport(src_cfg.store_url, safe_url(to, to), artifacts)
     say = out or (lambda text: None)
     try:
         m = _Migration(src_meta, src_blobs, dst_meta, dst_blobs, report, progress, say)
@@ -114,14 +114,6 @@ def migrate(source: str, to: str, artifacts: str | None = None, progress: Callab
         src_meta.close()
         dst_meta.close()
     return report
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password (for reports and the audit log)."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
 
 
 class _Migration:
