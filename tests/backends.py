@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,9 @@ import uuid
 
 import pytest
 
-from .system import ensure_apt
+from bench.pgserver import fresh_database, local_cluster, pg_version
+
+from .system import ensure_apt, stop_group
 
 PG_USER = "mlops_test"
 PG_PASSWORD = "mlops_test"
@@ -31,70 +32,32 @@ BACKENDS = ["sqlite", "postgresql+s3"]
 BACKEND_ENV: dict[str, str] = {}
 
 
-def _pg_version() -> str | None:
-    try:
-        versions = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: int(v) if v.isdigit() else 0)
-    except FileNotFoundError:
-        return None
-    return versions[-1] if versions else None
-
-
-def _as_postgres(sql: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-
-
 @pytest.fixture(scope="session")
 def postgres_admin_url():
-    """A PostgreSQL superuser URL on 127.0.0.1 (the server started if it was not running)."""
+    """A PostgreSQL superuser URL on 127.0.0.1 (the server started if it was not running, and
+    stopped at the end of the session if started here)."""
     if os.geteuid() != 0 and shutil.which("pg_ctlcluster") is None:
         pytest.skip("PostgreSQL tests need Debian's postgresql package (apt-get install postgresql as root)")
     reason = ensure_apt({"pg_ctlcluster": "postgresql"})
     if reason:
         pytest.skip(reason)
-    version = _pg_version()
+    version = pg_version()
     if version is None:
         pytest.skip("postgresql is installed but no server version is present under /usr/lib/postgresql")
-    status = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, timeout=30).stdout
-    started = False
-    if not any(line.split()[:2] == [version, "main"] for line in status.splitlines()):
-        subprocess.run(["pg_createcluster", version, "main"], check=True, capture_output=True, timeout=120)
-    if not any(line.split()[:2] == [version, "main"] and "online" in line for line in status.splitlines()):
-        r = subprocess.run(["pg_ctlcluster", version, "main", "start"], capture_output=True, text=True, timeout=120)
-        if r.returncode != 0:
-            raise AssertionError(f"PostgreSQL did not start: {r.stderr.strip()}")
-        started = True
-    deadline = time.time() + 60
-    while _as_postgres("SELECT 1").returncode != 0:
-        if time.time() > deadline:
-            raise AssertionError("PostgreSQL did not accept connections within 60 s")
-        time.sleep(0.5)
-    r = _as_postgres(f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN "
-                     f"CREATE ROLE {PG_USER} LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}'; END IF; END$$;")
-    assert r.returncode == 0, r.stderr
-    yield f"postgresql+psycopg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:5432"
-    if started:
-        subprocess.run(["pg_ctlcluster", version, "main", "stop"], capture_output=True, timeout=120)
+    with local_cluster(version, PG_USER, PG_PASSWORD, "SUPERUSER") as url:
+        yield url
 
 
 @pytest.fixture
 def postgres_url(postgres_admin_url):
     """A fresh database for one test; dropped afterwards."""
-    import sqlalchemy as sa
+    from mlops_jupyter.store import close_store
 
-    name = f"mlops_t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(f"{postgres_admin_url}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{postgres_admin_url}/{name}"
-    finally:
-        from mlops_jupyter.store import close_store
-
-        close_store()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_database(postgres_admin_url, "mlops_t") as url:
+        try:
+            yield url
+        finally:
+            close_store()  # the store's connections go before the database does
 
 
 @pytest.fixture(scope="session")
@@ -121,11 +84,7 @@ def s3_endpoint():
     try:
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
 
 

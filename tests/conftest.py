@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 
 import pytest
@@ -106,6 +107,13 @@ def python_env(**extra):
 
 
 PY = sys.executable
+
+
+def run_cli(*args, cwd=None, env=None, timeout=120):
+    """``mlops ARGS`` in a new process, as a user types it (no standard input); *env* defaults to
+    :func:`python_env` (the test's store)."""
+    return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=python_env() if env is None else env, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def tamper(store, digest: str, change) -> None:

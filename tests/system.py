@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import threading
 
@@ -34,3 +35,14 @@ def ensure_apt(commands: dict[str, str]) -> str | None:
     if still:
         return f"could not install {', '.join(still)}: {(r.stderr or r.stdout).strip().splitlines()[-1:]}"
     return None
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a server a test started in its own session (``start_new_session=True``): SIGTERM to its
+    process group, SIGKILL if it has not gone within *timeout* seconds."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from .conftest import PY, python_env
+from .conftest import PY, python_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -60,12 +60,10 @@ def test_viewer_editor_admin_are_enforced_by_postgres(project, postgres_url, tmp
     url = sa.engine.make_url(postgres_url)
     try:
         for user, role in users.items():
-            g = subprocess.run([PY, "-m", "mlops_jupyter.cli", "access", "grant", user, role, "--password-env", "PW"],
-                               cwd=project, env=dict(admin_env, PW=f"pw-{user}"), capture_output=True, text=True,
-                               timeout=120)
+            g = run_cli("access", "grant", user, role, "--password-env", "PW", cwd=project,
+                        env=dict(admin_env, PW=f"pw-{user}"))
             assert g.returncode == 0 and f"-> {role}" in g.stdout, g.stderr
-        ls = subprocess.run([PY, "-m", "mlops_jupyter.cli", "access", "ls"], cwd=project, env=admin_env,
-                            capture_output=True, text=True, timeout=120)
+        ls = run_cli("access", "ls", cwd=project, env=admin_env)
         for user, role in users.items():
             assert f"{user}  {role}" in " ".join(ls.stdout.split()).replace(f"{user} {role}", f"{user}  {role}")
         results = {}
@@ -99,9 +97,7 @@ def test_viewer_editor_admin_are_enforced_by_postgres(project, postgres_url, tmp
         with owner.begin() as conn:
             conn.exec_driver_sql("UPDATE schema_version SET version = 9")
         as_viewer = url.set(username=f"v_{tag}", password=f"pw-v_{tag}").render_as_string(hide_password=False)
-        ls_as = lambda u: subprocess.run([PY, "-m", "mlops_jupyter.cli", "runs", "ls"], cwd=project,  # noqa: E731
-                                         env=dict(admin_env, MLOPS_STORE_URL=u), capture_output=True, text=True,
-                                         timeout=120)
+        ls_as = lambda u: run_cli("runs", "ls", cwd=project, env=dict(admin_env, MLOPS_STORE_URL=u))  # noqa: E731
         r = ls_as(as_viewer)
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "upgraded to v10 by the role that owns its tables" in r.stderr and "permission denied" in r.stderr
@@ -135,11 +131,9 @@ def test_viewer_editor_admin_are_enforced_by_postgres(project, postgres_url, tmp
 
 
 def test_access_needs_the_shared_store(project):
-    r = subprocess.run([PY, "-m", "mlops_jupyter.cli", "access", "grant", "bob", "editor"], cwd=project,
-                       env=python_env(), capture_output=True, text=True, timeout=120)
+    r = run_cli("access", "grant", "bob", "editor", cwd=project)
     assert r.returncode == 2 and "needs the shared PostgreSQL store" in r.stderr and r.stderr.count("\n") == 1
-    bad = subprocess.run([PY, "-m", "mlops_jupyter.cli", "access", "grant", "Bob; DROP", "editor"], cwd=project,
-                         env=python_env(), capture_output=True, text=True, timeout=120)
+    bad = run_cli("access", "grant", "Bob; DROP", "editor", cwd=project)
     assert bad.returncode == 2
 
 
@@ -186,8 +180,7 @@ def test_the_store_password_is_never_written_or_stored(project, postgres_url, ip
                          env=env, capture_output=True, text=True, timeout=120)
     assert got.returncode == 0 and got.stdout.strip() == run.run_id, got.stderr
     env.pop("PGPASSWORD")
-    got = subprocess.run([PY, "-m", "mlops_jupyter.cli", "runs", "ls"], cwd=project, env=env, capture_output=True,
-                         text=True, timeout=120)
+    got = run_cli("runs", "ls", cwd=project, env=env)
     assert got.returncode != 0 and "password" in got.stderr and len(got.stderr.strip().splitlines()) == 1
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP OWNED BY {role}; DROP ROLE {role}")

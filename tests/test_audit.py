@@ -1,7 +1,6 @@
 """Who did what: users on runs, data versions and alias moves; the append-only audit log.
 Runs on both backends (SQLite, and PostgreSQL + S3)."""
 
-import subprocess
 
 import pandas as pd
 import pytest
@@ -11,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 import mlops_jupyter as mj
 from mlops_jupyter.store import schema as S
 
-from .conftest import PY, python_env
+from .conftest import run_cli
 
 
 def _model(C=1.0):
@@ -37,8 +36,7 @@ def test_each_write_records_its_user_and_runs_filter_by_user(store, monkeypatch,
         moves = conn.execute(sa.select(S.alias_events.c.username, S.alias_events.c.to_version)
                              .order_by(S.alias_events.c.id)).all()
     assert [tuple(m) for m in moves] == [("alice", 1), ("bob", 2)]
-    out = subprocess.run([PY, "-m", "mlops_jupyter.cli", "runs", "ls", "--user", "alice"], cwd=project,
-                         env=python_env(), capture_output=True, text=True, timeout=120)
+    out = run_cli("runs", "ls", "--user", "alice", cwd=project)
     assert out.returncode == 0 and "alice-run" in out.stdout and "bob-run" not in out.stdout, out.stderr
 
 
@@ -73,6 +71,5 @@ def test_the_audit_log_has_every_shared_change_and_cannot_be_rewritten(store, pr
             with store.meta.engine.begin() as conn:
                 conn.execute(statement)
     assert entries(store)["user"].tolist() == ["carol"] * len(log)
-    cli = subprocess.run([PY, "-m", "mlops_jupyter.cli", "audit", "--action", "alias.move", "--last", "2"],
-                         cwd=project, env=python_env(), capture_output=True, text=True, timeout=120)
+    cli = run_cli("audit", "--action", "alias.move", "--last", "2", cwd=project)
     assert cli.returncode == 0 and cli.stdout.count("alias.move") == 2 and "carol" in cli.stdout, cli.stderr

@@ -1,16 +1,14 @@
-import subprocess
 
 import pytest
 
 import mlops_jupyter as mj
 from mlops_jupyter.cli import main
 
-from .conftest import PY, python_env
+from .conftest import run_cli
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=python_env(), timeout=120, stdin=subprocess.DEVNULL)
+    return run_cli(*args, cwd=cwd)
 
 
 def test_init_creates_project(tmp_path):

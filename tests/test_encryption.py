@@ -2,7 +2,6 @@
 their plaintext. Runs on both backends (a local folder; S3 through moto), reading the stored objects raw."""
 
 import os
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ from mlops_jupyter.exceptions import BadInput, IntegrityError
 from mlops_jupyter.store.blobs import PACK_SEGMENT_LOG2, SEGMENT_LOG2, BlobStore, hash_bytes
 from mlops_jupyter.store.crypto import HEADER_SIZE, MAGIC, TAG, generate_key, load_key, parse_key, read_key_file
 
-from .conftest import PY, python_env, tamper
+from .conftest import python_env, run_cli, tamper
 
 KEY = generate_key()
 OTHER = generate_key()
@@ -216,8 +215,7 @@ def test_no_key_is_one_clear_error_naming_the_variable(keyed, project, monkeypat
         env.pop("MLOPS_ENCRYPTION_KEY", None)
         if key:
             env["MLOPS_ENCRYPTION_KEY"] = key
-        return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], capture_output=True, text=True, cwd=project,
-                              env=env, timeout=120)
+        return run_cli(*args, cwd=project, env=env)
 
     r = cli("data", "checkout", "raw@v1", "--to", "cli_out")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "MLOPS_ENCRYPTION_KEY" in r.stderr
@@ -480,8 +478,7 @@ def test_key_generate_and_id_in_a_terminal_and_a_cell(project, monkeypatch, caps
     monkeypatch.delenv("MLOPS_ENCRYPTION_KEY_FILE", raising=False)
 
     def cli(*args, **env):
-        return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], capture_output=True, text=True, cwd=project,
-                              env=python_env(**env), timeout=120, stdin=subprocess.DEVNULL)
+        return run_cli(*args, cwd=project, env=python_env(**env))
 
     printed = cli("key", "generate")
     assert printed.returncode == 0 and len(printed.stdout.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ import yaml
 import mlops_jupyter as mj
 from mlops_jupyter.cli import main
 
-from .conftest import PY, python_env
+from .conftest import run_cli
 
 TRAIN = [
     nbformat.v4.new_markdown_cell("# Train"),
@@ -54,8 +54,7 @@ def champion(auc):
 
 
 def cli(*args, cwd):
-    return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env=python_env(), timeout=600, stdin=subprocess.DEVNULL)
+    return run_cli(*args, cwd=cwd, timeout=600)
 
 
 @pytest.mark.backends

@@ -5,7 +5,6 @@ the test's output folder (its tmp_path; printed at the end)."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import urllib.request
 import nbformat
 import pytest
 
-from .system import ensure_apt
+from .system import ensure_apt, stop_group
 from .test_serving import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -83,11 +82,7 @@ def lab(project, tmp_path_factory):
     try:
         yield url, home
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
 
 

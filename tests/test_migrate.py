@@ -12,14 +12,13 @@ from sklearn.linear_model import LogisticRegression
 import mlops_jupyter as mj
 from mlops_jupyter.store import schema as S
 
-from .conftest import PY, python_env
+from .conftest import PY, python_env, run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def _cli(args, cwd, env):
-    return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return run_cli(*args, cwd=cwd, env=env, timeout=300)
 
 
 def _snapshot(url: str) -> dict:

@@ -1,7 +1,6 @@
 """Model registry: register/load/alias/history through the API, the magics and the CLI."""
 
 import os
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,7 @@ from IPython.core.error import UsageError
 import mlops_jupyter as mj
 from mlops_jupyter.exceptions import BadInput, IntegrityError, NotFound
 
-from .conftest import PY, python_env, run_cell, tamper
+from .conftest import run_cell, run_cli, tamper
 
 
 def data(n=400, seed=0, classes=2):
@@ -186,8 +185,7 @@ def test_model_cli(project):
     close_store()
 
     def cli(*args):
-        return subprocess.run([PY, "-m", "mlops_jupyter.cli", *args], cwd=project, env=python_env(),
-                              capture_output=True, text=True, timeout=120)
+        return run_cli(*args, cwd=project)
 
     r = cli("model", "ls")
     assert r.returncode == 0 and "churn" in r.stdout
