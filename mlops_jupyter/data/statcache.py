@@ -16,6 +16,8 @@ import os
 import sqlite3
 import threading
 
+from ..store.metadata import use_wal
+
 RACY_NS = 50_000_000  # 50 ms: coarser than any file system's timestamp tick
 
 
@@ -36,7 +38,7 @@ class StatCache:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60)
-            conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(conn, self.path)  # processes adding data together may create the cache together
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn

@@ -39,9 +39,12 @@ def execute_notebook(
     """
     import papermill as pm
 
+    from .kernels import kernel_manager_class
+
     nb = Path(notebook).resolve()
     with _env(MLOPS_NOTEBOOK_PATH=str(nb)):
         return pm.execute_notebook(
             str(nb), str(output), parameters=parameters or {}, cwd=str(cwd) if cwd else str(nb.parent),
             progress_bar=progress, kernel_name=kernel_name, execution_timeout=timeout,
+            kernel_manager_class=kernel_manager_class(),
         )

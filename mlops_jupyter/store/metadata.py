@@ -51,8 +51,10 @@ def _make_engine(url: str) -> sa.Engine:
             # We issue BEGIN ourselves (pysqlite's own transaction handling is off).
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
+            # Only settings that take no lock: the journal mode is a property of the file, set once
+            # by use_wal when the store is opened (here it would fail when processes create the
+            # database at the same moment: changing it takes a lock the busy timeout does not cover).
             cur.execute("PRAGMA busy_timeout=60000")
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
@@ -70,6 +72,30 @@ def _make_engine(url: str) -> sa.Engine:
         return sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ImportError) as e:
         raise StoreError(f"cannot use store URL {url!r}: {e}") from None
+
+
+def use_wal(dbapi_conn, where: str = "the store") -> None:
+    """Put the SQLite database of *dbapi_conn* (a ``sqlite3`` connection outside a transaction) in
+    WAL mode unless it is already: the mode persists in the file, so this is done once, when a
+    database is opened.
+
+    Changing the mode needs the database to itself, and SQLite answers "database is locked" at
+    once, without waiting out the busy timeout, while another process holds it (processes opening
+    a new store together all try): retried like every other write until one of them has done it.
+    """
+    import sqlite3
+
+    for last, delay in _backoff():
+        try:
+            mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+            if mode == "wal" or dbapi_conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+                return
+            if last:  # pragma: no cover - a file system without shared memory (WAL needs it)
+                raise StoreError(f"cannot put {where} in WAL mode (it stays in {mode!r} mode)")
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e) or last:
+                raise StoreError(f"cannot open {where}: {e}") from None
+        time.sleep(delay)
 
 
 # PostgreSQL SQLSTATEs after which the server has rolled the transaction back and running it
@@ -206,6 +232,9 @@ class MetadataStore:
         self.url = url
         self.engine = _make_engine(url)
         self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite" and ":memory:" not in url and url.split("///", 1)[-1]:
+            with self.engine.connect() as conn:
+                use_wal(conn.connection.dbapi_connection, safe_url(url))
         self.migrate()
 
     # -- plumbing -------------------------------------------------------------

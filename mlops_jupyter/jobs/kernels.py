@@ -1,0 +1,57 @@
+"""The kernels we start to execute notebooks (jobs, retraining, monitoring checks, the demo).
+
+They talk to their client over IPC (Unix sockets in Jupyter's private runtime folder) instead of
+TCP on 127.0.0.1: nothing on the machine's network stack can reach them, and ipykernel has no
+reason to print "Kernel is running over TCP without encryption" once per kernel into every job's
+output. Where Unix sockets do not exist (Windows) they stay on TCP, as Jupyter's own default.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from typing import Any
+
+_MAX_SOCKET_PATH = 100  # sun_path holds 104-108 bytes; "-<port>" is appended to the prefix
+
+
+def _socket_prefix() -> str | None:
+    """A path prefix for the kernel's sockets in a folder only this user can open, or None."""
+    if sys.platform == "win32":
+        return None
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    folder = jupyter_runtime_dir()
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    prefix = os.path.join(folder, f"mlops-{uuid.uuid4().hex[:12]}")
+    if len(prefix) + 8 > _MAX_SOCKET_PATH:  # a deep home folder: the sockets' names would not fit
+        return None
+    return prefix
+
+
+def kernel_manager_class(env: dict[str, str] | None = None, cwd: str | None = None) -> type:
+    """An ``AsyncKernelManager`` class for papermill / nbclient whose kernels listen on IPC and,
+    when given, start with *env* (added to the process's environment) and in *cwd*, so executions
+    running side by side in one process never touch the process's own environment or folder."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        AsyncKernelManager.__init__(self, *args, **kw)
+        prefix = _socket_prefix()
+        if prefix is not None:
+            self.transport = "ipc"
+            self.ip = prefix  # each socket is "<prefix>-<n>", removed when the kernel is cleaned up
+
+    async def _async_start_kernel(self, **kw: Any) -> None:
+        if env:
+            merged = dict(kw.pop("env", None) or os.environ)
+            merged.update(env)
+            kw["env"] = merged
+        if cwd:
+            kw["cwd"] = cwd
+        return await AsyncKernelManager._async_start_kernel(self, **kw)
+
+    return type("MlopsKernelManager", (AsyncKernelManager,),
+                {"__init__": __init__, "_async_start_kernel": _async_start_kernel,
+                 "start_kernel": _async_start_kernel})
