@@ -33,7 +33,7 @@ def make_project(folder: str, n: int) -> None:
     os.environ["MLOPS_HOME"] = folder
     from mlops_jupyter.config import init_project
     from mlops_jupyter.store import close_store, open_store
-    from mlops_jupyter.tracking.run import _encode_tags, encode_params
+    from mlops_jupyter.tracking.values import encode_params, encode_tags
 
     init_project(folder)
     store = open_store()
@@ -46,7 +46,7 @@ def make_project(folder: str, n: int) -> None:
                                    parent_id=None, notebook="/work/train.ipynb", username="bench", host="bench", pid=1,
                                    pid_start=None, heartbeat=start, source="script"),
                               encode_params({"lr": 0.001 * (i % 100), "depth": i % 12, "model": f"m{i % 7}"}),
-                              _encode_tags({"team": "a" if i % 2 else "b"}))
+                              encode_tags({"team": "a" if i % 2 else "b"}))
         for step in range(10):
             for key, v in (("loss", 1 / (step + 1 + i % 50)), ("acc", (i % 97) / 100), ("auc", (i % 89) / 100)):
                 points.append((rid, key, step, v, start + step))

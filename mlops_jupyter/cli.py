@@ -41,6 +41,66 @@ def render_runs(df) -> str:
     return text_table(["run", "name", "status", "started"] + pcols + mcols, rows)
 
 
+SHOWN_KEYS = 6  # params and metrics shown per run in `mlops runs ls`; `mlops runs show RUN` has all
+
+
+def fmt_when(seconds: float | None) -> str:
+    """Local time to the minute, as ``ls -l`` shows it."""
+    import time
+
+    return "" if seconds is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def fmt_size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def render_run_rows(rows: list[dict]) -> str:
+    """``mlops runs ls``: one line per run, its first params and metrics by name."""
+    if not rows:
+        return "no runs"
+    pkeys = sorted({k for r in rows for k in r["params"]})
+    mkeys = sorted({k for r in rows for k in r["metrics"]})
+    shown_p, shown_m = pkeys[:SHOWN_KEYS], mkeys[:SHOWN_KEYS]
+    lines = [[r["run_id"][:8], r["name"], r["status"], fmt_when(r["start_time"])]
+             + [r["params"].get(k, "") for k in shown_p] + [r["metrics"].get(k) for k in shown_m] for r in rows]
+    out = text_table(["run", "name", "status", "started"] + [f"params.{k}" for k in shown_p]
+                     + [f"metrics.{k}" for k in shown_m], lines)
+    hidden = [f"{len(keys) - SHOWN_KEYS} more {what}" for keys, what in ((pkeys, "params"), (mkeys, "metrics"))
+              if len(keys) > SHOWN_KEYS]
+    if hidden:
+        out += f"\n({' and '.join(hidden)} not shown: mlops runs show RUN has them all)"
+    return out
+
+
+def render_listing(listing) -> str:
+    """The rows an ``ls`` command gave the terminal, as a table."""
+    rows, kind = listing.rows, listing.kind
+    if kind == "runs":
+        return render_run_rows(rows)
+    if not rows:
+        return "no datasets yet" if kind == "datasets" else "no models yet"
+    if kind in ("datasets", "data_versions"):
+        first = ["name", "latest"] if kind == "datasets" else ["ref"]
+        headers = first + ["kind", "size", "files", "rows", "created", "run", "user", "message"]
+        table = [[r[c] for c in first] + [r["kind"], fmt_size(r["size"]), r["files"], r["rows"],
+                                          fmt_when(r["created"]), (r["run_id"] or "")[:8], r["user"], r["message"]]
+                 for r in rows]
+    else:
+        first = ["name", "latest"] if kind == "models" else ["ref"]
+        headers = first + ["aliases", "class", "flavor", "size", "created", "run", "metrics"]
+        table = [[r[c] for c in first] + [r["aliases"], r["class"], r["flavor"], fmt_size(r["size"]),
+                                          fmt_when(r["created"]), (r["run_id"] or "")[:8], r["metrics"]]
+                 for r in rows]
+    return text_table(headers, table, max_width=60)
+
+
 def _isnull(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
@@ -124,6 +184,8 @@ def render(obj) -> str | None:
     if obj is None:
         return None
     name = type(obj).__name__
+    if name == "Listing":
+        return render_listing(obj)
     if name == "RunsFrame":
         return render_runs(obj)
     if name == "RunRecord":
@@ -187,9 +249,9 @@ def _main(argv: list[str] | None = None) -> int:
         print("mlops: interrupted", file=sys.stderr)
         return 130
     finally:
-        from .store import close_store
-
-        close_store()
+        store = sys.modules.get("mlops_jupyter.store")  # help and bad input never opened it: no import
+        if store is not None:
+            store.close_store()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import os
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .exceptions import BadInput, MlopsError
@@ -25,14 +25,36 @@ class CommandError(BadInput):
         self.usage = usage.strip()
 
     def one_line(self, prefix: str = "") -> str:
+        """The error and the usage on one line; *prefix* (``%`` in a notebook) goes before `mlops`."""
         usage = " ".join(self.usage.replace("usage:", "").split())
-        return f"{self}" + (f" (usage: {prefix}{usage})" if usage else "")
+        text = str(self).replace("`mlops ", f"`{prefix}mlops ")
+        return text + (f" (usage: {prefix}{usage})" if usage else "")
 
 
 class HelpRequested(MlopsError):
-    def __init__(self, text: str):
+    """``--help`` was asked for: *text* is the help in the terminal's words, *topic* the command
+    path (``["track", "start"]``) for a face that words it its own way."""
+
+    def __init__(self, text: str, topic: list[str] | None = None):
         super().__init__(text)
         self.text = text
+        self.topic = topic
+
+
+def unknown_command(prog: str, word: str, choices: list[str]) -> CommandError:
+    """``mlops: unknown command 'rnus'; did you mean `runs`?``: one line, no list of 30 commands."""
+    import difflib
+
+    path = prog.split()[1:]  # prog is "mlops" or "mlops runs"
+    what = "subcommand" if path else "command"
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean `{' '.join([*path, close[0]])}`?"
+    elif path:
+        hint = f"choose from {', '.join(choices)}"
+    else:
+        hint = "`mlops help` lists the commands"
+    return CommandError(f"{prog}: unknown {what} {word!r}; {hint}")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -42,7 +64,22 @@ class CommandParser(argparse.ArgumentParser):
         raise CommandError(f"{self.prog}: {message}", self.format_usage())
 
     def print_help(self, file=None):
-        raise HelpRequested(self.format_help())
+        topic = self.prog.split()[1:]
+        raise HelpRequested(help_text(topic), topic)
+
+    def _check_value(self, action, value):
+        # argparse would answer a typo with every choice ("choose from 'init', 'track', ..."):
+        # an unknown (sub)command gets the likely word instead, other choices a hint.
+        if action.choices is None or value in action.choices:
+            return
+        choices = [str(c) for c in action.choices]
+        if isinstance(action, argparse._SubParsersAction):
+            raise unknown_command(self.prog, str(value), choices)
+        import difflib
+
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"choose from {', '.join(choices)}"
+        raise argparse.ArgumentError(action, f"invalid choice: {value!r}; {hint}")
 
     def exit(self, status: int = 0, message: str | None = None):
         if status:
@@ -50,14 +87,29 @@ class CommandParser(argparse.ArgumentParser):
         raise HelpRequested(message or "")
 
 
-@dataclass
 class Context:
-    """What a handler needs from its face."""
+    """What a handler needs from its face: *face* is "magic" or "cli"."""
 
-    face: str  # "magic" or "cli"
-    out: Callable[[str], None] = print
-    shell: Any = None
-    extra: dict = field(default_factory=dict)
+    # A plain class, not a dataclass: `mlops --help` should not wait for dataclasses (and inspect)
+    # to import.
+    def __init__(self, face: str, out: Callable[[str], None] = print, shell: Any = None,
+                 extra: dict | None = None):
+        self.face = face
+        self.out = out
+        self.shell = shell
+        self.extra = {} if extra is None else extra
+
+
+class Listing:
+    """What an ``ls`` command gives the terminal: plain rows, so that listing needs no pandas (a
+    notebook gets DataFrames). *kind*: runs, datasets, data_versions, models or model_versions."""
+
+    def __init__(self, kind: str, rows: list[dict]):
+        self.kind = kind
+        self.rows = rows
+
+    def __repr__(self) -> str:
+        return f"Listing({self.kind!r}, {len(self.rows)} rows)"
 
 
 # -- value parsing --------------------------------------------------------------------
@@ -144,8 +196,21 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> CommandParser:
+    """The grammar of every command (built once per process)."""
     if _PARSER:
         return _PARSER[0]
+    # argparse passes each of its strings through gettext, which looks on disk for a catalogue
+    # every time: some 200 look-ups here, a third of `mlops --help`. The same text in the same
+    # process gets the same translation, so remember it while the grammar is built.
+    saved = argparse._
+    argparse._ = functools.lru_cache(maxsize=None)(saved)
+    try:
+        return _build_parser()
+    finally:
+        argparse._ = saved
+
+
+def _build_parser() -> CommandParser:
     top = CommandParser(prog="mlops", description="Jupyter-native MLOps. The same commands work as "
                                                   "%mlops in a notebook and mlops in a terminal.")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
@@ -167,8 +232,8 @@ def build_parser() -> CommandParser:
     tp.add_argument("--status", choices=["finished", "failed", "killed"], default="finished")
 
     p = sub.add_parser("log", help="log metrics to the active run: %%mlops log loss=0.3 acc=0.9 --step 3")
-    p.add_argument("metrics", nargs="+", metavar="K=V")
-    p.add_argument("--step", type=_int)
+    p.add_argument("metrics", nargs="+", metavar="K=V", help="metric names and numbers")
+    p.add_argument("--step", type=_int, metavar="N", help="the step (default: each metric's last step + 1)")
 
     p = sub.add_parser("param", help="log params to the active run: %%mlops param lr=0.1")
     p.add_argument("params", nargs="+", metavar="K=V")
@@ -314,7 +379,7 @@ def build_parser() -> CommandParser:
     jsub.required = True
     jr = jsub.add_parser("run", help="one tracked execution with papermill: job run NAME -p n_estimators 300")
     jr.add_argument("job", help="a job name (jobs/NAME) or folder")
-    jr.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter")
+    _job_value_arguments(jr, "")
     jr.add_argument("--smoke", action="store_true", help="with the small values in job.toml's [smoke]")
     jr.add_argument("--timeout", type=_positive_float, metavar="SECONDS", help="limit per cell")
     jb = jsub.add_parser("build", help="build the job's container image (docker or podman)")
@@ -336,8 +401,7 @@ def build_parser() -> CommandParser:
                                        "takes the alias only if it beats the champion")
     p.add_argument("job", help="a job name (jobs/NAME) or folder")
     p.add_argument("--grid", nargs="+", action="extend", metavar="NAME=V1,V2", help="values to try (every combination)")
-    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="a parameter for every execution")
+    _job_value_arguments(p, " for every execution")
     p.add_argument("--workers", type=_positive_int, help="executions at once (default: the number of cores)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster: tcp://HOST:8786")
     p.add_argument("--smoke", action="store_true", help="with the small values in job.toml's [smoke]")
@@ -472,10 +536,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         if argv[i] in _VALUE_FLAGS and argv[i + 1].startswith("-") and argv[i + 1] not in ("-h", "--help"):
             argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
         i += 1
-    if argv and argv[0] == "runs" and (len(argv) == 1 or argv[1] not in ("ls", "show", "rm", "-h", "--help")):
+    # `runs` alone, or with options only, lists; `runs lss` is a typo, not options for ls.
+    if argv and argv[0] == "runs" and (len(argv) == 1 or (argv[1].startswith("-") and argv[1] not in ("-h", "--help"))):
         argv.insert(1, "ls")
-    if not argv:
-        argv = ["help"]
+    if not argv:  # `%mlops` alone: the short overview, without building the parser
+        return argparse.Namespace(command="help", topic=None)
     ns = build_parser().parse_args(argv)
     if ns.command is None:
         ns.command = "help"
@@ -483,15 +548,173 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return ns
 
 
-def help_text(topic: list[str] | None = None) -> str:
-    parser = build_parser()
+# -- help -----------------------------------------------------------------------------------
+# `%mlops` alone: what a newcomer needs first, by what it is for. A row: (what for, the
+# notebook form, the terminal form or None when it needs a kernel, what it does).
+OVERVIEW = (
+    ("Track", "track start NAME", None, "start a run (%%mlops track NAME: the cell is the run)"),
+    ("", "log loss=0.3 acc=0.9", None, "log metrics (starts a run if none is active)"),
+    ("", "track stop", None, "end the run"),
+    ("Runs", "runs", "runs", "every run as a table: --where, --sort, --last"),
+    ("", "show RUN", "show RUN", "one run: params, metrics, charts, cells"),
+    ("", "compare RUN RUN...", "compare RUN RUN...", "params side by side, metric curves overlaid"),
+    ("Version", "data add df --name NAME", "data add PATH --name NAME", "a file, folder or DataFrame"),
+    ("", "model register clf --name NAME", None, "a trained model"),
+    ("Automate", "promote --name NAME", "promote NOTEBOOK --name NAME", "the notebook as a retraining job"),
+)
+# `%mlops help`: every command, by area; administration apart. A command missing here is
+# listed under "Other" (and a test fails).
+HELP_GROUPS = (
+    ("Track experiments", ("track", "log", "param", "tag", "artifact", "watch")),
+    ("Explore runs", ("runs", "show", "compare", "lineage")),
+    ("Data", ("data",)),
+    ("Models", ("model", "explain", "serve")),
+    ("Jobs", ("promote", "job", "retrain")),
+    ("Monitoring", ("drift", "monitor")),
+    ("Other tools", ("wandb", "export", "import")),
+    ("This project", ("init", "demo", "help", "version")),
+    ("Administration (shared stores, keys, upkeep)", ("access", "key", "migrate", "gc", "fsck", "audit")),
+)
+# Forms a command has only as a cell magic, shown with its help.
+CELL_FORMS = {"track": ("track start", "the cell is one run: finished when the cell ends, failed if it raises, "
+                                       "killed on interrupt; the cell's last expression is its value")}
+
+
+def _prefix(face: str) -> str:
+    return "%mlops " if face == "magic" else "mlops "
+
+
+def _width(face: str) -> int:
+    if face == "magic":
+        return 100
+    import shutil
+
+    return max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
+
+
+def _wrap(first: str, text: str, indent: int, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=" " * indent) or [first.rstrip()]
+
+
+def overview(face: str = "magic") -> str:
+    """What ``%mlops`` (or ``mlops``) alone prints: the few commands to start with.
+
+    Args:
+        face: ``magic`` or ``cli``; commands that need a kernel keep their ``%mlops`` form in a terminal.
+    """
+    prefix = _prefix(face)
+    rows = [(group, f"{prefix}{cli}" if face != "magic" and cli else f"%mlops {magic}", what)
+            for group, magic, cli, what in OVERVIEW]
+    w1, w2 = (max(len(r[i]) for r in rows) for i in (0, 1))
+    lines = ["mlops-jupyter: experiments, data and models, tracked from notebook cells.", ""]
+    if face != "magic":
+        lines[1:1] = ["(%mlops commands run in a notebook or IPython after %load_ext mlops_jupyter)"]
+    lines += [f"  {g:<{w1}}  {form:<{w2}}  {what}" for g, form, what in rows]
+    lines += ["", f"{prefix}help lists every command; {prefix}help COMMAND shows its options "
+                  f"(e.g. {prefix}help track)."]
+    return "\n".join(lines)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[str, CommandParser]]:
+    """A parser's subcommands in the order they were added: name -> (one-line help, parser)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            # The one-line helps live on argparse's pseudo-actions; %% is argparse's escaping.
+            return {a.dest: ((a.help or "").replace("%%", "%"), action.choices[a.dest])
+                    for a in action._choices_actions}
+    return {}
+
+
+def _usage(parser: argparse.ArgumentParser, prefix: str, width: int, form: str | None = None) -> list[str]:
+    """``usage: %mlops track start [--param K=V] ... [name]`` wrapped, without ``[-h]``."""
+    prog = parser.prog.split()  # ["mlops", "track", "start"]
+    words = parser.format_usage().split()[1 + len(prog):]  # after "usage:" and the prog
+    head = form or (prefix + " ".join(prog[1:])).strip()
+    return _wrap("usage: ", " ".join([head, *(w for w in words if w != "[-h]")]), 8, width)
+
+
+def _options(parser: argparse.ArgumentParser, width: int) -> list[str]:
+    """One line per argument: how it is written, what it is for, its default."""
+    # argparse's own formatter words each argument (metavars, %(default)s); only its layout,
+    # a page per parser, is not what `help track` needs.
+    formatter = parser._get_formatter()
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        text = formatter._expand_help(action) if action.help else ""
+        default = action.default
+        if default not in (None, False, [], argparse.SUPPRESS) and "default" not in text:
+            text = f"{text} (default: {default})".strip()
+        rows.append((formatter._format_action_invocation(action), text))
+    if not rows:
+        return []
+    w = min(max(len(inv) for inv, _ in rows), 26)
+    out = []
+    for inv, text in rows:
+        out += _wrap(f"    {inv:<{w}}  ", text, w + 6, width)
+    return out
+
+
+def _resolve(path: list[str]) -> tuple[str, argparse.ArgumentParser]:
+    """The one-line help and the parser of a command path; did-you-mean on a typo."""
+    parser: argparse.ArgumentParser = build_parser()
+    summary = ""
+    for word in path:
+        subs = _subcommands(parser)
+        if word not in subs:
+            raise unknown_command(parser.prog, word, list(subs))
+        summary, parser = subs[word]
+    return summary, parser
+
+
+def help_text(topic: list[str] | None = None, face: str = "cli") -> str:
+    """``mlops help [COMMAND [SUBCOMMAND]]``: every command by area, or one command's options.
+
+    Args:
+        topic: the command path (``[]``: every command; ``["track"]``: its subcommands, each
+            with its options, and its cell form).
+        face: ``magic`` or ``cli``: which prefix the examples and usages carry.
+
+    Raises:
+        CommandError: an unknown command or subcommand (with the likely word).
+    """
+    prefix, width = _prefix(face), _width(face)
     if not topic:
-        return parser.format_help()
-    try:
-        parser.parse_args([*topic, "--help"])
-    except HelpRequested as h:
-        return h.text
-    return parser.format_help()  # pragma: no cover
+        return _grouped_help(prefix, width)
+    path = list(topic)
+    summary, parser = _resolve(path)
+    lines = _wrap(f"{prefix}{' '.join(path)}: ", summary, 2, width) if summary else []
+    subs = _subcommands(parser)
+    for name, (sub_summary, sub) in subs.items() or [(None, ("", parser))]:
+        lines += ["", *_usage(sub, prefix, width)]
+        lines += _wrap("  ", sub_summary, 2, width) if name else []
+        lines += _options(sub, width)
+    cell = CELL_FORMS.get(" ".join(path))
+    if cell:
+        start, what = cell
+        lines += ["", *_usage(_resolve(start.split())[1], prefix, width, form=f"%%mlops {path[0]}"),
+                  *_wrap("  ", f"in a notebook: {what}", 2, width)]
+    return "\n".join(lines).strip("\n")
+
+
+def _grouped_help(prefix: str, width: int) -> str:
+    commands = _subcommands(build_parser())
+    listed = {name for _, names in HELP_GROUPS for name in names}
+    groups = [*HELP_GROUPS, ("Other", tuple(n for n in commands if n not in listed))]
+    w = max(len(n) for n in commands)
+    lines = [f"usage: {prefix}COMMAND [ARGS]  (the same commands work as %mlops in a notebook and mlops in a "
+             "terminal)"]
+    for title, names in groups:
+        names = [n for n in names if n in commands]
+        if names:
+            lines += ["", title]
+            for name in names:
+                lines += _wrap(f"  {name:<{w}}  ", commands[name][0], w + 4, width)
+    lines += ["", f"{prefix}help COMMAND shows a command's subcommands and options (e.g. {prefix}help track)."]
+    return "\n".join(lines)
 
 
 # -- handlers ---------------------------------------------------------------------------------
@@ -558,32 +781,52 @@ def _track_stop(ns, ctx):
     return None
 
 
-def _active_run():
-    """The active run; like mj.log, one named after the notebook is started if none is."""
-    from .tracking.run import _implicit_run
-
-    return _implicit_run()
-
-
+# log, param, tag and artifact go through the fluent API, as mj.log does: with no active run
+# one named after the notebook is started (and the user told once), but only after every
+# value has been checked, so bad input starts no run.
 def _log(ns, ctx):
-    _active_run().log_metrics(metric_values(ns.metrics), ns.step)
+    from .tracking.run import log_metrics
+
+    log_metrics(metric_values(ns.metrics), ns.step)
 
 
 def _param(ns, ctx):
-    _active_run().log_params({k: parse_literal(v) for k, v in key_values(ns.params, "param").items()})
+    from .tracking.run import log_params
+
+    log_params({k: parse_literal(v) for k, v in key_values(ns.params, "param").items()})
 
 
 def _tag(ns, ctx):
-    _active_run().set_tags(key_values(ns.tags, "tag"))
+    from .tracking.run import set_tags
+
+    set_tags(key_values(ns.tags, "tag"))
 
 
 def _artifact(ns, ctx):
-    run = _active_run()
-    digest = run.log_artifact(ns.path, ns.name)
-    ctx.out(f"stored {ns.path} with run {run.run_id[:8]} ({digest[:12]})")
+    from .tracking.run import active_run, log_artifact
+
+    digest = log_artifact(ns.path, ns.name)
+    ctx.out(f"stored {ns.path} with run {active_run().run_id[:8]} ({digest[:12]})")
+
+
+def _quick_store_url() -> str:
+    """The project's store URL, for the terminal's quick listings (store.quickread)."""
+    from .config import settings
+
+    return settings().store_url
 
 
 def _runs_ls(ns, ctx):
+    if ctx.face == "cli":
+        from .store import quickread
+
+        rows = None if ns.where or ns.sort else quickread.runs(_quick_store_url(), ns.last, ns.user)
+        if rows is None:  # a filter, a sort, another database, a run to mark crashed: the usual way
+            from .store import open_store
+            from .tracking.query import search_runs
+
+            rows = search_runs(open_store(), ns.where, ns.sort, ns.last, user=ns.user)
+        return Listing("runs", rows)
     from .tracking.query import runs
 
     return runs(where=ns.where, order_by=ns.sort, limit=ns.last, user=ns.user)
@@ -652,6 +895,18 @@ def _data_add(ns, ctx):
 def _data_ls(ns, ctx):
     from . import data
 
+    if ctx.face == "cli":
+        from .data import listing
+        from .store import quickread
+
+        url = _quick_store_url()
+        if ns.name:
+            rows = quickread.dataset_versions(url, ns.name)
+            return Listing("data_versions", [listing.version_record(r) for r in rows] if rows is not None
+                           else data.version_records(ns.name))
+        rows = quickread.datasets(url)
+        return Listing("datasets", [listing.dataset_record(r) for r in rows] if rows is not None
+                       else data.dataset_records())
     return data.versions(ns.name) if ns.name else data.datasets()
 
 
@@ -719,6 +974,18 @@ def _model_register(ns, ctx):
 def _model_ls(ns, ctx):
     from . import models
 
+    if ctx.face == "cli":
+        from .models import listing
+        from .store import quickread
+
+        url = _quick_store_url()
+        if ns.name:
+            rows = quickread.model_versions(url, ns.name)
+            return Listing("model_versions", [listing.version_record(r, al) for r, al in rows] if rows is not None
+                           else models.version_records(ns.name))
+        rows = quickread.models(url)
+        return Listing("models", [listing.model_record(r, al) for r, al in rows] if rows is not None
+                       else models.model_records())
     return models.versions(ns.name) if ns.name else models.ls()
 
 
@@ -864,29 +1131,42 @@ def _promote(ns, ctx):
     return None
 
 
-def _job_params(pairs) -> dict:
-    out: dict = {}
-    for name, value in pairs or []:
-        if name in out:
-            raise BadInput(f"parameter {name} is given twice")
-        out[name] = value
-    return out
+def _job_value_arguments(p: argparse.ArgumentParser, scope: str) -> None:
+    """papermill's ways to give a job's parameters (its CLI's -p, -r, -f, -y), for job run and retrain."""
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help=f"a parameter{scope}, read as papermill reads it: True/False/None, numbers, else text")
+    p.add_argument("-r", "--parameter-raw", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help=f"a parameter{scope} as text, never converted")
+    p.add_argument("-f", "--parameters-file", action="append", metavar="FILE",
+                   help=f"a YAML file of NAME: VALUE parameters{scope} (-p and -r override it)")
+    p.add_argument("-y", "--parameters-yaml", action="append", metavar="YAML",
+                   help=f"parameters{scope} as a YAML string, e.g. 'n: 3' (-p and -r override it)")
+
+
+def _job_values(ns):
+    """The job and its parameter values from -f, -y, -p and -r, read and checked as papermill's
+    CLI reads them, before any kernel starts."""
+    from .jobs.params import command_line_values
+    from .jobs.spec import find_job
+
+    spec = find_job(ns.job)
+    return spec, command_line_values(spec, ns.parameter, ns.parameter_raw, ns.parameters_file, ns.parameters_yaml)
 
 
 def _job_run(ns, ctx):
     from .jobs.runner import run_job
 
-    run_job(ns.job, _job_params(ns.parameter), smoke=ns.smoke, out=ctx.out, timeout=ns.timeout,
-            progress=ctx.face == "magic" or _tty())
+    spec, values = _job_values(ns)
+    run_job(spec, values, smoke=ns.smoke, out=ctx.out, timeout=ns.timeout, progress=ctx.face == "magic" or _tty())
     return None
 
 
 def _retrain(ns, ctx):
     from .jobs.runner import retrain
 
-    retrain(ns.job, grid=ns.grid, params=_job_params(ns.parameter), workers=ns.workers,
-            dask_scheduler=ns.dask_scheduler, out=ctx.out, timeout=ns.timeout, smoke=ns.smoke,
-            progress=ctx.face == "magic" or _tty())
+    spec, values = _job_values(ns)
+    retrain(spec, grid=ns.grid, params=values, workers=ns.workers, dask_scheduler=ns.dask_scheduler, out=ctx.out,
+            timeout=ns.timeout, smoke=ns.smoke, progress=ctx.face == "magic" or _tty())
     return None
 
 
@@ -999,10 +1279,7 @@ def _fsck(ns, ctx):
 
 
 def _help(ns, ctx):
-    text = help_text(ns.topic)
-    if ctx.face == "magic":
-        text = text.replace("usage: mlops", "usage: %mlops")
-    ctx.out(text.rstrip())
+    ctx.out(overview(ctx.face) if ns.topic is None else help_text(ns.topic, ctx.face))
 
 
 def _version(ns, ctx):

@@ -29,6 +29,18 @@ def _usage_error(e: Exception) -> UsageError:
     return UsageError(str(e))
 
 
+def _help(h: commands.HelpRequested) -> str:
+    """``--help`` in the notebook's words (``%mlops``, ``%%mlops``)."""
+    if h.topic is None:
+        return h.text.replace("usage: mlops", "usage: %mlops").rstrip()
+    return commands.help_text(h.topic, face="magic")
+
+
+def _notice(text: str) -> None:
+    # In the cell's output, as the command's own messages are (stderr would paint it as an error).
+    print(text)
+
+
 class CellRecorder:
     """Records executed cells into the active runs (IPython's pre/post_run_cell events)."""
 
@@ -86,7 +98,8 @@ class MlopsMagics(Magics):
     @needs_local_scope
     @line_cell_magic
     def mlops(self, line: str = "", cell: str | None = None, local_ns=None):
-        """Jupyter-native MLOps. `%mlops help` lists the commands; `%mlops help track` explains one.
+        """Jupyter-native MLOps. `%mlops` alone: where to start; `%mlops help`: every command;
+        `%mlops help track`: one command's subcommands and options.
 
         %mlops track start NAME [--param K=V]... [--tag K=V]...   start a run
         %mlops log loss=0.3 acc=0.9 [--step N]                    log metrics
@@ -108,7 +121,7 @@ class MlopsMagics(Magics):
             ctx = commands.Context(face="magic", shell=self.shell)
             result = commands.run_command(ns, ctx)
         except commands.HelpRequested as h:
-            print(h.text.replace("usage: mlops", "usage: %mlops").rstrip())
+            print(_help(h))
             return None
         except MlopsError as e:
             raise _usage_error(e) from None
@@ -148,8 +161,8 @@ class MlopsMagics(Magics):
             raise UsageError("%%mlops works with `track` only: %%mlops track NAME [--param K=V]...")
         try:
             ns = commands.parse(["track", "start", *argv[1:]])
-        except commands.HelpRequested as h:
-            print(h.text.replace("usage: mlops track start", "usage: %%mlops track").rstrip())
+        except commands.HelpRequested:
+            print(commands.help_text(["track"], face="magic"))  # it ends with the %%mlops track form
             return None
         except MlopsError as e:
             raise _usage_error(e) from None
@@ -213,6 +226,7 @@ def load(ipython) -> None:
     magics = MlopsMagics(ipython)
     ipython.register_magics(magics)
     ipython.input_transformers_cleanup.append(help_suffix)
+    tracking.notice_hooks.append(_notice)
     recorder = CellRecorder(ipython)
     ipython.events.register("pre_run_cell", recorder.pre)
     ipython.events.register("post_run_cell", recorder.post)
@@ -230,4 +244,6 @@ def unload(ipython) -> None:
         recorder.close()
     if help_suffix in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(help_suffix)
+    if _notice in tracking.notice_hooks:
+        tracking.notice_hooks.remove(_notice)
     _state.update(recorder=None, magics=None)

@@ -1,10 +1,12 @@
+"""The terminal face: `mlops ...` in a process of its own or through main()."""
+import subprocess
 
 import pytest
 
 import mlops_jupyter as mj
 from mlops_jupyter.cli import main
 
-from .conftest import run_cli
+from .conftest import PY, python_env, run_cli
 
 
 def cli(*args, cwd=None):
@@ -46,7 +48,7 @@ def test_runs_ls_show_rm_gc_fsck(project, capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["frobnicate"], "invalid choice"),
+    (["frobnicate"], "unknown command"),
     (["runs", "ls", "--last", "x"], "not a whole number"),
     (["runs", "--where", "metrics.acc >"], "expected"),
     (["show", "missing"], "no run 'missing'"),
@@ -85,3 +87,95 @@ def test_help_and_version():
     assert r.returncode == 0 and "--where" in r.stdout
     r = cli("version")
     assert r.returncode == 0 and r.stdout.startswith("mlops-jupyter ")
+
+
+LISTS_WITHOUT_PANDAS = """
+import sys
+from mlops_jupyter.cli import main
+for argv in (["runs", "ls"], ["data", "ls"], ["data", "ls", "train"], ["model", "ls"], ["model", "ls", "churn"],
+             ["--help"], ["help"]):
+    assert main(argv) == 0, argv
+    heavy = sorted(m for m in ("pandas", "numpy", "pyarrow", "sklearn") if m in sys.modules)
+    assert not heavy, (argv, heavy)
+"""
+
+
+def test_listing_in_a_terminal_needs_no_pandas(project):
+    """`mlops runs ls`, `data ls` and `model ls` answer from plain rows: a terminal waits for no
+    pandas import (a notebook still gets DataFrames)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    for i in range(3):
+        with mj.start_run(f"r{i}", params={f"p{k}": k for k in range(8)}) as run:
+            run.log_metrics({"acc": 0.5 + i / 10, "loss": 1.0 / (i + 1)})
+    X = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) % 2})
+    mj.data.add(X, name="train")
+    mj.models.register(LogisticRegression().fit(X, X["b"]), name="churn", example=X.head(3), alias="staging")
+    r = subprocess.run([PY, "-c", LISTS_WITHOUT_PANDAS], cwd=project, env=python_env(), capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "r2" in out and "params.p0" in out and "params.p5" in out and "params.p6" not in out
+    assert "(2 more params not shown: mlops runs show RUN has them all)" in out
+    assert "train" in out and "KiB" in out  # sizes for people, not bytes
+    assert "churn@v1" in out and "staging" in out
+    assert isinstance(mj.runs(), pd.DataFrame) and isinstance(mj.models.ls(), pd.DataFrame)
+    assert str(mj.data.datasets()["created"].dtype).startswith("datetime64")
+
+
+def test_quick_listings_read_what_the_store_reads(project):
+    """store.quickread's SQL gives the rows the store's own queries give, on one store."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_jupyter.data import listing as data_listing
+    from mlops_jupyter.models import listing as model_listing
+    from mlops_jupyter.store import open_store, quickread
+    from mlops_jupyter.store import schema as S
+    from mlops_jupyter.tracking.query import search_runs
+
+    assert quickread.SCHEMA_VERSION == S.SCHEMA_VERSION, "a migration: check store/quickread.py's queries"
+    for i in range(4):
+        with mj.start_run(f"r{i}", params={"lr": 0.1 * i, "model": ["rf", {"depth": i}]}, tags={"team": "a"}) as run:
+            for step in range(3):
+                run.log_metrics({"acc": 0.5 + i / 10 + step / 100, "loss": 1.0 / (i + step + 1)}, step=step)
+    X = pd.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) % 2})
+    mj.data.add(X, name="train", message="first")
+    mj.data.add(X.assign(c=1), name="train")
+    mj.data.add(X, name="eval")
+    clf = LogisticRegression().fit(X, X["b"])
+    mj.models.register(clf, name="churn", example=X.head(3), alias="staging")
+    mj.models.register(clf, name="churn", example=X.head(3), alias="production")
+    mj.models.register(clf, name="other", example=X.head(3))
+    store = open_store()
+    url = store.settings.store_url
+    assert quickread.runs(url) == search_runs(store)
+    assert quickread.runs(url, limit=2, user="nobody") == search_runs(store, limit=2, user="nobody") == []
+    assert quickread.runs(url, limit=2) == search_runs(store, limit=2)
+    assert [data_listing.dataset_record(r) for r in quickread.datasets(url)] == mj.data.dataset_records()
+    assert [data_listing.version_record(r) for r in quickread.dataset_versions(url, "train")] == \
+        mj.data.version_records("train")
+    assert [model_listing.model_record(r, al) for r, al in quickread.models(url)] == mj.models.model_records()
+    assert [model_listing.version_record(r, al) for r, al in quickread.model_versions(url, "churn")] == \
+        mj.models.version_records("churn")
+    # what it is not sure of goes the usual way
+    assert quickread.dataset_versions(url, "../etc") is None and quickread.model_versions(url, "nope") is None
+    assert quickread.runs("postgresql+psycopg://u@127.0.0.1/x") is None
+
+
+def test_quick_listing_leaves_a_dead_run_to_the_store(project):
+    """A run whose process died shows as crashed in `mlops runs ls` (the usual way marks it)."""
+    r = subprocess.run([PY, "-c", "import os, mlops_jupyter as mj\nmj.start_run('doomed')\nos._exit(9)"],
+                       cwd=project, env=python_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 9
+    from mlops_jupyter.store import close_store, quickread
+    from mlops_jupyter.config import settings
+
+    close_store()
+    assert quickread.runs(settings().store_url) is None  # a run to mark crashed: not for the quick way
+    out = run_cli("runs", "ls", cwd=project)
+    assert out.returncode == 0 and "crashed" in out.stdout, out.stdout + out.stderr
+    assert [row["status"] for row in quickread.runs(settings().store_url)] == ["crashed"]

@@ -92,7 +92,12 @@ def test_runs_show_compare_watch(ip):
 
 
 @pytest.mark.parametrize("line,message", [
-    ("frobnicate", "invalid choice"),
+    ("frobnicate", "unknown command 'frobnicate'; `%mlops help` lists the commands"),
+    ("rnus", "mlops: unknown command 'rnus'; did you mean `runs`?"),
+    ("runs lss", "mlops runs: unknown subcommand 'lss'; did you mean `runs ls`?"),
+    ("model regster x --name m", "did you mean `model register`?"),
+    ("help rnus", "unknown command 'rnus'; did you mean `runs`?"),
+    ("track stop --status finishd", "invalid choice: 'finishd'; did you mean `finished`?"),
     ("track", "required"),
     ("track start x --parm lr=1", "unrecognized arguments: --parm"),
     ("runs --last zero", "is not a whole number"),
@@ -133,7 +138,7 @@ def test_help_and_usage(ip, capsys):
     assert "%mlops track start NAME" in capsys.readouterr().out
     ip.run_cell("%mlops track?")
     out = capsys.readouterr().out
-    assert "usage: %mlops track" in out and "not found" not in out
+    assert "usage: %mlops track" in out and "Object `track` not found" not in out
     ip.run_cell("%mlops runs ls?")
     assert "--where" in capsys.readouterr().out
 
@@ -168,3 +173,79 @@ def test_secret_in_cell_source_is_redacted(ip):
     sources = "\n".join(c["source"] for c in rec.cells())
     assert "sk-verysecret" not in sources and "hunter2" not in sources and "abc123" not in sources
     assert rec.params["api_token"] == "***REDACTED***"
+
+
+# -- bad input starts nothing; a run started for the user is announced once ----------------------------
+@pytest.fixture
+def untitled(project, monkeypatch):
+    """The kernel of a notebook JupyterLab just created: JPY_SESSION_NAME names Untitled.ipynb."""
+    path = project / "Untitled.ipynb"
+    monkeypatch.setenv("JPY_SESSION_NAME", str(path))
+    return path
+
+
+@pytest.mark.parametrize("line,message", [
+    ("log loss=abc", "metric 'loss' must be a number, got 'abc'"),
+    ("log loss=0.1 acc=high", "metric 'acc' must be a number"),
+    ("log loss=0.1 --step x", "is not a whole number"),
+    ("log loss", "NAME=VALUE"),
+    ("param =1", "NAME=VALUE"),
+    ("tag team", "NAME=VALUE"),
+    ("artifact missing.txt", "no such file or folder"),
+])
+def test_bad_log_input_starts_no_run(ip, untitled, line, message):
+    with pytest.raises(UsageError) as e:
+        ip.run_line_magic("mlops", line)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert mj.active_run() is None
+    assert mj.runs().empty  # no 'Untitled' left running
+
+
+def test_bad_value_with_an_active_run_logs_nothing(ip):
+    run_cell(ip, "%mlops track start half")
+    with pytest.raises(UsageError, match="'b' must be a number"):
+        ip.run_line_magic("mlops", "log a=1 b=x")
+    run_cell(ip, "%mlops track stop")
+    assert mj.get_run("half").metrics == {}  # not a=1 without b
+
+
+def test_implicit_run_is_announced_once(ip, untitled, capsys):
+    run_cell(ip, "%mlops log loss=0.5")
+    first = capsys.readouterr().out
+    run_cell(ip, "%mlops log loss=0.4")
+    run_cell(ip, "import mlops_jupyter as mj\nmj.log(loss=0.3)")
+    later = capsys.readouterr().out
+    run = mj.active_run()
+    assert run.name == "Untitled"
+    lines = [line for line in first.splitlines() if "started" in line]
+    assert lines == [f"mlops: no run was active, so run 'Untitled' ({run.run_id[:8]}) was started to hold what "
+                     "you log; end it with %mlops track stop"]
+    assert "started" not in later
+    run_cell(ip, "%mlops track stop")
+    assert mj.get_run(run.run_id).history()["loss"] == [(0, 0.5), (1, 0.4), (2, 0.3)]
+
+
+def test_fluent_log_in_a_shell_is_announced_in_the_cell_output(ip, untitled, capsys):
+    run_cell(ip, "import mlops_jupyter as mj\nmj.log(acc=0.9)\nmj.log(acc=0.95)")
+    out = capsys.readouterr()
+    assert out.out.count("was started to hold what you log") == 1 and "%mlops track stop" in out.out
+    assert "started" not in out.err
+
+
+def test_unsaved_notebook_says_what_was_captured_instead(ip, untitled, capsys):
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    # What JupyterLab's launcher writes before anything is saved: Untitled.ipynb with no cells.
+    FileContentsManager(root_dir=str(untitled.parent)).new_untitled(type="notebook")
+    run_cell(ip, "%mlops track start")
+    run_cell(ip, "x = 21 * 2")
+    run_cell(ip, "%mlops log acc=0.9")
+    run = mj.active_run()
+    capsys.readouterr()
+    run_cell(ip, "%mlops track stop")
+    out = capsys.readouterr().out
+    assert (f"mlops: Untitled.ipynb was never saved (the file on disk has no cells): run 'Untitled' keeps no "
+            f"notebook snapshot; its 4 executed cells are recorded instead (%mlops show {run.run_id[:8]})") in out
+    rec = mj.get_run(run.run_id)
+    assert not any(a["kind"] == "notebook" for a in rec.artifacts)
+    assert [c["source"] for c in rec.cells()][1:3] == ["x = 21 * 2", "%mlops log acc=0.9"]

@@ -215,3 +215,79 @@ def test_git_commit_and_dirty_diff_are_captured(store, project):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
     assert rec.env["git"]["commit"] == head and rec.env["git"]["dirty"] is True
     assert b"+lr = 0.2" in rec.artifact_bytes("_mlops/git.diff")
+
+
+@pytest.mark.parametrize("call", [
+    lambda: mj.log(loss="abc"),
+    lambda: mj.log(loss=0.1, acc="high"),
+    lambda: mj.log(loss=0.1, step="three"),
+    lambda: mj.log_metric("", 1.0),
+    lambda: mj.log_metrics({"loss": None}),
+    lambda: mj.log_param("", 1),
+    lambda: mj.set_tag("", "v"),
+    lambda: mj.log_artifact("missing.txt"),
+], ids=["value", "second-value", "step", "metric-name", "none", "param-name", "tag-name", "artifact"])
+def test_fluent_bad_input_starts_no_run(store, call):
+    with pytest.raises(MlopsError):
+        call()
+    assert mj.active_run() is None and mj.runs().empty
+
+
+def test_bad_metric_logs_none_of_the_call(store):
+    with mj.start_run("all-or-nothing") as run:
+        with pytest.raises(BadInput, match="'b' must be a number"):
+            run.log_metrics({"a": 1.0, "b": "x"})
+        with pytest.raises(BadInput, match="step must be an integer"):
+            mj.log(a=2.0, step="x")
+    assert mj.get_run(run.run_id).metrics == {}
+
+
+def test_script_is_told_once_where_its_run_came_from(store, capsys):
+    mj.log(loss=0.3)
+    mj.log(loss=0.2)
+    err = capsys.readouterr().err
+    run = mj.active_run()
+    assert err.count("was started") == 1 and f"run 'pytest' ({run.run_id[:8]}) was started" in err
+    assert "end it with mj.end_run()" in err
+    mj.end_run()
+
+
+def _empty_notebook_as_jupyterlab_makes_it(folder) -> str:
+    """JupyterLab's launcher asks the server for a new notebook: Untitled.ipynb, with no cells."""
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    model = FileContentsManager(root_dir=str(folder)).new_untitled(type="notebook")
+    return str(folder / model["path"])
+
+
+def test_never_saved_notebook_is_not_snapshot(store, project, monkeypatch, capsys):
+    path = _empty_notebook_as_jupyterlab_makes_it(project)
+    monkeypatch.setenv("MLOPS_NOTEBOOK_PATH", path)
+    with mj.start_run() as run:
+        pass
+    rec = mj.get_run(run.run_id)
+    assert not any(a["kind"] == "notebook" for a in rec.artifacts)  # no 71-byte empty notebook
+    err = capsys.readouterr().err
+    assert (f"mlops: Untitled.ipynb was never saved (the file on disk has no cells): run 'Untitled' keeps no "
+            "notebook snapshot; no executed cells were recorded either") in err
+
+
+def test_missing_notebook_is_not_snapshot(store, project, monkeypatch, capsys):
+    monkeypatch.setenv("MLOPS_NOTEBOOK_PATH", str(project / "renamed.ipynb"))
+    with mj.start_run() as run:
+        pass
+    assert not any(a["kind"] == "notebook" for a in mj.get_run(run.run_id).artifacts)
+    assert "renamed.ipynb is not on disk" in capsys.readouterr().err
+
+
+def test_saved_notebook_is_snapshot_without_a_word(store, project, monkeypatch, capsys):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("lr = 0.1")]
+    nbformat.write(nb, project / "train.ipynb")
+    monkeypatch.setenv("MLOPS_NOTEBOOK_PATH", str(project / "train.ipynb"))
+    with mj.start_run() as run:
+        pass
+    assert b"lr = 0.1" in mj.get_run(run.run_id).artifact_bytes("_mlops/notebook.ipynb")
+    assert "mlops" not in capsys.readouterr().err

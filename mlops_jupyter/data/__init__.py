@@ -6,8 +6,23 @@
     df = mj.data.load("train@v2")
 """
 
-from .api import add, check, checkout, datasets, diff, get, lineage, load, show, versions
-from .catalog import DatasetVersion, parse_ref
+import importlib
 
-__all__ = ["add", "check", "checkout", "datasets", "diff", "get", "lineage", "load", "show", "versions",
-           "DatasetVersion", "parse_ref"]
+_LAZY = {**{name: ".api" for name in ("add", "check", "checkout", "dataset_records", "datasets", "diff", "get",
+                                       "lineage", "load", "show", "version_records", "versions")},
+         "DatasetVersion": ".catalog", "parse_ref": ".catalog"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    # The catalog (and SQLAlchemy) load on first use: `mlops data ls` in a terminal reads without them.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,17 +10,18 @@ from typing import Any
 
 from ..exceptions import BadInput, NotFound
 from ..identity import ObjectMap
+from . import listing
 from .catalog import Catalog, DatasetVersion, check_name, parse_ref
 
 
-def _ctx():
+def _ctx(cache: bool = True):
     from ..store import open_store
     from .statcache import StatCache
 
     store = open_store()
     cache_path = store.settings.mlops_dir / "statcache.db"
-    cache = StatCache(cache_path) if store.settings.mlops_dir.is_dir() else None
-    return store, Catalog(store.meta), cache
+    stat_cache = StatCache(cache_path) if cache and store.settings.mlops_dir.is_dir() else None
+    return store, Catalog(store.meta), stat_cache
 
 
 def _manifest_digest(kind: str, files: list[dict]) -> str:
@@ -176,27 +177,35 @@ def checkout(ref: str, to: str | os.PathLike, force: bool = False):
     return checkout_files(store.blobs, cache, files, Path(to), single=v.kind != "dir", force=force)
 
 
-def versions(name: str):
-    """The versions of one dataset as a DataFrame, oldest first."""
+def _frame(rows: list[dict], columns: list[str]):
     import pandas as pd
 
-    _, catalog, _ = _ctx()
-    rows = [{"ref": v.ref, "version": v.version, "kind": v.kind, "size": v.size, "files": v.n_files,
-             "rows": v.rows, "created": pd.Timestamp(v.created, unit="s", tz="UTC"), "run_id": v.run_id,
-             "user": v.username, "message": v.message, "digest": v.digest[:12]} for v in catalog.versions(name)]
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=columns)
+    df["created"] = pd.to_datetime(df["created"], unit="s", utc=True)
+    return df
+
+
+def version_records(name: str) -> list[dict]:
+    """The versions of one dataset as plain rows, oldest first (``created`` in seconds since the
+    epoch), without pandas."""
+    _, catalog, _ = _ctx(cache=False)
+    return [listing.version_record(d) for d in catalog.version_rows(name)]
+
+
+def versions(name: str):
+    """The versions of one dataset as a DataFrame, oldest first."""
+    return _frame(version_records(name), listing.VERSION_COLUMNS)
+
+
+def dataset_records() -> list[dict]:
+    """Every dataset with its latest version as plain rows, without pandas."""
+    _, catalog, _ = _ctx(cache=False)
+    return [listing.dataset_record(d) for d in catalog.datasets()]
 
 
 def datasets():
     """Every dataset with its latest version, size, when and by which run."""
-    import pandas as pd
-
-    _, catalog, _ = _ctx()
-    rows = [{"name": d["name"], "latest": f"v{d['version']}", "kind": d["kind"], "size": d["size"],
-             "files": d["n_files"], "rows": d["rows"], "created": pd.Timestamp(d["created"], unit="s", tz="UTC"),
-             "run_id": d["run_id"], "user": d["username"], "message": d["message"]} for d in catalog.datasets()]
-    return pd.DataFrame(rows, columns=["name", "latest", "kind", "size", "files", "rows", "created", "run_id",
-                                       "user", "message"])
+    return _frame(dataset_records(), listing.DATASET_COLUMNS)
 
 
 # -- diff -----------------------------------------------------------------------------------------------------

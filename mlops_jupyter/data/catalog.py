@@ -174,13 +174,20 @@ class Catalog:
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def versions(self, name: str) -> list[DatasetVersion]:
+        return [_row_to_version(r) for r in self._version_rows(name)]
+
+    def version_rows(self, name: str) -> list[dict]:
+        """The versions of dataset *name* as its table's rows, oldest first."""
+        return [dict(r._mapping) for r in self._version_rows(name)]
+
+    def _version_rows(self, name: str) -> list:
         check_name(name)
         dv = S.dataset_versions
         with self.meta.read() as conn:
             rows = conn.execute(sa.select(dv).where(dv.c.name == name).order_by(dv.c.version)).all()
         if not rows:
             raise NotFound(f"no dataset {name!r} (see `mlops data ls`)")
-        return [_row_to_version(r) for r in rows]
+        return rows
 
     def runs_of(self, version_id: int) -> list[dict]:
         lin, r = S.lineage, S.runs

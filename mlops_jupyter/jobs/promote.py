@@ -23,8 +23,10 @@ from typing import Any
 
 from ..exceptions import BadInput, NotFound
 from . import templates
-from .spec import (JOB_FILE, NOTEBOOK, JobSpec, Parameter, check_cron, check_identifier, check_job_name,
-                   check_retrain, direction_for, type_of)
+from .cells import cell_python
+from .parameters_cell import PYTHON_KERNEL, first_cell_parameters, infer_parameters, parameters_source
+from .params import Parameter, check_identifier, storable, type_of
+from .spec import JOB_FILE, NOTEBOOK, JobSpec, check_cron, check_job_name, check_retrain, direction_for
 
 MANIFEST = ".promoted.json"
 DEFAULT_RULE = "drift_share > 0.3"  # what `mlops monitor check` retrains on unless --retrain-when says otherwise
@@ -55,45 +57,6 @@ class Promotion:
 
 
 # -- the notebook ---------------------------------------------------------------------------------
-def _python(source: str) -> str | None:
-    """Cell source as Python (magics turned into calls), or None if it does not parse."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    try:
-        code = TransformerManager().transform_cell(source)
-        ast.parse(code)
-        return code
-    except (SyntaxError, ValueError):
-        return None
-    except Exception:  # a transformer that cannot handle the cell: treat as unparseable
-        return None
-
-
-def literal_assignments(source: str) -> tuple[dict[str, Any], list[str], set[int]]:
-    """Top-level ``name = literal`` statements: (values, names that are assigned something else,
-    the 1-based line numbers the literal assignments span)."""
-    code = _python(source)
-    if code is None:
-        return {}, [], set()
-    values: dict[str, Any] = {}
-    other: list[str] = []
-    lines: set[int] = set()
-    for node in ast.parse(code).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-            try:
-                value = ast.literal_eval(node.value)
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                other.append(name)
-                continue
-            if type_of(value) is None:
-                other.append(name)
-                continue
-            values[name] = value
-            lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-    return values, other, lines
-
-
 def _tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []) or [])
 
@@ -129,31 +92,29 @@ def prepare_notebook(nb, params: dict[str, Any]) -> tuple[Any, dict[str, Paramet
     if ks.get("name") != "python3":  # the kernel every image and CI runner has
         if ks.get("name"):
             notes.append(f"kernel {ks['name']!r} replaced by python3 (the one the image and CI have)")
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nb.metadata["kernelspec"] = dict(PYTHON_KERNEL)
     tagged = [i for i, c in enumerate(nb.cells) if PARAMETERS_TAG in _tags(c)]
     if len(tagged) > 1:
         raise BadInput(f"the notebook has {len(tagged)} cells tagged {PARAMETERS_TAG!r} (cells "
                        f"{', '.join(str(i + 1) for i in tagged)}); papermill needs exactly one")
-    found: dict[str, Any] = {}
+    found: dict[str, Parameter] = {}
+    cell_notes: list[str] = []
     if tagged:
         cell = nb.cells[tagged[0]]
         if cell.cell_type != "code":
             raise BadInput(f"cell {tagged[0] + 1} is tagged {PARAMETERS_TAG!r} but is not a code cell")
-        found, other, _ = literal_assignments(cell.source)
-        if other:
-            raise BadInput(f"the parameters cell assigns {', '.join(other)} something other than a literal "
-                           "(a number, text or true/false); a job parameter needs a literal default")
+        found, cell_notes = infer_parameters(cell.source)
         index = tagged[0]
-        where = "the notebook's parameters cell"
+        where = "the notebook's parameters cell (read by papermill's inspection)"
     else:
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         index = code[0] if code else 0
         first = nb.cells[index] if code else None
         if not params and first is not None:
-            found, _, lines = literal_assignments(first.source)
+            found, lines = first_cell_parameters(first.source)
             if found:
                 src = first.source.splitlines()
-                code_src = _python(first.source) or ""
+                code_src = cell_python(first.source) or ""
                 if len(code_src.splitlines()) == len(src):  # magics kept the line numbers: move the lines
                     rest = [line for i, line in enumerate(src, 1) if i not in lines]
                     first.source = "\n".join(rest).strip("\n")
@@ -164,21 +125,25 @@ def prepare_notebook(nb, params: dict[str, Any]) -> tuple[Any, dict[str, Paramet
                                  "change its line numbers): tag a parameters cell or use --param")
                     found = {}
         where = "the first code cell's literal assignments" if found else "--param"
-    for name in params:
+    parameters = dict(found)
+    for name, v in params.items():
         check_identifier(name)
-    values = {**found, **params}
-    parameters = {}
-    for name, v in values.items():
-        t = type_of(v)
-        if t is None:
-            raise BadInput(f"parameter {name}: {v!r} is not a number, text or true/false")
-        parameters[name] = Parameter(name, t, v)
+        if type_of(v) is None:
+            raise BadInput(f"parameter {name}: {v!r} is not a literal papermill can pass (a number, text, "
+                           "true/false, None, a list or a mapping)")
+        old = parameters.get(name)
+        try:  # a new default keeps the notebook's annotation and help
+            parameters[name] = Parameter.from_default(name, v, old.help if old else "",
+                                                      annotation=old.annotation if old else None)
+        except BadInput as e:
+            raise BadInput(f"--param {name}: the notebook annotates it as {old.annotation if old else '?'}: {e}"
+                           ) from None
     if tagged:
         if params:  # new defaults from --param: rewrite the cell
-            nb.cells[index].source = _parameters_source(parameters)
+            nb.cells[index].source = parameters_source(parameters)
             notes.append(f"parameters cell updated with --param defaults: {', '.join(params)}")
     elif parameters:
-        cell = nbformat.v4.new_code_cell(_parameters_source(parameters), metadata={"tags": [PARAMETERS_TAG]})
+        cell = nbformat.v4.new_code_cell(parameters_source(parameters), metadata={"tags": [PARAMETERS_TAG]})
         nb.cells.insert(index, cell)
         notes.append(f"made a {PARAMETERS_TAG!r} cell from {where}: {', '.join(parameters)} became parameters")
     else:
@@ -186,17 +151,12 @@ def prepare_notebook(nb, params: dict[str, Any]) -> tuple[Any, dict[str, Paramet
                      "cell): the job runs as it is")
     if tagged and not params:
         notes.append(f"parameters from {where}: {', '.join(parameters) or 'none'}")
+    notes += cell_notes
     nb.nbformat, nb.nbformat_minor = 4, max(int(nb.get("nbformat_minor", 5)), 5)
     for i, cell in enumerate(nb.cells):  # ids stay unique after cells were dropped or added
         cell["id"] = f"cell-{i}"
     nbformat.validate(nb)
     return nb, parameters, notes
-
-
-def _parameters_source(parameters: dict[str, Parameter]) -> str:
-    lines = ["# Parameters (papermill and `mlops job run -p NAME VALUE` override these)"]
-    lines += [f"{p.name} = {p.default!r}" for p in parameters.values()]
-    return "\n".join(lines)
 
 
 # -- requirements -----------------------------------------------------------------------------------
@@ -210,7 +170,7 @@ def imported_modules(nb) -> list[str]:
             s = line.strip()
             if s.startswith("%load_ext "):
                 mods.extend(w.split(".")[0] for w in s.split()[1:])
-        code = _python(cell.source)
+        code = cell_python(cell.source)
         if code is None:
             continue
         for node in ast.walk(ast.parse(code)):
@@ -299,19 +259,16 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
         raise BadInput(f"--direction is max or min, not {direction!r}")
     if model:
         from ..data.catalog import check_name
-        from ..models.registry import Registry, check_alias
-        from ..store import open_store
+        from ..models.registry import check_alias
 
         check_name(model, "model")
         check_alias(alias)
-        if not Registry(open_store()).has_model(model):
-            raise NotFound(f"no model named {model!r} is registered: run the notebook once so it registers one "
-                           f"(%mlops model register VAR --name {model}), or leave out --model for a plain job")
     try:
         nb = nbformat.read(str(nb_path), as_version=4)
     except Exception as e:
         raise BadInput(f"{notebook} is not a readable notebook: {e}") from None
     job_nb, parameters, notes = prepare_notebook(nb, dict(params or {}))
+    model_note = job_model_note(job_nb, model, alias, nb_path.name, name, metric) if model else None
     base = Path(root) if root else (find_root(nb_path.parent) or nb_path.parent)
     folder = base / "jobs" / name
     spec = JobSpec(name=name, parameters=parameters, model=model, metric=metric,
@@ -319,6 +276,9 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
                    schedule=schedule, image=image or f"mlops/{name}:{__version__}",
                    source=_relative(nb_path, base), workdir=_relative(nb_path.parent, folder), folder=folder)
     spec.smoke = spec.check_params(dict(smoke or {}), "--smoke: ")
+    for k, val in spec.smoke.items():
+        if not storable(val):
+            raise BadInput(f"--smoke {k}: job.toml cannot hold {val!r} (TOML has no null)")
     spec.retrain = {"retrain_when": retrain_when or DEFAULT_RULE, "window": "24h"} if model else {}
     if retrain_when and not model:
         raise BadInput("--retrain-when needs --model: a plain batch job has no model to monitor")
@@ -326,6 +286,8 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
     if metric:
         notes.append(f"models are compared on {metric} ({'higher' if spec.direction == 'max' else 'lower'} is "
                      f"better); the champion holds {model}@{alias}")
+    if model_note:
+        notes.append(model_note)
     reqs, missing = requirements(job_nb)
     if _shared_store(base):  # the image then needs the drivers the project's store does
         reqs = [f"mlops-jupyter[team]=={__version__}" if r.startswith("mlops-jupyter==") else r for r in reqs]
@@ -360,6 +322,47 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
             c, "promote", spec.name, None if promotion.created else "updated", spec.source,
             {"folder": str(folder), "model": spec.model, "alias": spec.alias, "changed": promotion.changed}))
     return promotion
+
+
+def job_model_note(nb, model: str, alias: str, label: str, job: str, metric: str | None = None) -> str | None:
+    """Check that the job's model will exist: registered already, or registered by the notebook
+    (its first execution then creates ``MODEL@v1``). Returns a note for the user, or None.
+
+    Raises:
+        NotFound: no model of that name is registered and the notebook visibly registers none,
+            with a did-you-mean over registered names and the names the notebook registers.
+    """
+    import difflib
+
+    from ..models.registry import Registry
+    from ..store import open_store
+    from .registrations import registrations
+
+    reg = Registry(open_store())
+    found = registrations(nb)
+    mine = [r for r in found if r.name == model]
+    computed = [r for r in found if r.name is None]
+    if reg.has_model(model):
+        if mine or computed:
+            return None
+        return (f"{label} registers no model named {model} that promote can see: an execution that registers none "
+                f"leaves {model}@{alias} where it is")
+    if mine:
+        # decide() finds no champion, so the first challenger becomes v1 and takes the alias
+        return (f"{label} registers {model} (cell {mine[0].cell}, {mine[0].how}) and {model} has no version yet: "
+                f"the first execution (mlops job run {job}, or mlops retrain {job}) creates {model}@v1, which "
+                f"takes @{alias} (there is no champion yet{f'; the execution must log {metric}' if metric else ''})")
+    theirs = sorted({r.name for r in found if r.name})
+    models = reg.models()
+    known = sorted(set(models["name"] if not models.empty else []) | set(theirs))
+    close = difflib.get_close_matches(model, known, n=3)
+    said = f" (it registers {', '.join(theirs)})" if theirs else ""
+    guess = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hidden = (f"; cell {computed[0].cell} registers a model whose name is computed, which promote cannot read: "
+              "run the notebook once" if computed else "")
+    raise NotFound(f"no model named {model!r} is registered, and {label} registers none under that name{said}"
+                   f"{guess}{hidden} (register it in the notebook: %mlops model register VAR --name {model}; "
+                   "or leave out --model for a plain job)")
 
 
 def _write_folder(p: Promotion, force: bool) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..exceptions import BadInput, JobFailed
+from .kernels import kernel_manager_class
 from .spec import JobSpec, find_job
 
 __all__ = ["run_job", "retrain", "decide", "parse_grid", "execute_one", "JobFailed", "BatchResult", "Decision"]
@@ -81,23 +82,6 @@ class BatchResult:
 
 
 # -- one execution ------------------------------------------------------------------------------------
-def _kernel_manager_class(env: dict[str, str], cwd: str | None):
-    """A kernel manager that starts its kernel with *env* and *cwd*, so executions running side by
-    side in one process never touch the process's own environment or working directory."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    async def _async_start_kernel(self, **kw):
-        merged = dict(kw.pop("env", None) or os.environ)
-        merged.update(env)
-        kw["env"] = merged
-        if cwd:
-            kw["cwd"] = cwd
-        return await AsyncKernelManager._async_start_kernel(self, **kw)
-
-    return type("JobKernelManager", (AsyncKernelManager,),
-                {"_async_start_kernel": _async_start_kernel, "start_kernel": _async_start_kernel})
-
-
 def execute_one(notebook: str, output: str, parameters: dict, env: dict[str, str], cwd: str | None,
                 timeout: float | None = None, progress: bool = False) -> tuple[bool, str | None, float]:
     """Run *notebook* into *output* with papermill; (ok, error line, seconds). Runs anywhere the
@@ -107,7 +91,7 @@ def execute_one(notebook: str, output: str, parameters: dict, env: dict[str, str
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(notebook, output, parameters=parameters, progress_bar=progress, log_output=False,
-                            execution_timeout=timeout, kernel_manager_class=_kernel_manager_class(env, cwd))
+                            execution_timeout=timeout, kernel_manager_class=kernel_manager_class(env, cwd))
     except pm.PapermillExecutionError as e:
         first = (e.source or "").strip().splitlines()
         where = f"cell {_job_cell_number(output, e.cell_index)}" + (f" [{e.exec_count}]" if e.exec_count else "")
@@ -150,9 +134,9 @@ def _job_cell_number(output: str, index: int) -> int:
 
 # -- runs without the active-run stack ------------------------------------------------------------------
 def _create_run(store, name: str, params: dict, tags: dict, parent_id: str | None, notebook: str) -> str:
-    from ..store.metadata import process_start_time
+    from ..store.processes import process_start_time
     from ..tracking import capture
-    from ..tracking.run import _encode_tags, encode_params
+    from ..tracking.values import encode_params, encode_tags
 
     run_id = uuid.uuid4().hex
     now = time.time()
@@ -160,7 +144,7 @@ def _create_run(store, name: str, params: dict, tags: dict, parent_id: str | Non
     row = dict(run_id=run_id, name=name, status="running", start_time=now, parent_id=parent_id, notebook=notebook,
                username=capture.current_user(), host=socket.gethostname(), pid=pid,
                pid_start=process_start_time(pid), heartbeat=now, source="job")
-    store.meta.create_run(row, encode_params(params), _encode_tags(tags))
+    store.meta.create_run(row, encode_params(params), encode_tags(tags))
     from ..tracking.run import _mirror
 
     _mirror(store, row["run_id"])
@@ -201,21 +185,30 @@ def _env_for(spec: JobSpec, run_id: str, root: Path) -> dict[str, str]:
 
 
 # -- parameters ---------------------------------------------------------------------------------------
-def parse_grid(spec: JobSpec, items: list[str] | None) -> list[dict[str, Any]]:
-    """``["n=100,300", "depth=3,5"]`` -> every combination, values converted to the parameters' types."""
+def parse_grid(spec: JobSpec, items: list[str] | dict[str, list] | None) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, converted to the parameters' types.
+
+    Args:
+        spec: the job.
+        items: ``["n=100,300", "depth=3,5"]`` as typed after ``--grid`` (each value read as
+            ``-p`` reads it), or ``{"n": [100, 300]}`` as job.toml's ``[retrain] grid`` holds it.
+
+    Returns:
+        One dict of values per combination (``[{}]`` for no grid).
+    """
     axes: dict[str, list[Any]] = {}
-    for item in items or []:
+    if isinstance(items, dict):
+        for name, values in items.items():
+            axes[name] = [spec.parameter(name, "grid: ").check(v, "grid: ") for v in values]
+    for item in items if not isinstance(items, dict) and items else []:
         name, sep, values = item.partition("=")
         name = name.strip()
         if not sep or not name or not values.strip():
             raise BadInput(f"--grid takes NAME=V1,V2,...; got {item!r}")
-        p = spec.parameters.get(name)
-        if p is None:
-            raise BadInput(f"--grid: job {spec.name} has no parameter {name!r} (its parameters: "
-                           f"{', '.join(spec.parameters) or 'none'})")
+        p = spec.parameter(name, "--grid: ")
         if name in axes:
             raise BadInput(f"--grid names {name} twice")
-        axes[name] = [p.convert(v.strip(), "--grid: ") for v in values.split(",")]
+        axes[name] = [p.parse(v.strip(), "--grid: ") for v in values.split(",")]
     if not axes:
         return [{}]
     names = list(axes)
@@ -226,16 +219,19 @@ def parse_grid(spec: JobSpec, items: list[str] | None) -> list[dict[str, Any]]:
 def run_job(job: str | os.PathLike | JobSpec, params: dict[str, Any] | None = None, smoke: bool = False,
             out: Callable[[str], None] = print, progress: bool = True, timeout: float | None = None) -> BatchResult:
     """One tracked execution of *job* (with its champion/challenger step when the job has a model).
-    Raises :class:`JobFailed` (after recording it) when a cell fails."""
+
+    *params* are Python values, checked against the job's parameters before any kernel starts
+    (text from a command line is read by :func:`.params.command_line_values` first). Raises
+    :class:`JobFailed` (after recording it) when a cell fails."""
     spec = job if isinstance(job, JobSpec) else find_job(job)
     values = {**(spec.smoke if smoke else {}), **spec.check_params(dict(params or {}))}
     return _batch(spec, [values], workers=1, out=out, progress=progress, timeout=timeout, single=True)
 
 
-def retrain(job: str | os.PathLike | JobSpec, grid: list[str] | None = None, params: dict[str, Any] | None = None,
-            workers: int | None = None, dask_scheduler: str | None = None, out: Callable[[str], None] = print,
-            progress: bool = True, timeout: float | None = None, smoke: bool = False,
-            trigger: str | None = None) -> BatchResult:
+def retrain(job: str | os.PathLike | JobSpec, grid: list[str] | dict[str, list] | None = None,
+            params: dict[str, Any] | None = None, workers: int | None = None, dask_scheduler: str | None = None,
+            out: Callable[[str], None] = print, progress: bool = True, timeout: float | None = None,
+            smoke: bool = False, trigger: str | None = None) -> BatchResult:
     """Executions of *job* over *grid* side by side, grouped under one run; the best by the job's
     metric is the challenger (see the module docstring). *trigger* tags the runs (``monitor``,
     ``schedule``...; default ``$MLOPS_JOB_TRIGGER`` or ``manual``)."""

@@ -1,13 +1,12 @@
 """A promoted job's description (``job.toml``): its parameters with types and defaults, the
 model it registers and how models are compared, when it retrains.
 
-Parameters are checked here, before any kernel starts: an unknown name or a value of the wrong
-type is one line.
+Parameters (:mod:`.params`: types, defaults, help) are checked here, before any kernel starts: an
+unknown name or a value of the wrong type is one line.
 """
 
 from __future__ import annotations
 
-import keyword
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,52 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import BadInput, NotFound
+from .params import TYPES, Parameter, check_identifier, toml_value, type_of, unknown_parameter
+
+__all__ = ["JobSpec", "Parameter", "TYPES", "type_of", "check_identifier", "check_job_name", "check_cron",
+           "check_retrain", "direction_for", "find_job", "iter_jobs", "list_jobs"]
 
 JOB_FILE = "job.toml"
 NOTEBOOK = "notebook.ipynb"
-TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 _LOWER_IS_BETTER = re.compile(r"(loss|error|err|mse|rmse|mae|mape|logloss|perplexity|latency|cost)$", re.I)
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
-
-
-@dataclass
-class Parameter:
-    name: str
-    type: str  # int | float | str | bool
-    default: Any
-
-    def convert(self, value: Any, where: str = "") -> Any:
-        """*value* (a Python value, or text from a command line) as this parameter's type."""
-        if isinstance(value, str) and self.type != "str":
-            from ..commands import parse_literal
-
-            value = parse_literal(value.strip())
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "str": isinstance(value, str),
-        }[self.type]
-        if not ok:
-            raise BadInput(f"{where}parameter {self.name} takes {_a(self.type)}; got {value!r}")
-        return float(value) if self.type == "float" else value
-
-
-def _a(t: str) -> str:
-    return {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}[t]
-
-
-def type_of(value: Any) -> str | None:
-    for name in ("bool", "int", "float", "str"):
-        if isinstance(value, TYPES[name]):
-            return name
-    return None
-
-
-def check_identifier(name: str, what: str = "parameter name") -> str:
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise BadInput(f"{what} {name!r} is not a Python identifier")
-    return name
 
 
 def check_job_name(name: str) -> str:
@@ -109,16 +71,17 @@ class JobSpec:
     def serves(self) -> bool:
         return self.model is not None
 
+    def parameter(self, name: str, where: str = "") -> Parameter:
+        """The parameter *name*; BadInput (with a did-you-mean) when the job has none."""
+        p = self.parameters.get(name)
+        if p is None:
+            raise unknown_parameter(self.name, name, self.parameters, where)
+        return p
+
     def check_params(self, values: dict[str, Any], where: str = "") -> dict[str, Any]:
-        """Values by name, converted to their types; unknown names are refused."""
-        out = {}
-        for name, value in values.items():
-            p = self.parameters.get(name)
-            if p is None:
-                known = ", ".join(self.parameters) or "none"
-                raise BadInput(f"{where}job {self.name} has no parameter {name!r} (its parameters: {known})")
-            out[name] = p.convert(value, where)
-        return out
+        """Values (Python values) by name, checked against and converted to their parameters'
+        types; unknown names and values of the wrong type are refused."""
+        return {name: self.parameter(name, where).check(value, where) for name, value in values.items()}
 
     def better(self, a: float, b: float | None) -> bool:
         """Is *a* strictly better than *b* by this job's metric?"""
@@ -130,8 +93,8 @@ class JobSpec:
         lines = [f"job {self.name}  ({self.folder})"]
         if self.source:
             lines.append(f"  promoted from {self.source}")
-        lines.append("  parameters: " + (", ".join(f"{p.name}: {p.type} = {p.default!r}"
-                                                   for p in self.parameters.values()) or "none"))
+        lines.append("  parameters:" + ("" if self.parameters else " none"))
+        lines += [f"    {p.describe()}" for p in self.parameters.values()]
         if self.model:
             rule = (f"{self.metric} ({'higher' if self.direction == 'max' else 'lower'} is better)"
                     if self.metric else "no metric: every retrain takes the alias")
@@ -160,18 +123,18 @@ class JobSpec:
             lines.append(f"image = {v(self.image)}")
         if self.schedule:
             lines.append(f"schedule = {v(self.schedule)}  # cron: when the CronJob retrains")
-        lines += ["", "# name = {type, default}: papermill parameters; `mlops job run` checks values against these",
+        lines += ["", "# name = { type, default, help }: papermill parameters; `mlops job run` checks values",
+                  f"# against these. type: {', '.join(TYPES[:-1])} or {TYPES[-1]}. No default: None (TOML has",
+                  "# no null). expression: a default the notebook computes (papermill can still override it).",
                   "[parameters]"]
-        for p in self.parameters.values():
-            lines.append(f"{p.name} = {{ type = {v(p.type)}, default = {v(p.default)} }}")
+        lines += [p.toml_row() for p in self.parameters.values()]
         if self.model:
             lines += ["", "# The model this job registers, and how a challenger is compared with the champion",
                       "[model]", f"name = {v(self.model)}", f"alias = {v(self.alias)}  # the champion's alias"]
             if self.metric:
                 lines += [f"metric = {v(self.metric)}", f"direction = {v(self.direction)}  # max: higher is better"]
         lines += ["", "# Small values for a quick smoke test (CI runs the notebook with these)", "[smoke]"]
-        for k, val in self.smoke.items():
-            lines.append(f"{k} = {v(val)}")
+        lines += [f"{k} = {toml_value(val)}" for k, val in self.smoke.items()]
         lines += ["", "# When monitoring retrains the job: `mlops monitor check NAME` (from cron or the CronJob)",
                   "# evaluates retrain_when over the last `window` of served traffic and, when it fires, retrains.",
                   "# Figures: drift_share, drifted_features, accuracy, f1, roc_auc, rmse, latency_p99_ms, requests...",
@@ -191,12 +154,7 @@ class JobSpec:
         try:
             params = {}
             for name, p in (d.get("parameters") or {}).items():
-                check_identifier(name)
-                if not isinstance(p, dict) or p.get("type") not in TYPES:
-                    raise BadInput(f"parameter {name} needs {{ type = \"int|float|str|bool\", default = ... }}")
-                par = Parameter(name, p["type"], None)
-                par.default = par.convert(p.get("default"))
-                params[name] = par
+                params[name] = Parameter.from_toml(name, p)
             m = d.get("model") or {}
             spec = cls(name=check_job_name(d.get("name", "")), parameters=params, model=m.get("name"),
                        metric=m.get("metric"), direction=m.get("direction", "max"),

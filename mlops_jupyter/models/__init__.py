@@ -7,9 +7,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .registry import ModelVersion, parse_model_ref
+if TYPE_CHECKING:
+    from .registry import ModelVersion
+
+
+def __getattr__(name: str):
+    # The registry (and SQLAlchemy) load on first use: `mlops model ls` in a terminal reads without them.
+    if name in ("ModelVersion", "parse_model_ref"):
+        from . import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["register", "load", "get", "ls", "versions", "alias", "unalias", "history", "export", "ModelVersion",
            "parse_model_ref"]
@@ -99,7 +109,18 @@ def ls():
 
 
 def versions(name: str):
+    """The versions of model *name*: aliases, class, size, when, run, datasets, metrics, signature."""
     return _registry().versions(name)
+
+
+def model_records() -> list[dict]:
+    """:func:`ls` as plain rows, without pandas (the terminal's ``mlops model ls``)."""
+    return _registry().model_records()
+
+
+def version_records(name: str) -> list[dict]:
+    """:func:`versions` as plain rows, without pandas (``mlops model ls NAME``)."""
+    return _registry().version_records(name)
 
 
 def alias(ref: str, name: str) -> ModelVersion:

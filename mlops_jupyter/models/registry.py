@@ -18,6 +18,7 @@ from ..data.catalog import check_name
 from ..exceptions import BadInput, NotFound, PermissionDenied
 from ..integrations import wandb_mirror
 from ..store import schema as S
+from . import listing
 
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
@@ -347,9 +348,11 @@ class Registry:
                                 .limit(1)).first() is not None
 
     def models(self):
-        """One row per model: latest version, aliases, when, by which run."""
-        import pandas as pd
+        """One row per model (a DataFrame): latest version, aliases, when, by which run."""
+        return _frame(self.model_records(), listing.MODEL_COLUMNS)
 
+    def model_records(self) -> list[dict]:
+        """:meth:`models` as plain rows (``created`` in seconds since the epoch), without pandas."""
         mv, ma = S.model_versions, S.model_aliases
         latest = sa.select(mv.c.name, sa.func.max(mv.c.version).label("v")).group_by(mv.c.name).subquery()
         with self.meta.read() as conn:
@@ -359,18 +362,14 @@ class Registry:
             al: dict[str, list[str]] = {}
             for r in conn.execute(sa.select(ma).order_by(ma.c.alias)):
                 al.setdefault(r.name, []).append(f"{r.alias}->v{r.version}")
-        recs = []
-        for r in rows:
-            v = _row(r)
-            recs.append({"name": v.name, "latest": f"v{v.version}", "aliases": ", ".join(al.get(v.name, [])),
-                         "class": (v.model_class or "").rsplit(".", 1)[-1], "flavor": v.flavor, "size": v.size,
-                         "created": pd.Timestamp(v.created, unit="s", tz="UTC"),
-                         "run_id": v.run_id, "metrics": _metrics_text(v.metrics)})
-        return _frame(recs, ["name", "latest", "aliases", "class", "flavor", "size", "created", "run_id", "metrics"])
+        return [listing.model_record(dict(r._mapping), al.get(r.name, [])) for r in rows]
 
     def versions(self, name: str):
-        import pandas as pd
+        """The versions of model *name* (a DataFrame), oldest first."""
+        return _frame(self.version_records(name), listing.VERSION_COLUMNS)
 
+    def version_records(self, name: str) -> list[dict]:
+        """:meth:`versions` as plain rows (``created`` in seconds since the epoch), without pandas."""
         check_name(name, "model")
         mv, ma = S.model_versions, S.model_aliases
         with self.meta.read() as conn:
@@ -380,16 +379,7 @@ class Registry:
             al: dict[int, list[str]] = {}
             for r in conn.execute(sa.select(ma).where(ma.c.name == name).order_by(ma.c.alias)):
                 al.setdefault(r.version, []).append(r.alias)
-        recs = []
-        for r in rows:
-            v = _row(r)
-            recs.append({"ref": v.ref, "aliases": ", ".join(al.get(v.version, [])),
-                         "class": (v.model_class or "").rsplit(".", 1)[-1], "flavor": v.flavor, "size": v.size,
-                         "created": pd.Timestamp(v.created, unit="s", tz="UTC"), "run_id": v.run_id,
-                         "datasets": ", ".join(d["ref"] for d in v.datasets if d.get("direction") == "input"),
-                         "metrics": _metrics_text(v.metrics), "signature": _sig_text(v.signature)})
-        return _frame(recs, ["ref", "aliases", "class", "flavor", "size", "created", "run_id", "datasets",
-                             "metrics", "signature"])
+        return [listing.version_record(dict(r._mapping), al.get(r.version, [])) for r in rows]
 
     def history(self, name: str):
         import pandas as pd
@@ -412,17 +402,10 @@ class Registry:
             return [_row(r) for r in conn.execute(sa.select(mv).where(mv.c.run_id == run_id).order_by(mv.c.id))]
 
 
-def _metrics_text(metrics: dict) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())[:6])
-
-
-def _sig_text(sig) -> str:
-    from .signature import describe
-
-    return describe(sig)
-
-
 def _frame(recs: list[dict], cols: list[str]):
     import pandas as pd
 
-    return pd.DataFrame(recs, columns=cols)
+    df = pd.DataFrame(recs, columns=cols)
+    if "created" in cols:
+        df["created"] = pd.to_datetime(df["created"], unit="s", utc=True)
+    return df

@@ -5,17 +5,32 @@ from __future__ import annotations
 import threading
 
 from ..config import Settings, settings as _settings
-from .blobs import BlobStore
-from .crypto import load_key
-from .metadata import MetadataStore
 
 __all__ = ["Store", "open_store", "close_store", "BlobStore", "MetadataStore"]
+
+
+def __getattr__(name: str):
+    # SQLAlchemy and the blob store load when a store is opened, not when the package is imported:
+    # the terminal's quick listings (store.quickread) read without them.
+    if name == "MetadataStore":
+        from .metadata import MetadataStore
+
+        return MetadataStore
+    if name == "BlobStore":
+        from .blobs import BlobStore
+
+        return BlobStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Store:
     """One project's metadata and blobs, opened together."""
 
     def __init__(self, cfg: Settings, key=None):
+        from .blobs import BlobStore
+        from .crypto import load_key
+        from .metadata import MetadataStore
+
         self.settings = cfg
         self.meta = MetadataStore(cfg.store_url)
         # the encryption key (None: blobs are written in the clear); open_store loads it
@@ -50,6 +65,8 @@ _open_lock = threading.Lock()
 def open_store(cfg: Settings | None = None) -> Store:
     """The process-wide store for the current project (opened once, reused)."""
     global _current, _current_key
+    from .crypto import load_key
+
     cfg = cfg or _settings()
     enc = load_key(cfg)  # setting or changing the key opens the store again
     key = (cfg.store_url, cfg.artifacts_url, enc.id if enc else None)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ..exceptions import BadInput, NotFound, PermissionDenied, StoreError
 from . import schema as S
+from .processes import pid_alive, process_start_time  # noqa: F401 (imported from here elsewhere)
 
 # PostgreSQL's binary COPY format: a header, per row the field count and (length, bytes) per field
 # (-1 for NULL), a trailer. Metric rows: run id, key, step (int8), value and timestamp (float8).
@@ -72,6 +73,15 @@ def _make_engine(url: str) -> sa.Engine:
         return sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ImportError) as e:
         raise StoreError(f"cannot use store URL {url!r}: {e}") from None
+
+
+def open_engine(url: str) -> sa.Engine:
+    """The engine for a store URL; a SQLite database (created if new) is in WAL mode."""
+    engine = _make_engine(url)
+    if engine.dialect.name == "sqlite" and ":memory:" not in url and url.split("///", 1)[-1]:
+        with engine.connect() as conn:
+            use_wal(conn.connection.dbapi_connection, safe_url(url))
+    return engine
 
 
 def use_wal(dbapi_conn, where: str = "the store") -> None:
@@ -149,31 +159,6 @@ def _unreachable(url: str, e: Exception) -> StoreError:
     return StoreError(f"cannot reach {safe_url(url)}: {text.splitlines()[0] if text else type(e).__name__}")
 
 
-def process_start_time(pid: int) -> float | None:
-    """When process *pid* started (seconds since boot on Linux), or None if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        fields = data[data.rfind(b")") + 2:].split()
-        return float(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def pid_alive(pid: int, started: float | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if started is not None:
-        now_started = process_start_time(pid)
-        if now_started is not None and abs(now_started - started) > 1e-6:
-            return False  # the pid was reused by another process
-    return True
-
-
 def json_value(value: Any) -> tuple[str, str, float | None, bool]:
     """Encode a param: (json, text, number, was_repr). NaN and infinity survive."""
     was_repr = False
@@ -230,11 +215,8 @@ class MetadataStore:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = open_engine(url)
         self.dialect = self.engine.dialect.name
-        if self.dialect == "sqlite" and ":memory:" not in url and url.split("///", 1)[-1]:
-            with self.engine.connect() as conn:
-                use_wal(conn.connection.dbapi_connection, safe_url(url))
         self.migrate()
 
     # -- plumbing -------------------------------------------------------------

@@ -12,10 +12,11 @@ from .run import (
     log_param,
     log_params,
     set_tag,
+    set_tags,
     start_run,
 )
 
 __all__ = [
     "Run", "active_run", "attach_run", "end_run", "log", "log_artifact", "log_metric",
-    "log_metrics", "log_param", "log_params", "set_tag", "start_run",
+    "log_metrics", "log_param", "log_params", "set_tag", "set_tags", "start_run",
 ]

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 REDACTED = "***REDACTED***"
@@ -163,6 +164,41 @@ def _from_jupyter_sessions(timeout: float = 1.0) -> str | None:
                 root = srv.get("root_dir") or srv.get("notebook_dir") or ""
                 return os.path.join(root, rel) if rel else None
     return None
+
+
+def read_notebook(path: str | None) -> tuple[str | None, str | None]:
+    """The notebook as saved on disk, code cells redacted, as JSON text.
+
+    Args:
+        path: the run's notebook (or script) path.
+
+    Returns:
+        ``(text, None)`` when there is a notebook worth keeping; ``(None, why)`` when the
+        notebook was never saved; ``(None, None)`` when there is no notebook at all (a script)
+        or it cannot be read (a warning says why).
+
+    "Never saved" has two shapes in Jupyter. JupyterLab's launcher writes ``Untitled.ipynb``
+    with ``"cells": []`` and keeps what is typed in the browser until a save: that file has
+    no cell with any source. Or the file is not there: the path came from
+    ``MLOPS_NOTEBOOK_PATH`` before the file was written, or the notebook was renamed after
+    its kernel started (``JPY_SESSION_NAME`` keeps the old name).
+    """
+    if not path or not path.endswith(".ipynb"):
+        return None, None
+    if not os.path.isfile(path):
+        return None, "is not on disk (not saved yet, or renamed since the kernel started)"
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        cells = data.get("cells", [])
+        if not any("".join(c.get("source", "")).strip() for c in cells):
+            return None, "was never saved (the file on disk has no cells)"
+        for cell in cells:
+            if cell.get("cell_type") == "code":
+                cell["source"] = redact_source("".join(cell.get("source", "")))
+        return json.dumps(data, indent=1, ensure_ascii=False), None
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        warnings.warn(f"mlops: could not snapshot {path} ({e})", RuntimeWarning)
+        return None, None
 
 
 def default_run_name(notebook: str | None) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from ..exceptions import BadInput, MlopsError, NotFound
 from . import capture
+from .values import check_name, check_step, checked_metrics, encode_params, encode_tags, metric_value
 
 # Kernel-side facts handed in by the magics (this module never imports IPython).
 kernel_context: dict[str, Any] = {"user_ns": None, "last_cell_failed": False, "papermill": None}
@@ -29,48 +30,21 @@ _stack_lock = threading.RLock()
 # Called with (run, status) just before a run is written as ended (the magics record
 # the cell that ended it there).
 end_hooks: list[Callable[["Run", str], None]] = []
+# What the user should hear about that they did not ask for (a run started for them, a
+# notebook that was never saved). The magics subscribe to show it in the cell's output;
+# with no subscriber it goes to stderr, where a script's user sees it.
+notice_hooks: list[Callable[[str], None]] = []
 
 
-def _to_float(key: str, value: Any) -> float:
-    try:
-        if isinstance(value, (str, bytes)):
-            raise TypeError
-        return float(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"metric {key!r} must be a number, got {type(value).__name__} {value!r:.60}") from None
-
-
-def _check_key(kind: str, key: Any) -> str:
-    if not isinstance(key, str) or not key or len(key) > 250:
-        raise BadInput(f"{kind} name must be a non-empty string of at most 250 characters, got {key!r:.60}")
-    return key
-
-
-def encode_params(params: dict) -> dict:
-    """Redact secret-looking names; store non-JSON values as their repr with a warning."""
-    from ..store.metadata import json_value
-
-    out = {}
-    for k, v in params.items():
-        _check_key("param", k)
-        if capture.is_secret(k):
-            v = capture.REDACTED
-        elif isinstance(v, str):
-            v = capture.redact_urls(v)
-        encoded, text, num, was_repr = json_value(v)
-        if was_repr:
-            warnings.warn(f"param {k!r} is not JSON-serialisable; stored as its repr {text!r:.80}",
-                          UserWarning, stacklevel=4)
-        out[k] = (encoded, text, num)
-    return out
-
-
-def _encode_tags(tags: dict) -> dict:
-    out = {}
-    for k, v in tags.items():
-        _check_key("tag", k)
-        out[k] = capture.REDACTED if capture.is_secret(k) else capture.redact_urls(str(v))
-    return out
+def notify(text: str) -> None:
+    """Tell the user *text* (one line) through the faces subscribed to ``notice_hooks``."""
+    if not notice_hooks:
+        print(text, file=sys.stderr, flush=True)
+    for hook in list(notice_hooks):
+        try:
+            hook(text)
+        except Exception as e:  # a broken face must not break tracking
+            warnings.warn(f"mlops: notice hook failed ({e}); the notice was: {text}", RuntimeWarning)
 
 
 class Run:
@@ -114,15 +88,12 @@ class Run:
         if self.status != "running":
             raise MlopsError(f"run {self.name!r} has ended ({self.status}); start a new run to log")
         if type(key) is not str or not 0 < len(key) <= 250:
-            _check_key("metric", key)
-        v = value if type(value) is float else _to_float(key, value)
+            check_name("metric", key)
+        v = value if type(value) is float else metric_value(key, value)
         if step is None:
             step = self._steps.get(key, -1) + 1
         elif type(step) is not int:
-            try:
-                step = int(step)
-            except (TypeError, ValueError):
-                raise BadInput(f"step must be an integer, got {step!r:.40}") from None
+            step = check_step(step)
         self._steps[key] = step
         self.last[key] = v
         self._push((self.run_id, key, step, v, timestamp or time.time()))
@@ -130,8 +101,10 @@ class Run:
             self._writer.backpressure()
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Queue one point per metric, all at one time stamp; a bad one means none is queued."""
+        values, step = checked_metrics(metrics, step)
         ts = time.time()
-        for k, v in metrics.items():
+        for k, v in values.items():
             self.log_metric(k, v, step, ts)
 
     def log(self, step: int | None = None, **metrics: Any) -> None:
@@ -142,15 +115,18 @@ class Run:
         self.log_params({key: value})
 
     def log_params(self, params: dict[str, Any]) -> None:
-        if params:
-            self.store.meta.log_params(self.run_id, encode_params(params))
+        self._log_encoded_params(encode_params(params))
+
+    def _log_encoded_params(self, encoded: dict) -> None:
+        if encoded:
+            self.store.meta.log_params(self.run_id, encoded)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         if tags:
-            self.store.meta.set_tags(self.run_id, _encode_tags(tags))
+            self.store.meta.set_tags(self.run_id, encode_tags(tags))
 
     def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> str:
         """Store a file (or every file under a folder) with the run; returns the digest."""
@@ -219,22 +195,22 @@ class Run:
             self._capture_done.set()
 
     def snapshot_notebook(self) -> str | None:
-        """Store the notebook file as it is on disk now (code cells redacted)."""
-        nb = self.notebook
-        if not nb or not nb.endswith(".ipynb") or not os.path.isfile(nb):
-            return None
-        try:
-            data = json.loads(Path(nb).read_text(encoding="utf-8"))
-            for cell in data.get("cells", []):
-                if cell.get("cell_type") == "code":
-                    src = cell.get("source", "")
-                    src = "".join(src) if isinstance(src, list) else src
-                    cell["source"] = capture.redact_source(src)
-            text = json.dumps(data, indent=1, ensure_ascii=False)
-        except (OSError, ValueError) as e:
-            warnings.warn(f"mlops: could not snapshot {nb} ({e})", RuntimeWarning)
-            return None
-        return self.log_text(text, "_mlops/notebook.ipynb", kind="notebook")
+        """Store the notebook file as it is on disk now (code cells redacted).
+
+        Returns:
+            The snapshot's digest, or None when there is none. A notebook that was never
+            saved is not stored as an empty one: the user is told, and pointed at the executed
+            cells, which were recorded as they ran.
+        """
+        text, unsaved = capture.read_notebook(self.notebook)
+        if unsaved:
+            n = self._cell_seq
+            instead = (f"its {n} executed cell{'s are' if n != 1 else ' is'} recorded instead "
+                       f"(%mlops show {self.run_id[:8]})" if n else
+                       "no executed cells were recorded either (%load_ext mlops_jupyter records them)")
+            notify(f"mlops: {os.path.basename(self.notebook)} {unsaved}: run {self.name!r} keeps no notebook "
+                   f"snapshot; {instead}")
+        return None if text is None else self.log_text(text, "_mlops/notebook.ipynb", kind="notebook")
 
     # -- ending ---------------------------------------------------------------------------
     def end(self, status: str = "finished", error: str | None = None) -> None:
@@ -324,18 +300,19 @@ def start_run(
         parent: parent run (default: the active run, if any).
         source: what started it (``notebook``, ``script``, ``job``); found when omitted.
     """
-    store = _store()
+    # Every value is checked before the store is touched: bad input starts nothing.
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise BadInput(f"a run name must be a non-empty string, got {name!r:.60}")
+    papermill = kernel_context.get("papermill") or {}
+    params = {**{f"papermill.{k}": v for k, v in papermill.items()}, **(params or {})}
+    enc_params = encode_params(params)
+    enc_tags = encode_tags(tags or {})
     if notebook is None:
         notebook = capture.notebook_path(kernel_context.get("user_ns"))
     elif notebook:
         notebook = os.path.abspath(notebook)
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise BadInput(f"a run name must be a non-empty string, got {name!r:.60}")
     name = name if name is not None else capture.default_run_name(notebook)
-    papermill = kernel_context.get("papermill") or {}
-    params = {**{f"papermill.{k}": v for k, v in papermill.items()}, **(params or {})}
-    enc_params = encode_params(params)
-    enc_tags = _encode_tags(tags or {})
+    store = _store()
     with _stack_lock:
         parent_id = parent.run_id if isinstance(parent, Run) else parent
         if parent_id is None and _stack:
@@ -345,7 +322,7 @@ def start_run(
         run_id = uuid.uuid4().hex
         now = time.time()
         pid = os.getpid()
-        from ..store.metadata import process_start_time
+        from ..store.processes import process_start_time
 
         row = dict(
             run_id=run_id, name=name, status="running", start_time=now, parent_id=parent_id,
@@ -405,41 +382,68 @@ def end_run(status: str = "finished") -> None:
 
 
 def _implicit_run() -> Run:
+    """The active run; else the job's run (MLOPS_RUN_ID); else a new one, named after the notebook.
+
+    Callers check what they log first: bad input must not leave a run started for nothing.
+    """
     run = active_run()
     if run is not None:
         return run
     job_run = os.environ.get("MLOPS_RUN_ID")
     if job_run:
         return attach_run(job_run)
-    return start_run(tags={"mlops.autostarted": "true"})
+    run = start_run(tags={"mlops.autostarted": "true"})
+    # Said once, when the run starts: later calls log into it without a word.
+    how = "%mlops track stop" if kernel_context.get("user_ns") is not None else "mj.end_run()"
+    notify(f"mlops: no run was active, so run {run.name!r} ({run.run_id[:8]}) was started to hold what "
+           f"you log; end it with {how}")
+    return run
 
 
 def log(step: int | None = None, **metrics: Any) -> None:
     """Log metrics to the active run (one named after the notebook is started if none is)."""
-    _implicit_run().log_metrics(metrics, step)
+    values, step = checked_metrics(metrics, step)
+    _implicit_run().log_metrics(values, step)
 
 
 def log_metric(key: str, value: Any, step: int | None = None) -> None:
-    _implicit_run().log_metric(key, value, step)
+    """Log one metric to the active run (started if none is, as :func:`log`)."""
+    values, step = checked_metrics({key: value}, step)
+    _implicit_run().log_metric(key, values[key], step)
 
 
 def log_metrics(metrics: dict[str, Any], step: int | None = None) -> None:
-    _implicit_run().log_metrics(metrics, step)
+    """Log metrics to the active run (started if none is, as :func:`log`)."""
+    values, step = checked_metrics(metrics, step)
+    _implicit_run().log_metrics(values, step)
 
 
 def log_param(key: str, value: Any) -> None:
-    _implicit_run().log_param(key, value)
+    """Log one parameter to the active run (started if none is, as :func:`log`)."""
+    log_params({key: value})
 
 
 def log_params(params: dict[str, Any]) -> None:
-    _implicit_run().log_params(params)
+    """Log parameters to the active run (started if none is, as :func:`log`)."""
+    encoded = encode_params(params)  # bad names fail here, before a run is started for them
+    _implicit_run()._log_encoded_params(encoded)
 
 
 def set_tag(key: str, value: Any) -> None:
-    _implicit_run().set_tag(key, value)
+    """Set one tag on the active run (started if none is, as :func:`log`)."""
+    set_tags({key: value})
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    """Set tags on the active run (started if none is, as :func:`log`)."""
+    encode_tags(tags)  # bad names fail here, before a run is started for them
+    _implicit_run().set_tags(tags)
 
 
 def log_artifact(path: str | os.PathLike, name: str | None = None) -> str:
+    """Store a file or folder with the active run (started if none is, as :func:`log`)."""
+    if not os.path.exists(path):
+        raise NotFound(f"no such file or folder: {path}")
     return _implicit_run().log_artifact(path, name)
 
 
