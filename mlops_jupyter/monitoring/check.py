@@ -107,8 +107,11 @@ def check(job: str, dry_run: bool = False, window: str | None = None, out: Calla
     from ..exceptions import JobFailed
     from ..jobs.runner import retrain
 
-    grid = [f"{k}={','.join(map(str, v))}" for k, v in (spec.retrain.get("grid") or {}).items()] or None
-    out(f"retraining {spec.name}: mlops retrain {spec.name}" + (f" --grid {' '.join(grid)}" if grid else ""))
+    # job.toml's grid goes over as it is, typed (as text, a list value or text with a comma in it
+    # would not come back the same)
+    grid = spec.retrain.get("grid") or None
+    shown = " ".join(f"{k}={','.join(map(str, v))}" for k, v in (grid or {}).items())
+    out(f"retraining {spec.name}: mlops retrain {spec.name}" + (f" --grid {shown}" if grid else ""))
     try:
         batch = retrain(spec, grid=grid, workers=workers, out=out, progress=progress, timeout=timeout,
                         trigger="monitor")
