@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,10 @@ def _read_toml(path: Path) -> dict:
         raise BadInput(f"{path}: not valid TOML ({e})") from None
 
 
-def _toml_value(v) -> str:
+def toml_value(v: Any) -> str:
+    """*v* in TOML syntax on one line (the one TOML value writer: config.toml and job.toml).
+
+    Inline tables cannot span lines in TOML 1.0, so neither does anything this writes."""
     import json
     import math
 
@@ -73,10 +77,12 @@ def _toml_value(v) -> str:
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
-    return json.dumps(str(v))  # a TOML basic string is JSON's string syntax (escapes newlines too)
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # keys quoted: a mapping's keys need not be bare TOML keys
+        return "{ " + ", ".join(f"{toml_value(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
+    # JSON's string syntax is TOML's basic string (newlines escaped too), but for DEL, which TOML
+    # wants escaped
+    return json.dumps(str(v), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _write_toml(path: Path, data: dict) -> None:
@@ -84,13 +90,13 @@ def _write_toml(path: Path, data: dict) -> None:
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     for k, v in data.items():
         if not isinstance(v, dict):
-            lines.append(f"{k} = {_toml_value(v)}")
+            lines.append(f"{k} = {toml_value(v)}")
     for name, table in tables.items():
         lines.append(f"\n[{name}]")
         for k, v in table.items():
-            lines.append(f"{k} = {_toml_value(v)}")
+            lines.append(f"{k} = {toml_value(v)}")
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines).lstrip("\n") + "\n")
+    tmp.write_text("\n".join(lines).lstrip("\n") + "\n", encoding="utf-8")  # TOML is UTF-8
     os.replace(tmp, path)
 
 

@@ -23,6 +23,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
+from ..config import toml_value  # noqa: F401 (job.toml's values; spec imports it from here)
 from ..exceptions import BadInput
 
 if TYPE_CHECKING:
@@ -271,22 +272,6 @@ def _number(text: str) -> Any:
         except ValueError:
             pass
     return text
-
-
-def toml_value(v: Any) -> str:
-    """*v* in TOML syntax, on one line (job.toml's inline tables cannot span lines)."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):  # keys quoted: a mapping's keys need not be bare TOML keys
-        return "{ " + ", ".join(f"{toml_value(str(k))} = {toml_value(x)}" for k, x in v.items()) + " }" if v else "{}"
-    # JSON's string syntax is TOML's basic string, but for DEL, which TOML wants escaped
-    return json.dumps(str(v), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 # -- values from a command line --------------------------------------------------------------------------

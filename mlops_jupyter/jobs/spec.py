@@ -111,7 +111,7 @@ class JobSpec:
 
     # -- job.toml ---------------------------------------------------------------------------------
     def to_toml(self) -> str:
-        from ..config import _toml_value as v
+        v = toml_value
 
         lines = ["# A job promoted from a notebook by mlops-jupyter. Edit freely; `mlops promote` again",
                  "# refuses to overwrite a hand-edited folder without --force.",
