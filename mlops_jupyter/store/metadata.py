@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ..exceptions import BadInput, NotFound, PermissionDenied, StoreError
 from . import schema as S
-from .processes import pid_alive, process_start_time  # noqa: F401 (imported from here elsewhere)
+from .processes import STALE_HEARTBEAT, pid_alive, process_start_time, run_is_dead  # noqa: F401
 
 # PostgreSQL's binary COPY format: a header, per row the field count and (length, bytes) per field
 # (-1 for NULL), a trailer. Metric rows: run id, key, step (int8), value and timestamp (float8).
@@ -31,8 +31,6 @@ _COPY_ROW_NULL = struct.Struct(">iqiid")
 
 ACTIVE = "running"
 STATUSES = ("running", "finished", "failed", "killed", "crashed")
-# A run whose writer has not beaten for this long on another host is taken as crashed.
-STALE_HEARTBEAT = 600.0
 
 
 def _make_engine(url: str) -> sa.Engine:
@@ -405,15 +403,7 @@ class MetadataStore:
                           S.runs.c.heartbeat, S.runs.c.start_time)
                 .where(S.runs.c.status == ACTIVE)
             ).all()
-        dead = []
-        for r in rows:
-            if r.host == host and r.pid:
-                if r.pid == os.getpid() and r.pid_start == process_start_time(os.getpid()):
-                    continue
-                if not pid_alive(r.pid, r.pid_start):
-                    dead.append(r)
-            elif now - (r.heartbeat or r.start_time) > STALE_HEARTBEAT:
-                dead.append(r)
+        dead = [r for r in rows if run_is_dead(r, host, now)]
         if dead:
             try:
                 self._mark_crashed(dead)

@@ -21,12 +21,11 @@ import time
 from contextlib import closing
 from typing import Any
 
-from .processes import pid_alive, process_start_time
+from .processes import run_is_dead
 
 # The schema these queries were written for; tests/test_cli.py fails when schema.SCHEMA_VERSION
 # moves on, so that a migration is checked against them.
 SCHEMA_VERSION = 10
-STALE_HEARTBEAT = 600.0  # as MetadataStore: a run on another host that has not beaten for this long
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -57,15 +56,8 @@ def _in(ids: list[str]) -> str:
 def _needs_reaping(conn: sqlite3.Connection) -> bool:
     """Would MetadataStore.reap_crashed mark a run crashed? (Then the usual way does it.)"""
     host, now = socket.gethostname(), time.time()
-    for r in conn.execute("SELECT host, pid, pid_start, heartbeat, start_time FROM runs WHERE status = 'running'"):
-        if r["host"] == host and r["pid"]:
-            if r["pid"] == os.getpid() and r["pid_start"] == process_start_time(os.getpid()):
-                continue
-            if not pid_alive(r["pid"], r["pid_start"]):
-                return True
-        elif now - (r["heartbeat"] or r["start_time"]) > STALE_HEARTBEAT:
-            return True
-    return False
+    return any(run_is_dead(dict(r), host, now) for r in conn.execute(
+        "SELECT host, pid, pid_start, heartbeat, start_time FROM runs WHERE status = 'running'"))
 
 
 def runs(store_url: str, limit: int | None = None, user: str | None = None) -> list[dict] | None:
