@@ -15,6 +15,7 @@ read by ``store.crypto.load_key`` and never kept in the settings), or a key file
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 from dataclasses import dataclass, field
@@ -24,6 +25,32 @@ from .exceptions import BadInput
 
 MLOPS_DIR = ".mlops"
 CONFIG_FILE = "config.toml"
+
+
+_WANDB_PROJECT = re.compile(r"^(?:[A-Za-z0-9_.-]{1,64}/)?[A-Za-z0-9_.-]{1,128}$")
+
+
+def check_wandb_project(value: str) -> str:
+    """*value* as a W&B project (``PROJECT`` or ``ENTITY/PROJECT``); BadInput otherwise."""
+    value = str(value).strip()
+    if not _WANDB_PROJECT.match(value):
+        raise BadInput(f"W&B project must be PROJECT or ENTITY/PROJECT (letters, digits, - _ .), got {value!r:.80}")
+    return value
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str | float | int, what: str = "duration") -> float:
+    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` (or a number of seconds) -> seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text <= 0:
+            raise BadInput(f"{what} must be above 0, got {text}")
+        return float(text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(text))
+    if not m or float(m.group(1)) <= 0:
+        raise BadInput(f"{what} {text!r} is not a duration like 30m, 24h, 7d or 2w")
+    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 DEFAULT_START: str | None = None  # where to look when no start is given (a Jupyter server's root folder)
@@ -49,7 +76,7 @@ def git_root(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
@@ -122,7 +149,7 @@ def settings(root: Path | None = None, create: bool = True) -> Settings:
         if not create:
             raise BadInput("no .mlops/ project here or above; run `mlops init`")
         root = init_project()
-    data = _read_toml(root / MLOPS_DIR / CONFIG_FILE)
+    data = read_toml(root / MLOPS_DIR / CONFIG_FILE)
     store = os.environ.get("MLOPS_STORE_URL") or data.get("store_url")
     arts = os.environ.get("MLOPS_ARTIFACTS_URL") or data.get("artifacts_url")
     mdir = root / MLOPS_DIR
@@ -181,16 +208,14 @@ def init_project(
     mdir.mkdir(parents=True, exist_ok=True)
     (mdir / "objects").mkdir(exist_ok=True)
     cfg_path = mdir / CONFIG_FILE
-    data = _read_toml(cfg_path)
+    data = read_toml(cfg_path)
     if store_url:
         data["store_url"] = _without_password(store_url)
     if artifacts_url:
         data["artifacts_url"] = artifacts_url
     if wandb:
-        from .integrations.wandb_mirror import check_project
-
         data["wandb"] = {**(data.get("wandb") if isinstance(data.get("wandb"), dict) else {}),
-                         "project": check_project(wandb)}
+                         "project": check_wandb_project(wandb)}
     if store_url or artifacts_url or wandb or not cfg_path.exists():
         data.setdefault("version", 1)
         _write_toml(cfg_path, data)

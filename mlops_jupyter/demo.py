@@ -191,10 +191,10 @@ def _monitoring_outcome() -> str:
 
 
 def _summary() -> list[str]:
-    from .cli import render_runs
     from .models.registry import Registry
     from .store import open_store
     from .tracking.query import runs_frame, search_runs
+    from .widgets.terminal import render_runs
 
     store = open_store()
     runs = runs_frame(search_runs(store))

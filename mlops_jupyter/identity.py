@@ -1,8 +1,10 @@
-"""Values attached to live objects of this session by identity, held weakly: a frame knows the
+"""Who is working (:func:`current_user`), and values attached to live objects of this session by identity, held weakly: a frame knows the
 dataset version it came from, a model object the registry version it was saved or loaded as."""
 
 from __future__ import annotations
 
+import getpass
+import os
 import weakref
 from typing import Any
 
@@ -27,3 +29,14 @@ class ObjectMap:
         if got is None or got[0]() is not obj:  # an id reused by another object
             return None
         return got[1]
+
+
+def current_user() -> str:
+    """The user recorded on runs, versions and audit entries (JupyterHub's user when there is one)."""
+    for var in ("JUPYTERHUB_USER", "MLOPS_USER"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"

@@ -15,25 +15,26 @@ import time
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, needs_local_scope
 
-from . import commands
+from .commands import CommandError, Context, HelpRequested, help_text, parse, run_command
+from .commands.values import key_values, parse_literal
 from .exceptions import MlopsError
-from .tracking import capture
+from .tracking import notebook as nbsource
 from .tracking import run as tracking
 
 _state: dict = {"recorder": None, "magics": None}
 
 
 def _usage_error(e: Exception) -> UsageError:
-    if isinstance(e, commands.CommandError):
+    if isinstance(e, CommandError):
         return UsageError(e.one_line("%"))
     return UsageError(str(e))
 
 
-def _help(h: commands.HelpRequested) -> str:
+def _help(h: HelpRequested) -> str:
     """``--help`` in the notebook's words (``%mlops``, ``%%mlops``)."""
     if h.topic is None:
         return h.text.replace("usage: mlops", "usage: %mlops").rstrip()
-    return commands.help_text(h.topic, face="magic")
+    return help_text(h.topic, face="magic")
 
 
 def _notice(text: str) -> None:
@@ -57,7 +58,7 @@ class CellRecorder:
         self.started = time.time()
         self.count = self.shell.execution_count
         self.recorded = set()
-        injected = capture.papermill_parameters(self.source)
+        injected = nbsource.papermill_parameters(self.source)
         if injected is not None:
             tracking.kernel_context["papermill"] = injected
 
@@ -115,12 +116,14 @@ class MlopsMagics(Magics):
         try:
             if cell is not None:
                 return self._cell(argv, cell)
-            ns = commands.parse(argv)
-            if ns.command in commands.CLI_ONLY:
+            ns = parse(argv)
+            if ns.terminal_only:
                 raise UsageError(f"mlops {ns.command} runs in a terminal: !mlops {ns.command}")
-            ctx = commands.Context(face="magic", shell=self.shell)
-            result = commands.run_command(ns, ctx)
-        except commands.HelpRequested as h:
+            # The user's kernel: its variables, rich display, someone watching, output kept in the notebook.
+            ctx = Context(shell=self.shell, has_kernel=True, rich_display=True, interactive=True,
+                          output_is_saved=True)
+            result = run_command(ns, ctx)
+        except HelpRequested as h:
             print(_help(h))
             return None
         except MlopsError as e:
@@ -160,15 +163,15 @@ class MlopsMagics(Magics):
         if not argv or argv[0] != "track":
             raise UsageError("%%mlops works with `track` only: %%mlops track NAME [--param K=V]...")
         try:
-            ns = commands.parse(["track", "start", *argv[1:]])
-        except commands.HelpRequested:
-            print(commands.help_text(["track"], face="magic"))  # it ends with the %%mlops track form
+            ns = parse(["track", "start", *argv[1:]])
+        except HelpRequested:
+            print(help_text(["track"], face="magic"))  # it ends with the %%mlops track form
             return None
         except MlopsError as e:
             raise _usage_error(e) from None
         try:
-            params = {k: commands.parse_literal(v) for k, v in commands.key_values(ns.param, "param").items()}
-            tags = commands.key_values(ns.tag, "tag")
+            params = {k: parse_literal(v) for k, v in key_values(ns.param, "param").items()}
+            tags = key_values(ns.tag, "tag")
             run = tracking.start_run(ns.name, params=params, tags=tags, notebook=ns.notebook)
         except MlopsError as e:
             raise _usage_error(e) from None
@@ -219,7 +222,7 @@ def load(ipython) -> None:
     tracking.kernel_context["user_ns"] = ipython.user_ns
     # papermill injects its parameters cell before the notebook loads us: find it in the history.
     for source in reversed(getattr(ipython.history_manager, "input_hist_raw", []) or []):
-        injected = capture.papermill_parameters(source or "")
+        injected = nbsource.papermill_parameters(source or "")
         if injected is not None:
             tracking.kernel_context["papermill"] = injected
             break

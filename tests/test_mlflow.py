@@ -1,8 +1,11 @@
 """MLflow export and import against real MLflow stores (sqlite, once a file store), read back with MlflowClient."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -48,7 +51,7 @@ def download(client, run_id, path, dest):
 def test_export_runs_models_aliases_then_only_what_changed(project, tmp_path, monkeypatch):
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_jupyter.integrations.mlflow_io import export_mlflow
+    from mlops_jupyter.integrations.mlflow_export import export_mlflow
     from mlops_jupyter.store import open_store
 
     X, y = data()
@@ -153,14 +156,14 @@ def test_export_runs_models_aliases_then_only_what_changed(project, tmp_path, mo
     assert (mlflow.sklearn.load_model("models:/churn@production").predict(X) == clf2.predict(X)).all()
 
     # imported back here, all of it is recognised as ours: the runs, and the run holding churn@v2's files
-    from mlops_jupyter.integrations.mlflow_io import import_mlflow
+    from mlops_jupyter.integrations.mlflow_import import import_mlflow
 
     s = import_mlflow(uri, experiments=[project.name])
     assert (s["runs_imported"], s["runs_skipped"]) == (0, 6) and len(mj.runs()) == 5
 
 
 def test_export_to_a_file_store_takes_a_run_with_its_parents(project, tmp_path, monkeypatch):
-    from mlops_jupyter.integrations.mlflow_io import export_mlflow
+    from mlops_jupyter.integrations.mlflow_export import export_mlflow
 
     uri = (tmp_path / "mlruns").as_uri()
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
@@ -185,7 +188,8 @@ def test_export_to_a_file_store_takes_a_run_with_its_parents(project, tmp_path, 
 def test_import_mlflow_runs_whole_once_and_refreshes_running_ones(project, tmp_path, monkeypatch):
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_jupyter.integrations.mlflow_io import export_mlflow, import_mlflow
+    from mlops_jupyter.integrations.mlflow_export import export_mlflow
+    from mlops_jupyter.integrations.mlflow_import import import_mlflow
     from mlops_jupyter.store import open_store
 
     uri = f"sqlite:///{tmp_path}/source.db"
@@ -268,7 +272,8 @@ def test_import_mlflow_runs_whole_once_and_refreshes_running_ones(project, tmp_p
 
 
 def test_bad_input_is_one_line(project, tmp_path, monkeypatch):
-    from mlops_jupyter.integrations.mlflow_io import export_mlflow, import_mlflow
+    from mlops_jupyter.integrations.mlflow_export import export_mlflow
+    from mlops_jupyter.integrations.mlflow_import import import_mlflow
 
     with pytest.raises(BadInput, match="cannot use the MLflow tracking store nosuch://x"):
         export_mlflow("nosuch://x")
@@ -292,19 +297,20 @@ def test_bad_input_is_one_line(project, tmp_path, monkeypatch):
 
 
 def test_mlflow_is_imported_only_when_called():
-    code = ("import sys, mlops_jupyter, mlops_jupyter.integrations.mlflow_io; "
+    code = ("import sys, mlops_jupyter, mlops_jupyter.integrations.mlflow_export, "
+            "mlops_jupyter.integrations.mlflow_import, mlops_jupyter.integrations.mlflow_autoexport; "
             "assert 'mlflow' not in sys.modules, 'mlflow imported'")
     subprocess.run([PY, "-c", code], check=True, env=python_env(), timeout=60)
 
 
 def test_keys_mlflow_refuses_are_renamed_stably():
-    from mlops_jupyter.integrations.mlflow_io import _KeyMap, _valid_key
+    from mlops_jupyter.integrations.mlflow_common import KeyMap, valid_key
 
-    keys = _KeyMap(taken={"metrics": ["acc_5", "loss (val)"]})
+    keys = KeyMap(taken={"metrics": ["acc_5", "loss (val)"]})
     assert keys("metrics", "acc_5") == "acc_5" and keys("metrics", "acc@5") == "acc_5_2"
     assert keys("metrics", "loss (val)") == "loss _val_" and keys("metrics", "a//b/../c") == "a/b/__/c"
-    assert all(_valid_key(k) for k in keys.renamed["metrics"])
-    again = _KeyMap(json.loads(keys.tag_value()), taken={"metrics": ["acc_5", "acc_5_2"]})
+    assert all(valid_key(k) for k in keys.renamed["metrics"])
+    again = KeyMap(json.loads(keys.tag_value()), taken={"metrics": ["acc_5", "acc_5_2"]})
     assert again("metrics", "acc@5") == "acc_5_2" and not again.changed
 
 
@@ -330,3 +336,121 @@ def test_the_terminal_face_exports_and_imports(project, tmp_path):
     missing = subprocess.run([PY, "-m", "mlops_jupyter.cli", "export", "mlflow"], cwd=project, env=env,
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "--to" in missing.stderr
+
+
+# -- each run that ends, exported in the background (integrations.mlflow_autoexport) --------------------------
+def export_each_run_to(project, uri):
+    """Set ``[mlflow] export_uri`` in the project's config file, as a user would."""
+    cfg = project / ".mlops" / "config.toml"
+    cfg.write_text(cfg.read_text() + f"\n[mlflow]\nexport_uri = {json.dumps(uri)}\n")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_exports(project, timeout=240.0):
+    """Wait (bounded) until the background exports started in *project* have exited; returns their log.
+
+    Their pids are in the log; on timeout the ones still running are killed."""
+    log = project / ".mlops" / "mlflow" / "export.log"
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log.read_text() if log.exists() else ""
+        pids = [int(p) for p in re.findall(r" pid (\d+): ", text)]
+        running = [p for p in pids if alive(p)]
+        if pids and not running:
+            return text
+        if time.monotonic() > deadline:
+            for pid in running:
+                os.kill(pid, 9)
+            raise AssertionError(f"background MLflow export not done after {timeout} s; its log:\n{text}")
+        time.sleep(0.5)
+
+
+def test_a_run_that_ends_is_exported_to_the_configured_uri_in_the_background(project, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLOPS_MLFLOW_EXPORT_URI", raising=False)
+    uri = f"sqlite:///{tmp_path}/tracking/mlflow.db"
+    export_each_run_to(project, uri)
+    with mj.start_run("auto", params={"lr": 0.1}) as run:
+        run.log_metric("loss", 0.5, step=0, timestamp=T0)
+        run.log_metric("loss", 0.25, step=1, timestamp=T0 + 1)
+    log = wait_exports(project)
+    assert f"mlops export mlflow {run.run_id} --to {uri}" in log and "runs exported 1" in log, log
+    c = client_for(uri)
+    got = exported_runs(c, project.name)
+    assert set(got) == {run.run_id}, log
+    exported = got[run.run_id]
+    assert exported.info.status == "FINISHED" and exported.info.run_name == "auto"
+    assert exported.data.params == {"lr": "0.1"} and exported.data.tags["mlops.export"] == "complete"
+    assert history(c, exported.info.run_id, "loss") == [(0, 0.5, T0 * 1000), (1, 0.25, (T0 + 1) * 1000)]
+
+
+def test_without_an_export_uri_no_export_is_started(project, monkeypatch):
+    from mlops_jupyter import events
+
+    monkeypatch.delenv("MLOPS_MLFLOW_EXPORT_URI", raising=False)
+    assert "mlops_jupyter.integrations.mlflow_autoexport" in {
+        fn.__module__ for fn in events.bus.subscribers("run.ended")}  # installed through its entry point
+    started = []
+
+    class Recording(subprocess.Popen):
+        def __init__(self, args, *rest, **kw):
+            if isinstance(args, (list, tuple)) and "mlflow" in args:
+                started.append(args)
+            super().__init__(args, *rest, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    with mj.start_run("plain") as run:
+        run.log_metric("m", 1.0)
+    assert run.wait_captured()
+    assert started == [] and not (project / ".mlops" / "mlflow").exists()
+
+
+def test_the_export_uri_comes_from_the_environment_then_the_config_file(project, monkeypatch):
+    from mlops_jupyter.config import settings
+    from mlops_jupyter.integrations.mlflow_autoexport import export_uri
+
+    monkeypatch.delenv("MLOPS_MLFLOW_EXPORT_URI", raising=False)
+    assert export_uri(settings()) is None
+    export_each_run_to(project, "sqlite:///mlflow.db")
+    assert export_uri(settings()) == "sqlite:///mlflow.db"
+    monkeypatch.setenv("MLOPS_MLFLOW_EXPORT_URI", "http://tracking:5000")
+    assert export_uri(settings()) == "http://tracking:5000"
+    monkeypatch.setenv("MLOPS_MLFLOW_EXPORT_URI", "")  # set and empty: off
+    assert export_uri(settings()) is None
+    monkeypatch.delenv("MLOPS_MLFLOW_EXPORT_URI")
+    (project / ".mlops" / "config.toml").write_text("version = 1\n[mlflow]\nexport_uri = 5000\n")
+    with pytest.raises(BadInput, match=r"\[mlflow\] export_uri must be a string"):
+        export_uri(settings())
+
+
+def test_a_kernel_ending_a_run_imports_no_mlflow_and_starts_the_export_command(project, tmp_path):
+    uri = f"sqlite:///{tmp_path}/not-written.db"
+    code = f"""if True:
+        import subprocess, sys
+        started = []
+
+        class Recording(subprocess.Popen):  # the export command is recorded, and a no-op run instead
+            def __init__(self, args, *rest, **kw):
+                if isinstance(args, list) and "mlflow" in args:
+                    started.append(list(args))
+                    args = [sys.executable, "-c", "pass"]
+                super().__init__(args, *rest, **kw)
+
+        subprocess.Popen = Recording
+        import mlops_jupyter as mj
+
+        with mj.start_run("in-a-kernel") as run:
+            run.log_metric("m", 1.0)
+        assert "mlflow" not in sys.modules, "mlflow imported"
+        assert started == [[sys.executable, "-m", "mlops_jupyter.cli", "export", "mlflow", run.run_id,
+                            "--to", {uri!r}]], started
+    """
+    proc = subprocess.run([PY, "-c", code], cwd=project, env=python_env(MLOPS_MLFLOW_EXPORT_URI=uri),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

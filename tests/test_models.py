@@ -201,3 +201,96 @@ def test_model_cli(project):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     r = cli("model", "register", "clf", "--name", "x")
     assert r.returncode == 2 and "notebook" in r.stderr
+
+
+# -- model formats: a registry, one class per format -------------------------------------------------
+class Thresholds:
+    """A toy model of a library the package does not know: a cut per column."""
+
+    def __init__(self, cuts):
+        self.cuts = cuts
+
+    def predict(self, X):
+        return (np.asarray(X) > np.asarray(self.cuts)).all(axis=1)
+
+
+def test_a_new_model_format_is_one_class_and_one_register_line(store):
+    import json
+
+    from mlops_jupyter.models.flavors import Library, ModelFormat, flavor_of, model_formats
+
+    class ThresholdsFormat(ModelFormat):
+        file_name = "model.json"
+
+        def detect(self, model):
+            return isinstance(model, Thresholds)
+
+        def save(self, model, library: Library, allow_pickle=False):
+            return library.saved(json.dumps(model.cuts).encode(), "thresholds")
+
+        def load(self, data, trusted, extra, allow_pickle=False, label="this model"):
+            return Thresholds(json.loads(data))
+
+    assert flavor_of(Thresholds([0.5])) is None
+    model_formats.register("thresholds", ThresholdsFormat())
+    try:
+        v = mj.models.register(Thresholds([0.1, 0.2]), name="cuts")
+        assert v.flavor == "thresholds" and v.model_class.endswith("Thresholds")
+        assert mj.models.load("cuts@v1").cuts == [0.1, 0.2]
+    finally:
+        model_formats.unregister("thresholds")
+    with pytest.raises(BadInput, match="unknown model format 'thresholds'; known: sklearn, xgboost, lightgbm, pickle"):
+        mj.models.load("cuts@v1")
+
+
+def test_formats_are_chosen_by_the_objects_library_before_a_base_class():
+    from sklearn.base import BaseEstimator
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_jupyter.models.flavors import file_name, flavor_of, model_formats
+
+    class Custom(BaseEstimator):
+        pass
+
+    assert model_formats.names() == ["sklearn", "xgboost", "lightgbm", "pickle"]
+    assert flavor_of(LogisticRegression()) == "sklearn" and flavor_of(Custom()) == "sklearn"
+    assert flavor_of(Thresholds([1])) is None and flavor_of({"a": 1}) is None
+    xgb = pytest.importorskip("xgboost")
+    assert flavor_of(xgb.XGBClassifier()) == "xgboost"  # a scikit-learn estimator too
+    assert [file_name(f) for f in ("sklearn", "xgboost", "lightgbm", "pickle", "nope")] == [
+        "model.skops", "model.ubj", "model.txt", "model.pkl", "model.bin"]
+
+
+def test_a_format_that_runs_code_is_refused_before_it_loads(monkeypatch):
+    import pickle
+
+    from mlops_jupyter.models import flavors
+
+    def never(*a, **k):
+        raise AssertionError("pickle.loads was called")
+
+    monkeypatch.setattr(pickle, "loads", never)
+    with pytest.raises(BadInput, match="pass --pickle"):
+        flavors.load(pickle.dumps([1]), "pickle", None, None, label="m@v1")
+
+
+def test_models_never_import_serving():
+    """serving sits above models: models may not import it (not even inside a function)."""
+    import ast
+    from pathlib import Path
+
+    import mlops_jupyter.models as pkg
+
+    bad = []
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = ("." * node.level) + (node.module or "")
+                names = [f"{target}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if any(n.startswith(("..serving", "mlops_jupyter.serving")) for n in names):
+                bad.append(f"{path.name}:{node.lineno}")
+    assert not bad, bad

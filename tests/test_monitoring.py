@@ -19,7 +19,7 @@ import mlops_jupyter as mj
 from mlops_jupyter.cli import main
 from mlops_jupyter.monitoring import stats as S
 from mlops_jupyter.monitoring.drift import compute
-from mlops_jupyter.monitoring.rule import RuleError, parse
+from mlops_jupyter.jobs.rule import RuleError, parse
 
 from .test_jobs import TRAIN, write_notebook
 from .test_serving_ops import _serve, _stop
@@ -457,3 +457,29 @@ def test_regressor_ab_traffic_per_version_and_empty_windows(ip, capsys):
     assert report.summary["n_cur"] == len(rows[rows["version"] == 2])
     later = mj.monitor("price@production", since="1h")
     assert len(later.drift) == 2 and "drift share" in later._repr_html_()
+
+
+def test_a_registered_drift_method_decides_drift(project):
+    """Adding a drift statistic is one DriftMethod and one register line; it is used by name."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_jupyter.monitoring.drift import DriftMethod, compute, drift_methods
+
+    def median_shift(ref, cur):  # sorted finite values of each side
+        return abs(float(np.median(cur)) - float(np.median(ref))) / (float(ref[-1] - ref[0]) or 1.0)
+
+    drift_methods.register("median_shift", DriftMethod(("numeric",), "median_shift", 0.2, compute=median_shift))
+    try:
+        rng = np.random.default_rng(0)
+        ref = pd.DataFrame({"x": rng.normal(0, 1, 2000), "city": rng.choice(["a", "b"], 2000)})
+        cur = pd.DataFrame({"x": rng.normal(3, 1, 2000), "city": rng.choice(["a", "b"], 2000)})
+        report = compute(ref, cur, method="median_shift")
+        row = report.features.set_index("feature").loc["x"]
+        assert row["method"] == "median_shift" and bool(row["drift"])
+        assert row["score"] == pytest.approx(median_shift(np.sort(ref["x"].to_numpy()), np.sort(cur["x"].to_numpy())))
+        assert report.features.set_index("feature").loc["city", "method"] == "jensenshannon"  # numeric only
+        with pytest.raises(mj.BadInput, match="unknown drift method .nope.; methods: .*median_shift"):
+            compute(ref, cur, method="nope")
+    finally:
+        drift_methods.unregister("median_shift")

@@ -36,7 +36,7 @@ WORKER = textwrap.dedent("""
     # Everything the work imports, imported before the start: then all 16 really work at once.
     import mlops_jupyter as mj
     import mlops_jupyter.data.files, mlops_jupyter.data.statcache, mlops_jupyter.models.flavors  # noqa
-    import mlops_jupyter.models.signature, mlops_jupyter.tracking.capture  # noqa
+    import mlops_jupyter.models.signature, mlops_jupyter.tracking.environment  # noqa
     import pandas, psycopg, pyarrow, s3fs, sklearn.base, sqlalchemy  # noqa
     from mlops_jupyter.exceptions import NotFound
 
@@ -286,14 +286,14 @@ def test_a_transaction_postgres_rolls_back_is_run_again(postgres_url):
                     other.execute(d.update().values(created=1.0))
             conn.execute(d.update().values(created=d.c.created + 10))
 
-        meta._retrying(work)
+        meta.run_transaction(work)
         assert len(attempts) == 2
         with meta.read() as conn:
             assert conn.execute(sa.select(d.c.created)).scalar() == 11.0
 
         started = time.monotonic()
         with pytest.raises(sa.exc.IntegrityError):
-            meta._retrying(lambda conn: conn.execute(d.insert().values(name="d", kind="file", created=0.0)))
+            meta.run_transaction(lambda conn: conn.execute(d.insert().values(name="d", kind="file", created=0.0)))
         assert time.monotonic() - started < 5
     finally:
         meta.close()

@@ -9,7 +9,8 @@
 import importlib
 
 _LAZY = {**{name: ".api" for name in ("add", "check", "checkout", "dataset_records", "datasets", "diff", "get",
-                                       "lineage", "load", "show", "version_records", "versions")},
+                                       "load", "show", "version_records", "versions")},
+         "lineage": ".lineage", "Lineage": ".lineage",
          "DatasetVersion": ".catalog", "parse_ref": ".catalog"}
 __all__ = list(_LAZY)
 

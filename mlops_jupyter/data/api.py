@@ -10,11 +10,13 @@ from typing import Any
 
 from ..exceptions import BadInput, NotFound
 from ..identity import ObjectMap
+from .. import events, rendering
 from . import listing
-from .catalog import Catalog, DatasetVersion, check_name, parse_ref
+from .catalog import Catalog, DatasetVersion, check_name
 
 
-def _ctx(cache: bool = True):
+def context(cache: bool = True):
+    """(the project's store, its dataset catalog, the file-stat cache or None)."""
     from ..store import open_store
     from .statcache import StatCache
 
@@ -53,11 +55,11 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
         output: record it as the active run's output rather than its input.
         source: where it came from, for the record (the magic passes the variable name).
     """
-    from ..tracking.capture import current_user
+    from ..identity import current_user
     from . import frames
     from .files import place, scan, store_files
 
-    store, catalog, cache = _ctx()
+    store, catalog, cache = context()
     summary = None
     rows = None
     if frames.is_frame(obj):
@@ -100,10 +102,8 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
         _KNOWN.set(obj, version.ref)
     if run_id:
         catalog.record_lineage(run_id, version.id, "output" if output else "input")
-    elif not getattr(version, "unchanged", False):
-        from ..integrations import wandb_mirror
-
-        wandb_mirror.notify(store, "data", version.id)  # a run's versions go with the run
+    if not getattr(version, "unchanged", False):
+        events.publish("data.version_added", store=store, version_id=version.id, run_id=run_id)
     return version
 
 
@@ -115,7 +115,7 @@ def _name_from_path(path: Path) -> str:
 
 def get(ref: str) -> DatasetVersion:
     """A dataset version by ref (``train@v2``, ``train@latest``, ``train``)."""
-    _, catalog, _ = _ctx()
+    _, catalog, _ = context()
     return catalog.get(ref)
 
 
@@ -127,7 +127,7 @@ def load(ref: str):
     """A table version as a DataFrame (also a single CSV/Parquet/JSON file version)."""
     from . import frames
 
-    store, catalog, _ = _ctx()
+    store, catalog, _ = context()
     v = catalog.get(ref)
     run_id = _active_run_id()
     if v.kind == "table":
@@ -168,7 +168,7 @@ def checkout(ref: str, to: str | os.PathLike, force: bool = False):
     """Write a version's files under *to*, byte-identical with their mode bits."""
     from .files import checkout_files
 
-    store, catalog, cache = _ctx()
+    store, catalog, cache = context()
     v = catalog.get(ref)
     if v.kind == "table":
         files = [dict(f, path=f"{v.name}.parquet") for f in v.files]
@@ -188,7 +188,7 @@ def _frame(rows: list[dict], columns: list[str]):
 def version_records(name: str) -> list[dict]:
     """The versions of one dataset as plain rows, oldest first (``created`` in seconds since the
     epoch), without pandas."""
-    _, catalog, _ = _ctx(cache=False)
+    _, catalog, _ = context(cache=False)
     return [listing.version_record(d) for d in catalog.version_rows(name)]
 
 
@@ -199,7 +199,7 @@ def versions(name: str):
 
 def dataset_records() -> list[dict]:
     """Every dataset with its latest version as plain rows, without pandas."""
-    _, catalog, _ = _ctx(cache=False)
+    _, catalog, _ = context(cache=False)
     return [listing.dataset_record(d) for d in catalog.datasets()]
 
 
@@ -227,16 +227,14 @@ class FilesDiff:
         return "\n".join(out)
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import files_diff_html
-
-        return files_diff_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 def diff(a: str, b: str, key: str | None = None):
     """What changed between two versions: files (added/removed/changed) or tables (schema, stats, rows)."""
     from . import frames
 
-    store, catalog, _ = _ctx()
+    store, catalog, _ = context()
     va, vb = catalog.get(a), catalog.get(b)
     if (va.kind == "table") != (vb.kind == "table"):
         raise BadInput(f"cannot diff a {va.kind} version with a {vb.kind} version")
@@ -267,7 +265,7 @@ def check(ref: str, obj: Any):
     """Does *obj* (a DataFrame, or a CSV/Parquet path) fit the version's schema and ranges?"""
     from . import frames
 
-    _, catalog, _ = _ctx()
+    _, catalog, _ = context()
     v = catalog.get(ref, with_files=False)
     if v.kind != "table" or not v.summary:
         raise BadInput(f"{v.ref} is a {v.kind} version; schema checks apply to table versions")
@@ -281,101 +279,3 @@ def check(ref: str, obj: Any):
     if not frames.is_frame(obj):
         raise BadInput(f"cannot check a {type(obj).__name__}: give a DataFrame")
     return frames.check_frame(v.ref, v.summary, obj)
-
-
-# -- lineage -------------------------------------------------------------------------------------------------------
-@dataclass
-class Lineage:
-    """A small graph: nodes (id -> (kind, label, status)) and edges (from, to)."""
-
-    focus: str
-    nodes: dict[str, tuple[str, str, str]] = field(default_factory=dict)
-    edges: list[tuple[str, str]] = field(default_factory=list)
-
-    def add_edge(self, a: str, b: str) -> None:
-        if (a, b) not in self.edges:
-            self.edges.append((a, b))
-
-    def __str__(self) -> str:
-        if not self.edges:
-            return f"{self.nodes.get(self.focus, ('', self.focus, ''))[1]}: no recorded lineage"
-        return "\n".join(f"{self.nodes[a][1]} -> {self.nodes[b][1]}" for a, b in self.edges)
-
-    def _repr_html_(self) -> str:
-        from ..widgets.html import lineage_svg
-
-        return lineage_svg(self)
-
-
-def lineage(ref: str) -> Lineage:
-    """Data -> run -> data (and, with the registry, -> model version) around a version or a run."""
-    from ..exceptions import MlopsError
-
-    store, catalog, _ = _ctx()
-    g = Lineage(ref)
-
-    def data_node(v: DatasetVersion) -> str:
-        nid = f"data:{v.id}"
-        g.nodes[nid] = ("data", v.ref, v.kind)
-        return nid
-
-    def run_node(run_id: str, name: str, status: str) -> str:
-        nid = f"run:{run_id}"
-        g.nodes[nid] = ("run", f"{name} ({run_id[:8]})", status)
-        return nid
-
-    from ..models.registry import Registry
-
-    registry = Registry(store)
-
-    def model_node(mv) -> str:
-        nid = f"model:{mv.id}"
-        g.nodes[nid] = ("model", mv.ref, mv.flavor)
-        return nid
-
-    def expand_run(run_id: str, name: str, status: str) -> str:
-        rn = run_node(run_id, name, status)
-        for direction, dv in catalog.versions_of_run(run_id):
-            dn = data_node(dv)
-            g.add_edge(dn, rn) if direction == "input" else g.add_edge(rn, dn)
-        for mv in registry.versions_of_run(run_id):
-            g.add_edge(rn, model_node(mv))
-        return rn
-
-    def around_model(mv) -> Lineage:
-        g.focus = model_node(mv)
-        if mv.run_id:
-            row = store.meta.run_row(mv.run_id)
-            expand_run(mv.run_id, row["name"], row["status"])
-        return g
-
-    if ref.startswith("models:/"):
-        return around_model(registry.get(ref))
-    if "@" in ref or _is_dataset(catalog, ref):
-        try:
-            v = catalog.get(ref, with_files=False)
-        except (NotFound, BadInput) as data_error:
-            try:  # churn@production: a model version rather than a dataset version
-                mv = registry.get(ref)
-            except MlopsError:
-                raise data_error from None
-            return around_model(mv)
-        g.focus = data_node(v)
-        for r in catalog.runs_of(v.id):
-            expand_run(r["run_id"], r["name"], r["status"])
-        return g
-    try:
-        run_id = store.meta.resolve(ref)
-    except MlopsError:
-        raise NotFound(f"{ref!r} is neither a dataset version (name@vN), a model version nor a run") from None
-    row = store.meta.run_row(run_id)
-    g.focus = expand_run(run_id, row["name"], row["status"])
-    return g
-
-
-def _is_dataset(catalog: Catalog, ref: str) -> bool:
-    try:
-        parse_ref(ref)
-    except BadInput:
-        return False
-    return catalog.latest(ref) is not None

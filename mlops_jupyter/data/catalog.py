@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import rendering
 from ..exceptions import BadInput, NotFound
 from ..store import schema as S
 
@@ -65,9 +66,7 @@ class DatasetVersion:
         return f"{self.ref} ({self.kind}, {what}, {self.size:,} bytes, {self.digest[:12]})"
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import dataset_version_html
-
-        return dataset_version_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 def _row_to_version(r) -> DatasetVersion:
@@ -143,7 +142,7 @@ class Catalog:
                 conn.execute(S.version_files.insert(), [dict(f, version_id=vid) for f in files])
             out["v"] = DatasetVersion(id=vid, **dict(row, summary=summary))
 
-        self.meta._retrying(work)
+        self.meta.run_transaction(work)
         return out["v"]
 
     def locate(self, digests: list[str]) -> dict[str, tuple[str | None, int | None]]:
@@ -163,7 +162,7 @@ class Catalog:
     def record_lineage(self, run_id: str, version_id: int, direction: str) -> None:
         row = dict(run_id=run_id, version_id=version_id, direction=direction, created=time.time())
         with self.meta.write() as conn:
-            conn.execute(self.meta._insert(S.lineage).on_conflict_do_nothing(), [row])
+            conn.execute(self.meta.insert_statement(S.lineage).on_conflict_do_nothing(), [row])
 
     def datasets(self) -> list[dict]:
         dv = S.dataset_versions

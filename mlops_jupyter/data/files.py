@@ -235,7 +235,7 @@ class CheckoutReport:
 def checkout_files(blobs, cache: StatCache | None, files: list[dict], dest: Path, single: bool,
                    force: bool = False) -> CheckoutReport:
     """Write *files* (path, digest, size, mode) under *dest*; refuse to clobber differing files."""
-    from ..store.blobs import _hasher
+    from ..store.blobs import new_hasher
 
     dest = Path(dest).resolve()
     targets = []
@@ -261,7 +261,7 @@ def checkout_files(blobs, cache: StatCache | None, files: list[dict], dest: Path
                 if hit and hit[0] == fingerprint(st):
                     same = hit[1] == f["digest"]
                 else:
-                    h = _hasher()
+                    h = new_hasher()
                     with open(target, "rb") as fh:
                         while chunk := fh.read(8 << 20):
                             h.update(chunk)

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import rendering
 from ..exceptions import BadInput
 
 TOP_K = 10
@@ -185,9 +186,7 @@ class TableDiff:
         return "\n".join(out)
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import table_diff_html
-
-        return table_diff_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 def _fmt(v) -> str:
@@ -260,9 +259,7 @@ class CheckReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import check_html
-
-        return check_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 def check_frame(ref: str, summary: dict, obj, null_tolerance: float = 0.05) -> CheckReport:

@@ -16,7 +16,6 @@ import ast
 import difflib
 import json
 import keyword
-import math
 import os
 import shlex
 import warnings

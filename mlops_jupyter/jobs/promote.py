@@ -318,7 +318,7 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
     if promotion.created or promotion.changed:
         from ..store import audit, open_store
 
-        open_store().meta._retrying(lambda c: audit.record(
+        open_store().meta.run_transaction(lambda c: audit.record(
             c, "promote", spec.name, None if promotion.created else "updated", spec.source,
             {"folder": str(folder), "model": spec.model, "alias": spec.alias, "changed": promotion.changed}))
     return promotion
@@ -423,7 +423,7 @@ def _write_folder(p: Promotion, force: bool) -> None:
 
 def current_notebook() -> Path:
     """The notebook this kernel runs (for ``%mlops promote`` without a path)."""
-    from ..tracking.capture import notebook_path
+    from ..tracking.notebook import notebook_path
 
     path = notebook_path()
     if not path or not str(path).endswith(".ipynb") or not Path(path).is_file():

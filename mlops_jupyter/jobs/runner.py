@@ -135,19 +135,19 @@ def _job_cell_number(output: str, index: int) -> int:
 # -- runs without the active-run stack ------------------------------------------------------------------
 def _create_run(store, name: str, params: dict, tags: dict, parent_id: str | None, notebook: str) -> str:
     from ..store.processes import process_start_time
-    from ..tracking import capture
+    from .. import identity
     from ..tracking.values import encode_params, encode_tags
 
     run_id = uuid.uuid4().hex
     now = time.time()
     pid = os.getpid()
     row = dict(run_id=run_id, name=name, status="running", start_time=now, parent_id=parent_id, notebook=notebook,
-               username=capture.current_user(), host=socket.gethostname(), pid=pid,
+               username=identity.current_user(), host=socket.gethostname(), pid=pid,
                pid_start=process_start_time(pid), heartbeat=now, source="job")
     store.meta.create_run(row, encode_params(params), encode_tags(tags))
-    from ..tracking.run import _mirror
+    from .. import events
 
-    _mirror(store, row["run_id"])
+    events.publish("run.started", store=store, run_id=run_id)
     return run_id
 
 

@@ -145,9 +145,9 @@ class JobSpec:
 
     @classmethod
     def from_toml(cls, path: Path) -> "JobSpec":
-        from ..config import _read_toml
+        from ..config import read_toml
 
-        d = _read_toml(path)
+        d = read_toml(path)
         if not d:
             raise NotFound(f"{path} is missing or empty")
         where = f"{path}: "
@@ -184,8 +184,8 @@ RETRAIN_KEYS = {
 def check_retrain(retrain: dict[str, Any], spec: "JobSpec | None" = None) -> dict[str, Any]:
     """Check job.toml's [retrain] table; the rule is parsed here, so a rule that does not parse is
     refused (with the position of the error) by every command that reads the job."""
-    from ..monitoring.rule import parse
-    from ..monitoring.sources import parse_duration
+    from ..config import parse_duration
+    from .rule import parse
 
     out = dict(retrain)
     if "retrain_when" not in out and out.pop("on_drift", False):  # written by earlier versions

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from .. import rendering
 from ..exceptions import BadInput
 from ..store.metadata import json_safe as clean
 
@@ -51,13 +52,12 @@ def run(ref: str) -> dict:
     """One run: attributes, params, metrics with their series, tags, artifacts, captured cells, and
     the same HTML view a notebook shows."""
     from ..tracking.query import get_run
-    from ..widgets.html import run_html
 
     rec = get_run(ref)
     d = rec.to_dict()
     d["history"] = {k: [[s, v] for s, v in pts] for k, pts in rec.history().items()}
     d["cells"] = rec.cells()
-    d["html"] = run_html(rec)
+    d["html"] = rendering.render(rec, rendering.HTML)
     return clean(d)
 
 
@@ -71,7 +71,7 @@ def compare(refs: list[str]) -> dict:
                   "params": [{"key": k, "values": vals, "differs": differs} for k, vals, differs in comp.param_rows],
                   "metrics": {r.run_id: {k: [[s, v] for s, v in pts] for k, pts in r.history().items()}
                               for r in comp.runs},
-                  "html": comp._repr_html_()})
+                  "html": rendering.render(comp, rendering.HTML)})
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def models() -> dict:
 def model(name: str, reg=None) -> dict:
     import sqlalchemy as sa
 
-    from ..models.registry import Registry, _row
+    from ..models.registry import Registry, version_from_row
     from ..store import schema as S
 
     reg = reg or Registry(_store())
@@ -126,7 +126,7 @@ def model(name: str, reg=None) -> dict:
         raise NotFound(f"no model {name!r} (see `mlops model ls`)")
     versions = []
     for r in rows:
-        v = _row(r)
+        v = version_from_row(r)
         versions.append({"version": v.version, "ref": v.ref, "aliases": sorted(a for a, n in aliases.items()
                                                                                if n == v.version),
                          "metrics": v.metrics, "run_id": v.run_id, "created": v.created, "flavor": v.flavor,

@@ -79,8 +79,8 @@ def export_with_note(ref: str, format: str = "onnx", path: str | None = None,
     from pathlib import Path
 
     from ..exceptions import BadInput
-    from ..serving.runtime import export_onnx
-    from ..store.blobs import _write_atomic
+    from ..store.blobs import write_atomic
+    from .onnx_export import export_onnx
 
     if format != "onnx":
         raise BadInput(f"unknown export format {format!r}: onnx is the one supported")
@@ -92,7 +92,7 @@ def export_with_note(ref: str, format: str = "onnx", path: str | None = None,
     if out.is_dir():
         out = out / f"{v.name}-v{v.version}{'.int8' if quantize else ''}.onnx"
     try:
-        _write_atomic(out, [data])
+        write_atomic(out, [data])
     except OSError as e:
         raise BadInput(f"cannot write {out}: {e.strerror}") from None
     return str(out), note

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import rendering
 from ..exceptions import BadInput, MlopsError
 from ..identity import ObjectMap
 
@@ -29,6 +30,15 @@ TREE_CLASSES = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesCl
                 "GradientBoostingClassifier", "GradientBoostingRegressor", "DecisionTreeClassifier",
                 "DecisionTreeRegressor", "IsolationForest")
 BACKGROUND = 100
+
+
+@dataclass
+class ExplanationPicture:
+    """One picture of an explanation as data: which chart (``bar``, ``beeswarm``, ``waterfall``,
+    ``lime``) and what it shows; a face draws it (rendering ``PNG``)."""
+
+    kind: str
+    args: dict
 
 
 @dataclass
@@ -98,33 +108,43 @@ class Explanation:
 
     # -- pictures -----------------------------------------------------------------------------
     def picture(self, name: str, row: int | None = None, k: int | None = None) -> bytes:
-        from ..widgets import explain_plots as P
-
+        """The PNG of picture *name* (of *row*, for class index *k*), drawn once and kept."""
         key = f"{name}:{row}:{k}"
         if key in self.images:
             return self.images[key]
-        data = self.data.to_numpy()
-        if name == "bar":
-            if k is None and self.multiclass:
-                png = P.bar(self.values, self.features, [self.class_label(i) for i in range(self.values.shape[2])],
-                            f"Global importance ({self.output})")
-            else:
-                v, _ = self.class_values(k)
-                png = P.bar(v, self.features, None, f"Global importance ({self._out_label(k)})")
-        elif name == "beeswarm":
-            v, _ = self.class_values(k)
-            png = P.beeswarm(v, data, self.features, f"SHAP values, {self.n_rows:,} rows ({self._out_label(k)})")
-        elif name == "waterfall":
-            v, base = self.class_values(k)
-            png = P.waterfall(v[row], float(base[row]), data[row], self.features,
-                              f"Row {row}: {self._out_label(k)}")
-        elif name == "lime":
-            got = self.lime_row(row)
-            png = P.lime_weights(got["weights"], f"Row {row}: LIME for {got['class']}")
-        else:
-            raise BadInput(f"no picture {name!r}")
+        png = rendering.render(self.picture_spec(name, row, k), rendering.PNG)
+        if png is None:
+            raise MlopsError("no renderer draws explanation pictures (import mlops_jupyter registers them)")
         self.images[key] = png
         return png
+
+    def picture_spec(self, name: str, row: int | None = None, k: int | None = None) -> ExplanationPicture:
+        """What picture *name* shows, as data for a face to draw."""
+        if name == "bar":
+            if k is None and self.multiclass:
+                return ExplanationPicture("bar", dict(
+                    values=self.values, features=self.features,
+                    classes=[self.class_label(i) for i in range(self.values.shape[2])],
+                    title=f"Global importance ({self.output})"))
+            v, _ = self.class_values(k)
+            return ExplanationPicture("bar", dict(values=v, features=self.features, classes=None,
+                                                  title=f"Global importance ({self._out_label(k)})"))
+        if name == "beeswarm":
+            v, _ = self.class_values(k)
+            return ExplanationPicture("beeswarm", dict(
+                values=v, data=self.data.to_numpy(), features=self.features,
+                title=f"SHAP values, {self.n_rows:,} rows ({self._out_label(k)})"))
+        if name == "waterfall":
+            v, base = self.class_values(k)
+            row_data = self.data.to_numpy()[row]
+            return ExplanationPicture("waterfall", dict(values=v[row], base=float(base[row]), row_data=row_data,
+                                                        features=self.features,
+                                                        title=f"Row {row}: {self._out_label(k)}"))
+        if name == "lime":
+            got = self.lime_row(row)
+            return ExplanationPicture("lime", dict(weights=got["weights"],
+                                                   title=f"Row {row}: LIME for {got['class']}"))
+        raise BadInput(f"no picture {name!r}")
 
     def _out_label(self, k: int | None) -> str:
         if self.multiclass and k is not None:
@@ -167,14 +187,10 @@ class Explanation:
         return "\n".join(lines)
 
     def _ipython_display_(self) -> None:
-        from ..widgets.explain_view import show
-
-        show(self)
+        rendering.show(self)
 
     def _repr_html_(self) -> str:
-        from ..widgets.explain_view import static_html
-
-        return static_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 # -- helpers --------------------------------------------------------------------------------------------
@@ -594,13 +610,13 @@ def _to_store(store, ex: Explanation, model_digest: str, data_digest: str, optio
                meta=json.dumps(meta))
 
     def work(conn):
-        ins = store.meta._insert(S.explanations).on_conflict_do_nothing()
+        ins = store.meta.insert_statement(S.explanations).on_conflict_do_nothing()
         conn.execute(ins, [row])
         conn.execute(S.explanation_files.delete().where(S.explanation_files.c.key == ex.key))
         conn.execute(S.explanation_files.insert(), [dict(key=ex.key, name=n, digest=d, size=s)
                                                     for n, (d, s) in stored.items()])
 
-    store.meta._retrying(work)
+    store.meta.run_transaction(work)
     if run is not None:
         run.store.meta.add_artifacts([dict(run_id=run.run_id, path=f"explanations/{ex.key[:12]}/{n}", digest=d,
                                            size=s, kind="file") for n, (d, s) in stored.items()])

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from ..data.catalog import check_name
 from ..exceptions import BadInput, NotFound, PermissionDenied
-from ..integrations import wandb_mirror
+from .. import events, rendering
 from ..store import schema as S
 from . import listing
 
@@ -103,12 +103,10 @@ class ModelVersion:
         return load(self.ref, pickle=allow_pickle)
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import model_version_html
-
-        return model_version_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
-def _row(r, aliases: list[str] | None = None, staged_for: str | None = None) -> ModelVersion:
+def version_from_row(r, aliases: list[str] | None = None, staged_for: str | None = None) -> ModelVersion:
     """A version from its row (a database row, or a dict of the same columns)."""
     d = dict(r) if isinstance(r, dict) else dict(r._mapping)
     for k, default in (("signature", None), ("metrics", {}), ("datasets", []), ("trusted", []), ("extra", {})):
@@ -157,7 +155,7 @@ class Registry:
     def _insert(self, name: str, fields: dict, run_id: str | None, alias: str | None,
                 on_insert=None) -> ModelVersion:
         from ..data.catalog import Catalog
-        from ..tracking.capture import current_user
+        from ..identity import current_user
 
         metrics: dict = {}
         datasets: list[dict] = []
@@ -177,16 +175,15 @@ class Registry:
             row = dict(fields, name=name, version=last + 1, created=time.time(), run_id=run_id, username=user,
                        metrics=json.dumps(metrics), datasets=json.dumps(datasets))
             vid = conn.execute(mv.insert().values(**row)).inserted_primary_key[0]
-            wandb_mirror.notify(self.store, "model", vid, conn=conn)
-            if alias:  # the version's mirror carries its aliases: no separate alias item
-                self._move_alias(conn, name, alias, last + 1, user, mirror=False)
+            events.publish("model.registered", store=self.store, version_id=vid, conn=conn)
+            if alias:  # model.registered carries the version's aliases: no separate alias.moved
+                self._move_alias(conn, name, alias, last + 1, user, announce=False)
             if on_insert is not None:
                 on_insert(conn, last + 1)
             out["row"] = conn.execute(sa.select(mv).where(mv.c.id == vid)).first()
 
-        self.meta._retrying(work)
-        wandb_mirror.kick(self.store)
-        return _row(out["row"], [alias] if alias else [])
+        self.meta.run_transaction(work)
+        return version_from_row(out["row"], [alias] if alias else [])
 
     # -- job executions: candidates ---------------------------------------------------
     def _stage(self, staging: tuple[str, str], name: str, fields: dict, run_id: str | None) -> ModelVersion:
@@ -199,8 +196,8 @@ class Registry:
                                                    created=now, digest=fields["digest"], fields=json.dumps(fields),
                                                    status="staged")).inserted_primary_key[0]
 
-        cid = self.meta._retrying(work)
-        return _row(dict(fields, id=-cid, name=name, version=0, created=now, run_id=run_id, username=None,
+        cid = self.meta.run_transaction(work)
+        return version_from_row(dict(fields, id=-cid, name=name, version=0, created=now, run_id=run_id, username=None,
                          metrics=None, datasets=None), staged_for=job)
 
     def candidates(self, executions: list[str], name: str | None = None) -> list[dict]:
@@ -236,7 +233,7 @@ class Registry:
                             on_insert=mark)
 
     def _move_alias(self, conn, name: str, alias: str, version: int | None, user: str,
-                    mirror: bool = True) -> int | None:
+                    announce: bool = True) -> int | None:
         ma = S.model_aliases
         # Every move of one model's aliases takes turns on the model's row (a registration holds it
         # already; taking it twice in one transaction is free), so an empty delete below can only
@@ -257,8 +254,8 @@ class Registry:
         eid = conn.execute(S.alias_events.insert().values(
             name=name, alias=alias, from_version=cur, to_version=version, username=user, host=socket.gethostname(),
             at=time.time())).inserted_primary_key[0]
-        if mirror and version is not None:
-            wandb_mirror.notify(self.store, "alias", eid, conn=conn)
+        if announce and version is not None:
+            events.publish("alias.moved", store=self.store, event_id=eid, conn=conn)
         from ..store import audit
 
         audit.record(conn, "alias.move" if version is not None else "alias.delete", f"{name}@{alias}",
@@ -268,7 +265,7 @@ class Registry:
 
     def set_alias(self, ref: str, alias: str) -> tuple[ModelVersion, int | None]:
         """Point *alias* at the version *ref* names; returns (version, previous version number)."""
-        from ..tracking.capture import current_user
+        from ..identity import current_user
 
         check_alias(alias)
         v = self.get(ref)
@@ -277,12 +274,11 @@ class Registry:
         def work(conn):
             out["prev"] = self._move_alias(conn, v.name, alias, v.version, current_user())
 
-        self.meta._retrying(work)
-        wandb_mirror.kick(self.store)
+        self.meta.run_transaction(work)
         return self.get(v.ref), out["prev"]
 
     def delete_alias(self, name: str, alias: str) -> int:
-        from ..tracking.capture import current_user
+        from ..identity import current_user
 
         check_name(name, "model")
         check_alias(alias)
@@ -291,7 +287,7 @@ class Registry:
         def work(conn):
             out["prev"] = self._move_alias(conn, name, alias, None, current_user())
 
-        self.meta._retrying(work)
+        self.meta.run_transaction(work)
         if out["prev"] is None:
             raise NotFound(f"model {name!r} has no alias {alias!r}")
         return out["prev"]
@@ -316,7 +312,7 @@ class Registry:
             exps = [dict(x._mapping) for x in conn.execute(
                 sa.select(ex.c.key, ex.c.method, ex.c.created, ex.c.data_version_id)
                 .where(ex.c.model_version_id == r.id).order_by(ex.c.created))]
-        v = _row(r, aliases)
+        v = version_from_row(r, aliases)
         v.explanations = exps
         return v
 
@@ -399,7 +395,7 @@ class Registry:
     def versions_of_run(self, run_id: str) -> list[ModelVersion]:
         mv = S.model_versions
         with self.meta.read() as conn:
-            return [_row(r) for r in conn.execute(sa.select(mv).where(mv.c.run_id == run_id).order_by(mv.c.id))]
+            return [version_from_row(r) for r in conn.execute(sa.select(mv).where(mv.c.run_id == run_id).order_by(mv.c.id))]
 
 
 def _frame(recs: list[dict], cols: list[str]):

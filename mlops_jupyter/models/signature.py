@@ -113,6 +113,54 @@ def example_of(sig: dict | None):
     return np.asarray(sig["example"], dtype=sig.get("dtype") or None)
 
 
+def numeric_columns(sig: dict | None) -> bool:
+    """True when every input column of *sig* is a number (the model can take one float matrix)."""
+    import numpy as np
+
+    if not sig or sig.get("type") != "dataframe":
+        return False
+    try:
+        return all(np.dtype(c["dtype"]).kind in "iuf" for c in sig["columns"])
+    except TypeError:
+        return False
+
+
+def example_input(sig: dict | None):
+    """The stored example, or (for all-numeric signatures) five synthetic rows; None without either.
+
+    What runtimes check a converted or faster form of the model against before serving it."""
+    ex = example_of(sig)
+    if ex is not None or not numeric_columns(sig):
+        return ex
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    data = {c["name"]: (rng.integers(0, 5, 5) if np.dtype(c["dtype"]).kind in "iu" else rng.normal(size=5))
+            .astype(c["dtype"]) for c in sig["columns"]}
+    return pd.DataFrame(data)
+
+
+def without_feature_names(model: Any) -> Any:
+    """A copy of *model* that takes its columns as a plain matrix, in the signature's order.
+
+    scikit-learn remembers the column names it was fitted on and warns when given an array; the
+    copy forgets them (at the top level and in a pipeline's first step)."""
+    import copy
+
+    out = copy.deepcopy(model)
+    _forget_feature_names(out)
+    return out
+
+
+def _forget_feature_names(est: Any) -> None:
+    if "feature_names_in_" in vars(est):
+        del est.feature_names_in_
+    steps = getattr(est, "steps", None)
+    if isinstance(steps, list) and steps:
+        _forget_feature_names(steps[0][1])
+
+
 def task_of(model: Any) -> str:
     if hasattr(model, "predict_proba") or getattr(model, "_estimator_type", None) == "classifier":
         return "classification"

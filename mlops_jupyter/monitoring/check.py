@@ -37,7 +37,7 @@ class CheckResult:
         return "\n".join(lines)
 
     def _named(self) -> set[str]:
-        from .rule import parse
+        from ..jobs.rule import parse
 
         return set(parse(self.rule).names)
 
@@ -74,7 +74,7 @@ def check(job: str, dry_run: bool = False, window: str | None = None, out: Calla
     from .drift import drift
     from .history import save_check, set_outcome
     from .perf import monitor
-    from .rule import parse
+    from ..jobs.rule import parse
 
     spec = find_job(job)
     if not spec.model:
@@ -86,7 +86,8 @@ def check(job: str, dry_run: bool = False, window: str | None = None, out: Calla
     rule = parse(text, "[retrain] retrain_when")
     span = window or spec.retrain.get("window", "24h")
     ref = f"{spec.model}@{spec.alias}"
-    reg = Registry(open_store())
+    store = open_store()
+    reg = Registry(store)
     perf = monitor(ref, since=span)
     figures: dict = dict(perf.figures())
     report = None
@@ -99,7 +100,8 @@ def check(job: str, dry_run: bool = False, window: str | None = None, out: Calla
     fired, why = rule.evaluate(figures)
     outcome = ("dry run: would retrain" if dry_run else "retraining") if fired else "not fired"
     result = CheckResult(spec.name, rule.text, figures, fired, why, outcome, report, perf)
-    result.check_id = save_check(spec.name, rule.text, figures, fired, report.id if report else None, outcome)
+    result.check_id = save_check(spec.name, rule.text, figures, fired, report.id if report else None, outcome,
+                                 store=store)
     result.exit_code = FIRED if fired else NOT_FIRED
     out(str(result))
     if not fired or dry_run:
@@ -118,10 +120,10 @@ def check(job: str, dry_run: bool = False, window: str | None = None, out: Calla
     except JobFailed as e:
         result.outcome = f"retraining failed: {e}"
         result.exit_code = FAILED
-        set_outcome(result.check_id, result.outcome)
+        set_outcome(result.check_id, result.outcome, store=store)
         raise
     d = batch.decision
     result.outcome = f"retrained (run {batch.run_id[:8]}): {d}" if d else f"retrained (run {batch.run_id[:8]})"
-    set_outcome(result.check_id, result.outcome)
+    set_outcome(result.check_id, result.outcome, store=store)
     out(f"check {result.check_id}: {result.outcome}")
     return result

@@ -13,6 +13,9 @@ method             applies to             drifts when                 default
 ``chi2``           categorical            chi-square p-value <        0.05
 =================  =====================  ==========================  ==========
 
+The methods are registered in :data:`drift_methods`; another is one :class:`DriftMethod` and one
+``register`` line.
+
 Distances are noisy on small samples: when either side has at most 1,000 rows, the defaults
 are the tests instead (``ks`` for numeric, ``chi2`` for categorical features).
 
@@ -28,20 +31,51 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from .. import rendering
 from ..exceptions import BadInput
+from ..registry import Registry
 from . import stats
 
-METHODS = {
-    "wasserstein": ("numeric", "wasserstein_norm", 0.1, "distance"),
-    "jensenshannon": ("categorical", "jensenshannon", 0.1, "distance"),
-    "psi": ("both", "psi", 0.2, "distance"),
-    "ks": ("numeric", "ks_pvalue", 0.05, "pvalue"),
-    "chi2": ("categorical", "chi2_pvalue", 0.05, "pvalue"),
-}
+@dataclass(frozen=True)
+class DriftMethod:
+    """How one statistic decides whether a feature drifted.
+
+    Args:
+        applies: the feature types it applies to (``"numeric"``, ``"categorical"``).
+        statistic: the name of the statistic in a feature's row (``stats.numeric`` and
+            ``stats.categorical`` compute the built-in ones in one pass).
+        default_threshold: the threshold when the user gives none.
+        kind: ``"pvalue"`` drifts below the threshold, ``"distance"`` at or above it.
+        compute: for a statistic of its own, ``compute(ref, cur) -> float`` over the sorted finite
+            values of each side (numeric) or the value counts of each side (categorical).
+    """
+
+    applies: tuple[str, ...]
+    statistic: str
+    default_threshold: float
+    kind: str = "distance"
+    compute: Callable[[Any, Any], float] | None = None
+
+
+#: Drift methods by name: a new one is a :class:`DriftMethod` and one ``register`` line.
+drift_methods: Registry[DriftMethod] = Registry("drift method")
+drift_methods.register("wasserstein", DriftMethod(("numeric",), "wasserstein_norm", 0.1))
+drift_methods.register("jensenshannon", DriftMethod(("categorical",), "jensenshannon", 0.1))
+drift_methods.register("psi", DriftMethod(("numeric", "categorical"), "psi", 0.2))
+drift_methods.register("ks", DriftMethod(("numeric",), "ks_pvalue", 0.05, "pvalue"))
+drift_methods.register("chi2", DriftMethod(("categorical",), "chi2_pvalue", 0.05, "pvalue"))
+
+
+def _method(name: str, unknown: str = "unknown drift method") -> DriftMethod:
+    if name not in drift_methods:
+        raise BadInput(f"{unknown} {name!r}; methods: {', '.join(drift_methods.names())}")
+    return drift_methods.get(name)
+
+
 DEFAULT_METHOD = {"numeric": "wasserstein", "categorical": "jensenshannon"}
 SMALL_METHOD = {"numeric": "ks", "categorical": "chi2"}  # when either side has at most SMALL rows
 SMALL = 1000
@@ -99,14 +133,10 @@ class DriftReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from ..widgets.drift_view import report_html
-
-        return report_html(self)
+        return rendering.render(self, rendering.HTML)
 
     def _ipython_display_(self) -> None:
-        from ..widgets.drift_view import show
-
-        show(self)
+        rendering.show(self)
 
 
 def _num(v) -> str:
@@ -124,13 +154,11 @@ def _methods(method, columns: list[str], small: bool = False) -> tuple[dict[str,
         return by_type, by_col
     items = {"numeric": method, "categorical": method} if isinstance(method, str) else dict(method)
     for key, m in items.items():
-        if m not in METHODS:
-            raise BadInput(f"unknown drift method {m!r}; methods: {', '.join(METHODS)}")
-        applies = METHODS[m][0]
+        applies = _method(m).applies
         if key in ("numeric", "categorical"):
-            if isinstance(method, str) and applies not in ("both", key):
+            if isinstance(method, str) and key not in applies:
                 continue  # e.g. method="ks": numeric features use it, categorical keep their default
-            if applies not in ("both", key):
+            if key not in applies:
                 raise BadInput(f"drift method {m} does not apply to {key} features")
             by_type[key] = m
         elif key in columns:
@@ -142,13 +170,12 @@ def _methods(method, columns: list[str], small: bool = False) -> tuple[dict[str,
 
 
 def _thresholds(thresholds) -> dict[str, float]:
-    out = {m: spec[2] for m, spec in METHODS.items()}
+    out = {name: method.default_threshold for name, method in drift_methods.items()}
     for m, t in (thresholds or {}).items():
-        if m not in METHODS:
-            raise BadInput(f"threshold for unknown drift method {m!r}; methods: {', '.join(METHODS)}")
+        method = _method(m, "threshold for unknown drift method")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise BadInput(f"threshold for {m} must be a number above 0, got {t!r}")
-        if METHODS[m][3] == "pvalue" and t >= 1:
+        if method.kind == "pvalue" and t >= 1:
             raise BadInput(f"threshold for {m} is a p-value: between 0 and 1, got {t}")
         out[m] = float(t)
     return out
@@ -208,6 +235,7 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
             if other == 0:
                 return _skip(row, f"a single value on both sides ({a[0]:.6g})"), None
             return _skip(row, f"a single value in reference ({a[0]:.6g}); {other:.1%} of current differs"), None
+        sides = (a, b)
         res = stats.numeric(a, b, pvalues=pvalues or method == "ks", ws=ws)
         hist = res.pop("hist")
         row.update(res)
@@ -221,6 +249,7 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
             return _skip(row, problem), None
         if len(rc) == 1 and set(cc) <= set(rc):
             return _skip(row, f"a single value on both sides ({next(iter(rc))!r})"), None
+        sides = (rc, cc)
         res = stats.categorical(rc, cc)
         hist = res.pop("hist")
         row.update(res)
@@ -233,8 +262,11 @@ def _feature(name: str, ref, cur, method: str, threshold: float, pvalues: bool) 
     if abs(row["null_change"]) >= 0.05:
         note = f"null rate {row['null_ref']:.1%} -> {row['null_cur']:.1%}"
         row["reason"] = f"{row['reason']}; {note}" if row["reason"] else note
-    _, key, _, kind = METHODS[method]
-    score = row.get(key, math.nan)
+    spec = drift_methods.get(method)
+    if spec.compute is not None:  # a statistic of its own: on the sorted values or the counts
+        row[spec.statistic] = float(spec.compute(*sides))
+    kind = spec.kind
+    score = row.get(spec.statistic, math.nan)
     row.update(method=method, score=score, threshold=threshold)
     if score is None or (isinstance(score, float) and math.isnan(score)):
         return _skip(row, f"{method} is undefined here"), hist
@@ -305,8 +337,7 @@ def compute(reference, current, columns: list[str] | None = None, threshold: flo
         if isinstance(ref, pd.DataFrame) or isinstance(cur, pd.DataFrame):
             return _skip({"feature": name, "status": "ok"}, "the column name is not unique"), None
         m = by_col.get(name) or by_type[_kind(ref)]
-        applies = METHODS[m][0]
-        if applies not in ("both", _kind(ref)):
+        if _kind(ref) not in drift_methods.get(m).applies:
             return _skip({"feature": name, "status": "ok"}, f"method {m} does not apply to a {_kind(ref)} "
                                                             "feature"), None
         try:

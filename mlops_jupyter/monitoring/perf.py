@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import rendering
 from ..exceptions import BadInput
 
 _STEPS = [60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400]
@@ -104,9 +105,7 @@ class MonitorReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from ..widgets.drift_view import monitor_html
-
-        return monitor_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 def _fmt(v) -> str:

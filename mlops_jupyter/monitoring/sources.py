@@ -9,23 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..config import parse_duration  # noqa: F401  (spelled in job.toml too)
 from ..exceptions import BadInput
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 SERVING = "serving:"
 META_COLUMNS = ("prediction", "probabilities", "request_id", "row", "version", "at", "label")
-
-
-def parse_duration(text: str | float | int, what: str = "duration") -> float:
-    """``90s``, ``30m``, ``24h``, ``7d``, ``2w`` (or a number of seconds) -> seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text <= 0:
-            raise BadInput(f"{what} must be above 0, got {text}")
-        return float(text)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(text))
-    if not m or float(m.group(1)) <= 0:
-        raise BadInput(f"{what} {text!r} is not a duration like 30m, 24h, 7d or 2w")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 def parse_time(value: str | float | int | datetime | None, what: str = "--since", now: float | None = None) -> float | None:

@@ -150,18 +150,6 @@ def to_frame(p: Parsed, signature: dict | None):
     return pd.DataFrame(p.rows, columns=p.columns)
 
 
-def numeric_columns(signature: dict | None) -> bool:
-    """True when every input column of *signature* is a number (the matrix fast path applies)."""
-    import numpy as np
-
-    if not signature or signature.get("type") != "dataframe":
-        return False
-    try:
-        return all(np.dtype(c["dtype"]).kind in "iuf" for c in signature["columns"])
-    except TypeError:
-        return False
-
-
 def to_matrix(p: Parsed, signature: dict):
     """A float64 matrix in the signature's column order, for models served on arrays.
 

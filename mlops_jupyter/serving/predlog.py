@@ -226,11 +226,11 @@ def write_labels(meta, triples: Iterable[tuple[str, int, Any]]) -> int:
     t = S.prediction_labels
 
     def work(conn):
-        ins = meta._insert(t)
+        ins = meta.insert_statement(t)
         conn.execute(ins.on_conflict_do_update(index_elements=[t.c.request_id, t.c.row],
                                                set_={"label": ins.excluded.label, "at": ins.excluded.at}), rows)
 
-    meta._retrying(work)
+    meta.run_transaction(work)
     return len(rows)
 
 

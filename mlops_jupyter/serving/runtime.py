@@ -1,25 +1,29 @@
 """What the server calls to predict: the model's own library, or ONNX Runtime.
 
-``prepare`` turns a loaded model into a :class:`Predictor`. For the model's own library it also
-tries the *matrix* fast path: when every input column is a number, the signature check has already
-put the columns in the model's order, so the model can be given a float matrix instead of a
-DataFrame (scikit-learn spends most of a single-row prediction turning a DataFrame back into an
-array). The fast path is taken only when the model predicts the same on the signature's example
-both ways, with no warning; otherwise the DataFrame path is used, unchanged.
+Runtimes are registered by name in :data:`runtimes` (``mlops serve --runtime NAME``); each turns a
+loaded model into a :class:`Predictor` once, before the server answers. Adding one is a
+:class:`Runtime` subclass and a ``runtimes.register`` line.
 
-``--runtime onnx`` converts a scikit-learn model with skl2onnx (optionally quantized with
-onnxruntime's dynamic quantization) and checks, before serving, that it answers as the original
-does on the example.
+``native`` serves the model with its own library. It also tries the *matrix* fast path: when every
+input column is a number, the signature check has already put the columns in the model's order, so
+the model can be given a float matrix instead of a DataFrame (scikit-learn spends most of a
+single-row prediction turning a DataFrame back into an array). The fast path is taken only when the
+model predicts the same on the signature's example both ways, with no warning; otherwise the
+DataFrame path is used, unchanged.
+
+``onnx`` converts a scikit-learn model with skl2onnx (optionally quantized with onnxruntime's
+dynamic quantization) and checks, before serving, that it answers as the original does on the
+example (:mod:`mlops_jupyter.models.onnx_export`).
 """
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import BadInput
+from ..registry import Registry
 
 
 @dataclass
@@ -30,33 +34,55 @@ class Predictor:
     note: str = ""
 
 
-def example_input(signature: dict | None):
-    """The signature's stored example, or (for all-numeric signatures) five synthetic rows."""
-    from ..models.signature import example_of
-    from .inputs import numeric_columns
+class Runtime:
+    """Turns a loaded model into what the server calls. *quantizes*: takes ``--quantize``."""
 
-    ex = example_of(signature)
-    if ex is not None or not numeric_columns(signature):
-        return ex
-    import numpy as np
-    import pandas as pd
+    quantizes = False
 
-    rng = np.random.default_rng(0)
-    cols = signature["columns"]
-    data = {c["name"]: (rng.integers(0, 5, 5) if np.dtype(c["dtype"]).kind in "iu" else rng.normal(size=5))
-            .astype(c["dtype"]) for c in cols}
-    return pd.DataFrame(data)
+    def prepare(self, model: Any, signature: dict | None, *, library: str | None = None, quantize: bool = False,
+                ref: str = "") -> Predictor:
+        raise NotImplementedError
 
 
-def _strip_feature_names(est: Any) -> None:
-    """Drop the fitted column names (top level and a pipeline's first step) so arrays pass quietly."""
-    if "feature_names_in_" in vars(est):
-        del est.feature_names_in_
-    steps = getattr(est, "steps", None)
-    if isinstance(steps, list) and steps:
-        _strip_feature_names(steps[0][1])
+class NativeRuntime(Runtime):
+    """The model's own library; a float matrix instead of a DataFrame when that predicts the same."""
+
+    def prepare(self, model: Any, signature: dict | None, *, library: str | None = None, quantize: bool = False,
+                ref: str = "") -> Predictor:
+        if quantize:
+            raise BadInput("--quantize applies to --runtime onnx")
+        fast = matrix_model(model, signature)
+        if fast is not None:
+            return Predictor(fast, True, library or "native", "columns given as one float matrix")
+        return Predictor(model, False, library or "native")
 
 
+class OnnxRuntime(Runtime):
+    """The model converted to ONNX (checked against the original), run by ONNX Runtime."""
+
+    quantizes = True
+
+    def prepare(self, model: Any, signature: dict | None, *, library: str | None = None, quantize: bool = False,
+                ref: str = "") -> Predictor:
+        from ..models import onnx_export
+
+        data, note = onnx_export.export_onnx(model, signature, quantize=quantize, ref=ref)
+        return Predictor(onnx_export.OnnxModel(data, signature, getattr(model, "classes_", None)),
+                         matrix=onnx_export.OnnxModel.wants_matrix(signature), runtime="onnx", note=note)
+
+
+runtimes: Registry[Runtime] = Registry("serving runtime")
+runtimes.register("native", NativeRuntime())
+runtimes.register("onnx", OnnxRuntime())
+
+
+def prepare(model: Any, signature: dict | None, library: str | None = None, runtime: str = "native",
+            quantize: bool = False, ref: str = "") -> Predictor:
+    """*model* ready to serve with the runtime registered as *runtime* (BadInput naming the known ones)."""
+    return runtimes.get(runtime).prepare(model, signature, library=library, quantize=quantize, ref=ref)
+
+
+# -- the native runtime's matrix path ---------------------------------------------------------------
 def _same(a, b, classifier: bool, tol: float) -> bool:
     import numpy as np
 
@@ -68,11 +94,11 @@ def _same(a, b, classifier: bool, tol: float) -> bool:
     return bool(np.allclose(a, b, rtol=tol, atol=tol))
 
 
-def _matrix_model(model: Any, signature: dict | None):
+def matrix_model(model: Any, signature: dict | None):
     """A copy of *model* that takes a float matrix, if it predicts the same as on the DataFrame."""
     import numpy as np
 
-    from .inputs import numeric_columns
+    from ..models.signature import example_input, numeric_columns, without_feature_names
 
     if not numeric_columns(signature) or not hasattr(model, "predict"):
         return None
@@ -85,8 +111,7 @@ def _matrix_model(model: Any, signature: dict | None):
             warnings.simplefilter("ignore")
             want = model.predict(ex)
             want_p = model.predict_proba(ex) if classifier else None
-        fast = copy.deepcopy(model)
-        _strip_feature_names(fast)
+        fast = without_feature_names(model)
         arr = ex.to_numpy(dtype=np.float64)
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
@@ -99,181 +124,3 @@ def _matrix_model(model: Any, signature: dict | None):
     if classifier and not np.allclose(want_p, got_p, rtol=1e-9, atol=1e-12):
         return None
     return fast
-
-
-def prepare(model: Any, signature: dict | None, library: str | None = None, runtime: str = "native",
-            quantize: bool = False, ref: str = "") -> Predictor:
-    if runtime == "onnx":
-        data, note = export_onnx(model, signature, quantize=quantize, ref=ref)
-        return Predictor(OnnxModel(data, signature, getattr(model, "classes_", None)),
-                         matrix=OnnxModel.wants_matrix(signature), runtime="onnx", note=note)
-    if runtime != "native":
-        raise BadInput(f"unknown runtime {runtime!r}: use native (the model's own library) or onnx")
-    if quantize:
-        raise BadInput("--quantize applies to --runtime onnx")
-    fast = _matrix_model(model, signature)
-    if fast is not None:
-        return Predictor(fast, True, library or "native", "columns given as one float matrix")
-    return Predictor(model, False, library or "native")
-
-
-# -- ONNX ------------------------------------------------------------------------------------------
-def export_onnx(model: Any, signature: dict | None, quantize: bool = False, ref: str = "") -> tuple[bytes, str]:
-    """The model as ONNX bytes, checked against the original on the signature's example.
-
-    Returns (bytes, a note on what was done, e.g. how many operators were quantized)."""
-    import importlib.util
-
-    for mod, pkg in (("skl2onnx", "skl2onnx"), ("onnxruntime", "onnxruntime")):
-        if importlib.util.find_spec(mod) is None:
-            raise BadInput(f"the ONNX runtime needs {pkg}: pip install 'mlops-jupyter[onnx]'")
-    if not type(model).__module__.startswith("sklearn"):
-        raise BadInput(f"ONNX conversion takes scikit-learn models; {ref or 'this model'} is a "
-                       f"{type(model).__module__}.{type(model).__name__}: serve it with its own library")
-    ex = example_input(signature)
-    if ex is None:
-        raise BadInput(f"{ref or 'the model'} has no input example in its signature to convert and check "
-                       "with: register it again with example=X")
-    import numpy as np
-    from skl2onnx import to_onnx
-
-    classifier = hasattr(model, "predict_proba")
-    matrix = OnnxModel.wants_matrix(signature)
-    sample = ex.to_numpy(dtype=np.float32) if matrix and hasattr(ex, "to_numpy") else ex
-    if matrix:
-        model = copy.deepcopy(model)
-        _strip_feature_names(model)  # the graph takes one float tensor, in the signature's column order
-    try:
-        onx = to_onnx(model, sample[:1], options={"zipmap": False} if classifier else None,
-                      target_opset={"": 17, "ai.onnx.ml": 3})
-    except Exception as e:
-        raise BadInput(f"skl2onnx cannot convert {ref or 'this model'}: {type(e).__name__}: "
-                       f"{str(e).splitlines()[0][:300]}") from None
-    _dedupe_opsets(onx)
-    data = onx.SerializeToString()
-    note = f"ONNX {len(data) / 1024:,.1f} KiB"
-    if quantize:
-        data, nq = _quantize(data)
-        note += (f"; quantized {nq} operator(s) to int8" if nq else
-                 "; nothing in this graph can be quantized (dynamic quantization covers MatMul/Gemm/"
-                 "Conv/recurrent operators), so it is served unquantized")
-    check_onnx(model, data, signature, ex, quantized=quantize, ref=ref)
-    return data, note
-
-
-def _dedupe_opsets(onx) -> None:
-    """skl2onnx can list the default domain twice (seen with a bare LinearClassifier graph), which
-    onnxruntime's quantizer refuses; keep one entry per domain, the highest version."""
-    best: dict[str, int] = {}
-    for o in onx.opset_import:
-        best[o.domain] = max(best.get(o.domain, 0), o.version)
-    if len(best) != len(onx.opset_import):
-        del onx.opset_import[:]
-        for domain, version in best.items():
-            entry = onx.opset_import.add()
-            entry.domain, entry.version = domain, version
-
-
-def _quantize(data: bytes) -> tuple[bytes, int]:
-    import os
-    import tempfile
-
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory(prefix="mlops-onnx-") as d:
-        src, dst = os.path.join(d, "model.onnx"), os.path.join(d, "model.int8.onnx")
-        with open(src, "wb") as f:
-            f.write(data)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-        with open(dst, "rb") as f:
-            out = f.read()
-    nodes = onnx.load_from_string(out).graph.node
-    n = sum(1 for node in nodes if "Integer" in node.op_type or node.op_type.startswith(("QLinear", "DynamicQuant")))
-    return (out, n) if n else (data, 0)
-
-
-def check_onnx(model: Any, data: bytes, signature: dict | None, ex, quantized: bool, ref: str = "") -> None:
-    """Refuse (one line) an ONNX model that does not answer as *model* does on the example."""
-    import numpy as np
-
-    om = OnnxModel(data, signature, getattr(model, "classes_", None))
-    classifier = hasattr(model, "predict_proba")
-    X = ex.to_numpy(dtype=np.float64) if om.matrix and hasattr(ex, "to_numpy") else ex
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        want = np.asarray(model.predict(X if om.matrix else ex))
-    got = np.asarray(om.predict(X))
-    tol = 2e-2 if quantized else 1e-4
-    if classifier:
-        if not (want.astype(str) == got.astype(str)).all():
-            bad = int((want.astype(str) != got.astype(str)).sum())
-            raise BadInput(f"the ONNX model of {ref or 'this model'} predicts a different class on {bad} of "
-                           f"{len(want)} example rows: serve it with the native runtime")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            want_p = np.asarray(model.predict_proba(X if om.matrix else ex))
-        diff = float(np.abs(want_p - om.predict_proba(X)).max())
-        if diff > tol:
-            raise BadInput(f"the ONNX model of {ref or 'this model'} gives probabilities up to {diff:.3g} away "
-                           f"from the original's on the example (tolerance {tol}): serve it natively")
-    elif not np.allclose(want.astype(float), got.astype(float), rtol=tol, atol=tol):
-        diff = float(np.abs(want.astype(float) - got.astype(float)).max())
-        raise BadInput(f"the ONNX model of {ref or 'this model'} predicts up to {diff:.3g} away from the "
-                       f"original on the example (tolerance {tol}): serve it natively")
-
-
-class OnnxModel:
-    """An ONNX Runtime session with the scikit-learn face the server uses."""
-
-    def __init__(self, data: bytes, signature: dict | None, classes=None):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1  # one request per core beats threads fighting over two cores
-        so.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-        self.inputs = [(i.name, i.type) for i in self.session.get_inputs()]
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self.matrix = self.wants_matrix(signature)
-        self.signature = signature
-        if classes is not None:
-            self.classes_ = classes
-
-    @staticmethod
-    def wants_matrix(signature: dict | None) -> bool:
-        from .inputs import numeric_columns
-
-        return numeric_columns(signature) or bool(signature and signature.get("type") == "ndarray")
-
-    def _feed(self, X) -> dict:
-        import numpy as np
-
-        if self.matrix:
-            return {self.inputs[0][0]: np.asarray(X, dtype=np.float32)}
-        feed = {}
-        for name, typ in self.inputs:
-            col = X[name].to_numpy()
-            if "string" in typ:
-                col = col.astype(str)
-            elif "int64" in typ:
-                col = col.astype(np.int64)
-            elif "double" in typ:
-                col = col.astype(np.float64)
-            else:
-                col = col.astype(np.float32)
-            feed[name] = col.reshape(-1, 1)
-        return feed
-
-    def predict(self, X):
-        out = self.session.run(self.outputs[:1], self._feed(X))[0]
-        out = out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
-        classes = getattr(self, "classes_", None)
-        if classes is not None and getattr(getattr(classes, "dtype", None), "kind", "") == "b" and out.dtype.kind in "iu":
-            out = out.astype(bool)  # skl2onnx writes True/False classes as 1/0
-        return out
-
-    def predict_proba(self, X):
-        if len(self.outputs) < 2:
-            raise AttributeError("predict_proba")
-        return self.session.run(self.outputs[1:2], self._feed(X))[0]

@@ -1,43 +1,25 @@
 """Run the prediction server: in the foreground (``mlops serve``) or on a background thread
-of the notebook's kernel (``%mlops serve`` / ``%mlops serve stop``)."""
+of the notebook's kernel (``%mlops serve`` / ``%mlops serve stop``).
+
+    options = ServeOptions.from_user(ref="churn@production", port=8080)
+    served = load_models(options)          # resolved, loaded, converted: once
+    server.run_foreground(options, preload=served)
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 from ..exceptions import BadInput
+from .options import ServeOptions, parse_ab, read_token
+from .served import Served
 
+__all__ = ["run_foreground", "start_background", "stop_background", "Background", "parse_ab", "read_token"]
 
-def parse_ab(spec: str) -> list[tuple[str, float]]:
-    """``churn@v3:0.9,churn@v4:0.1`` -> [(ref, weight), ...]."""
-    out = []
-    for part in spec.split(","):
-        ref, sep, w = part.strip().rpartition(":")
-        if not sep or not ref:
-            raise BadInput(f"--ab takes REF:WEIGHT pairs separated by commas, e.g. churn@v3:0.9,churn@v4:0.1; "
-                           f"got {part!r}")
-        try:
-            weight = float(w)
-        except ValueError:
-            raise BadInput(f"--ab weight {w!r} is not a number") from None
-        if not weight > 0:
-            raise BadInput(f"--ab weight of {ref} must be above 0")
-        out.append((ref, weight))
-    return out
-
-
-def read_token(token_file: str | None) -> str | None:
-    if token_file:
-        try:
-            token = open(token_file, encoding="utf-8").read().strip()
-        except OSError as e:
-            raise BadInput(f"cannot read --token-file: {e.strerror}") from None
-        if not token:
-            raise BadInput(f"--token-file {token_file} is empty")
-        return token
-    return os.environ.get("MLOPS_SERVE_TOKEN") or None
+LEGACY_POSITIONAL = ("host", "port", "token")
 
 
 @dataclass
@@ -54,68 +36,84 @@ class Background:
 _running: dict[int, Background] = {}
 
 
-def check_host(host: str, token: str | None) -> None:
-    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
-        raise BadInput("without a token the server listens on 127.0.0.1 only: pass --token-file (or set "
-                       "MLOPS_SERVE_TOKEN) to listen on other addresses")
+def as_options(options: ServeOptions | Sequence, args: tuple = (), kw: dict | None = None) -> ServeOptions:
+    """*options*, or (the previous call shape) ServeOptions built from refs, then host, port and
+    token by position and the other options by keyword."""
+    kw = dict(kw or {})
+    if isinstance(options, ServeOptions):
+        if args or kw:
+            raise TypeError("pass either ServeOptions, or refs with host, port, token and keyword options")
+        return options
+    if len(args) > len(LEGACY_POSITIONAL):
+        raise TypeError(f"after the refs, at most {', '.join(LEGACY_POSITIONAL)} by position")
+    kw.update(zip(LEGACY_POSITIONAL, args))
+    return ServeOptions(refs=options, **kw)
 
 
-def config(refs, host: str, port: int, token: str | None, tls_cert=None, tls_key=None, dedicated=False, **kw):
+def config(options: ServeOptions, preload: list[Served] | None = None, dedicated: bool = False):
+    """The uvicorn configuration of one server process."""
     import uvicorn
 
-    from .app import Settings, build_app
+    from .app import build_app
 
-    check_host(host, token)
-    app = build_app(Settings(refs=refs, token=token, **kw), dedicated=dedicated)
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                          ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on", timeout_graceful_shutdown=30)
+    app = build_app(options, preload=preload, dedicated=dedicated)
+    return uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", access_log=False,
+                          ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key, lifespan="on",
+                          timeout_graceful_shutdown=30)
 
 
-def run_foreground(refs, host: str, port: int, token: str | None, workers: int = 1, tls_cert=None, tls_key=None,
-                   **kw) -> None:
-    """``mlops serve``: one process, or *workers* processes sharing the port (each loads the model
-    and logs predictions on its own; /metrics answers for the worker that takes the scrape)."""
+def run_foreground(options: ServeOptions | Sequence, *args: Any, preload: list[Served] | None = None,
+                   **kw: Any) -> None:
+    """``mlops serve``: one process, or ``options.workers`` processes sharing the port (each loads the
+    model and logs predictions on its own; /metrics answers for the worker that takes the scrape).
+
+    *preload*: the models from :func:`~.served.load_models`; one process serves them as they are,
+    ``--workers`` processes load the versions they name (not resolving the refs again)."""
     import sys
 
     import uvicorn
 
+    options = as_options(options, args, kw)
     # A process of its own: let the event loop take the GIL back from the prediction-log writer
     # (and the batch thread pool) within a millisecond instead of the default five.
     sys.setswitchinterval(0.001)
-    if workers <= 1:
-        uvicorn.Server(config(refs, host, port, token, tls_cert=tls_cert, tls_key=tls_key, dedicated=True,
-                              **kw)).run()
+    if options.workers <= 1:
+        uvicorn.Server(config(options, preload, dedicated=True)).run()
         return
-    from .app import Settings
+    from .app import OPTIONS_ENV, TOKEN_ENV, VERSIONS_ENV
+    from .served import versions_to_json
 
-    check_host(host, token)
-    os.environ["MLOPS_SERVE_SETTINGS"] = Settings(refs=refs, **kw).to_json()
-    if token is not None:
-        os.environ["MLOPS_SERVE_TOKEN"] = token
-    uvicorn.run("mlops_jupyter.serving.app:app_from_env", factory=True, workers=workers, host=host, port=port,
-                log_level="warning", access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key, lifespan="on",
-                timeout_graceful_shutdown=30)
+    os.environ[OPTIONS_ENV] = options.to_json()
+    if options.token is not None:
+        os.environ[TOKEN_ENV] = options.token
+    if preload is not None and all(s.record is not None for s in preload):
+        os.environ[VERSIONS_ENV] = versions_to_json(preload)
+    uvicorn.run("mlops_jupyter.serving.app:app_from_env", factory=True, workers=options.workers, host=options.host,
+                port=options.port, log_level="warning", access_log=False, ssl_certfile=options.tls_cert,
+                ssl_keyfile=options.tls_key, lifespan="on", timeout_graceful_shutdown=30)
 
 
-def start_background(refs, host="127.0.0.1", port=8080, token=None, **kw) -> Background:
+def start_background(options: ServeOptions | Sequence, *args: Any, preload: list[Served] | None = None,
+                     **kw: Any) -> Background:
+    """``%mlops serve``: the server on a thread of this process; returns once it listens."""
     import time
 
     import uvicorn
 
-    if port in _running:
-        raise BadInput(f"a server already runs on port {port}: %mlops serve stop --port {port}")
-    server = uvicorn.Server(config(refs, host, port, token, **kw))
-    thread = threading.Thread(target=server.run, name=f"mlops-serve-{port}", daemon=True)
+    options = as_options(options, args, kw)
+    if options.port in _running:
+        raise BadInput(f"a server already runs on port {options.port}: %mlops serve stop --port {options.port}")
+    server = uvicorn.Server(config(options, preload))
+    thread = threading.Thread(target=server.run, name=f"mlops-serve-{options.port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     if not server.started:
         server.should_exit = True
-        raise BadInput(f"the server did not start on {host}:{port} (is the port taken?)")
-    scheme = "https" if kw.get("tls_cert") else "http"
-    bg = Background(server, thread, f"{scheme}://{host}:{port}")
-    _running[port] = bg
+        raise BadInput(f"the server did not start on {options.host}:{options.port} (is the port taken?)")
+    bg = Background(server, thread, options.url)
+    _running[options.port] = bg
     return bg
 
 

@@ -45,7 +45,7 @@ class Store:
         if self._writer is None:
             with self._lock:
                 if self._writer is None:
-                    from ..tracking.writer import Writer
+                    from .writer import Writer
 
                     self._writer = Writer(self.meta)
         return self._writer

@@ -124,7 +124,7 @@ def grant(store, user: str, role: str, password: str | None = None) -> str:
         conn.exec_driver_sql(f"GRANT {GROUP[role]} TO {ident}")
         audit.record(conn, "access.grant", user, before, role)
 
-    store.meta._retrying(work)
+    store.meta.run_transaction(work)
     return f"{user}: {before or 'no access'} -> {role}"
 
 
@@ -143,7 +143,7 @@ def revoke(store, user: str) -> str:
             conn.exec_driver_sql(f"REVOKE {GROUP[role]} FROM {ident}")
         audit.record(conn, "access.revoke", user, before, None)
 
-    store.meta._retrying(work)
+    store.meta.run_transaction(work)
     return f"{user}: {before} -> no access"
 
 

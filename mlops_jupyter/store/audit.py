@@ -17,7 +17,7 @@ def record(conn, action: str, target: str, from_value: Any = None, to_value: Any
            detail: dict | None = None, username: str | None = None) -> None:
     """Append one entry inside the caller's transaction (it commits or rolls back with the change)."""
     if username is None:
-        from ..tracking.capture import current_user
+        from ..identity import current_user
 
         username = current_user()
     conn.execute(S.audit.insert().values(

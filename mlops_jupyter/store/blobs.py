@@ -35,7 +35,7 @@ EMPTY = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"  # BL
 _HEX = set("0123456789abcdef")
 
 
-def _hasher():
+def new_hasher():
     from blake3 import blake3
 
     return blake3(max_threads=blake3.AUTO)
@@ -159,7 +159,7 @@ class BlobStore:
         if sealer is not None:
             return self._put_sealed(src, sealer, progress)
         if self.local is None:
-            h, size = _hasher(), 0
+            h, size = new_hasher(), 0
             with open(src, "rb") as f:
                 while chunk := f.read(BIG_CHUNK):
                     h.update(chunk)
@@ -180,7 +180,7 @@ class BlobStore:
         from concurrent.futures import ThreadPoolExecutor
 
         tmp = self._tmp_name("put")
-        h = _hasher()
+        h = new_hasher()
         try:
             with open(src, "rb") as f:
                 before = os.fstat(f.fileno())
@@ -330,7 +330,7 @@ class BlobStore:
         """Yield the blob's bytes in chunks (at most 1 MiB); raises IntegrityError at the end if
         corrupted. An encrypted blob is opened one segment at a time: a segment that fails
         authentication raises before any of its bytes are yielded."""
-        h = _hasher()
+        h = new_hasher()
         with self._open_raw(digest) as f:
             head = f.read(HEADER_SIZE)
             if head[:len(MAGIC)] != MAGIC:
@@ -353,7 +353,7 @@ class BlobStore:
 
     def copy_to(self, digest: str, dest: str | os.PathLike) -> None:
         """Write the blob to *dest* atomically, verifying it on the way."""
-        _write_atomic(dest, self.iter_chunks(digest))
+        write_atomic(dest, self.iter_chunks(digest))
 
     # -- packs ----------------------------------------------------------------
     def pack_writer(self) -> "PackWriter":
@@ -412,7 +412,7 @@ class BlobStore:
         return key_id.hex() if mode == AES256GCM else None
 
     def copy_member_to(self, pack: str, offset: int, size: int, digest: str, dest: str | os.PathLike) -> None:
-        _write_atomic(dest, [self.read_member(pack, offset, size, digest)])
+        write_atomic(dest, [self.read_member(pack, offset, size, digest)])
 
     def verify(self, digest: str) -> bool:
         try:
@@ -511,7 +511,7 @@ def _seal_file(src: str, out, sealer, progress) -> tuple[str, int]:
     each kind bound the memory. A file that changes meanwhile is refused."""
     from concurrent.futures import ThreadPoolExecutor
 
-    h = _hasher()
+    h = new_hasher()
     step = BIG_CHUNK  # a whole number of segments
     with open(src, "rb", buffering=0) as f:
         before = os.fstat(f.fileno())
@@ -552,7 +552,7 @@ def _seal_file(src: str, out, sealer, progress) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _write_atomic(dest: str | os.PathLike, chunks) -> None:
+def write_atomic(dest: str | os.PathLike, chunks) -> None:
     """Write *chunks* to *dest* through a temporary file beside it, renamed into place at the end."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

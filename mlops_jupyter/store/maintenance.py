@@ -60,7 +60,7 @@ def gc(store, dry_run: bool = False) -> GcReport:
         if report.removed:
             from . import audit
 
-            store.meta._retrying(lambda c: audit.record(c, "gc", store.settings.artifacts_url, None, None,
+            store.meta.run_transaction(lambda c: audit.record(c, "gc", store.settings.artifacts_url, None, None,
                                                         {"removed": report.removed, "freed": report.freed}))
     return report
 

@@ -17,6 +17,8 @@ from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 
+from .. import events
+from ..events import PUBLISHED_KEY
 from ..exceptions import BadInput, NotFound, PermissionDenied, StoreError
 from . import schema as S
 from .processes import STALE_HEARTBEAT, pid_alive, process_start_time, run_is_dead  # noqa: F401
@@ -239,8 +241,13 @@ class MetadataStore:
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        """A write transaction. The body runs once (use _retrying for work that may be re-run)."""
+        """A write transaction. The body runs once (use :meth:`run_transaction` for work that may be re-run).
+
+        Events published with this connection are told again as ``committed`` once it commits."""
         conn, trans = self._begin()
+        # events published in this transaction (events.PUBLISHED_KEY); told as `committed` after it commits
+        published: list = []
+        conn.info[PUBLISHED_KEY] = published
         try:
             yield conn
             trans.commit()
@@ -253,11 +260,15 @@ class MetadataStore:
             trans.rollback()
             raise
         finally:
+            conn.info.pop(PUBLISHED_KEY, None)
             conn.close()
+        if published:
+            events.publish("committed", published=published)
 
-    def _retrying(self, fn, *args):
-        """Run fn(conn, *args) in a write transaction, again from the start if the store was busy
-        (SQLite locked; PostgreSQL rolled it back on a deadlock or a serialization failure)."""
+    def run_transaction(self, fn, *args):
+        """The store's transaction API: run fn(conn, *args) in a write transaction, again from the
+        start if the store was busy (SQLite locked; PostgreSQL rolled it back on a deadlock or a
+        serialization failure). Returns what *fn* returns."""
         for last, delay in _backoff():
             try:
                 with self.write() as conn:
@@ -286,13 +297,13 @@ class MetadataStore:
         takes this lock on its parent row first, so that concurrent writers queue instead of both
         reading the same number. SQLite needs no lock: ``BEGIN IMMEDIATE`` serialises writers."""
         if create is not None:
-            conn.execute(self._insert(table).on_conflict_do_nothing(index_elements=list(key)), [{**key, **create}])
+            conn.execute(self.insert_statement(table).on_conflict_do_nothing(index_elements=list(key)), [{**key, **create}])
         q = sa.select(table).where(*[table.c[k] == v for k, v in key.items()])
         if self.dialect != "sqlite":
             q = q.with_for_update()
         return conn.execute(q).first()
 
-    def _insert(self, table: sa.Table):
+    def insert_statement(self, table: sa.Table):
         if self.dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
         elif self.dialect == "postgresql":
@@ -301,8 +312,8 @@ class MetadataStore:
             raise StoreError(f"upsert not supported on {self.dialect}")
         return insert(table)
 
-    def _upsert(self, table: sa.Table, keys: list[str], update: list[str]):
-        stmt = self._insert(table)
+    def upsert_statement(self, table: sa.Table, keys: list[str], update: list[str]):
+        stmt = self.insert_statement(table)
         return stmt.on_conflict_do_update(
             index_elements=keys, set_={c: getattr(stmt.excluded, c) for c in update}
         )
@@ -338,7 +349,7 @@ class MetadataStore:
                         if v == S.SCHEMA_VERSION:
                             return v
         try:
-            return self._retrying(apply)
+            return self.run_transaction(apply)
         except PermissionDenied as e:  # a teammate's role may not change the schema: say what is needed
             raise PermissionDenied(f"the shared store needs its schema upgraded to v{S.SCHEMA_VERSION} by the role that owns "
                                    f"its tables (any mlops command run as that role does it, once): {e}") from None
@@ -348,30 +359,30 @@ class MetadataStore:
         with self.write() as conn:
             conn.execute(S.runs.insert().values(**row))
             if params:
-                self._write_params(conn, row["run_id"], params)
+                self.write_params(conn, row["run_id"], params)
             if tags:
-                self._write_tags(conn, row["run_id"], tags)
+                self.write_tags(conn, row["run_id"], tags)
 
-    def _write_params(self, conn, run_id: str, params: dict) -> None:
+    def write_params(self, conn, run_id: str, params: dict) -> None:
         rows = []
         for k, (encoded, text, num) in params.items():
             rows.append(dict(run_id=run_id, key=k, value=encoded, text=text, num=num))
-        conn.execute(self._upsert(S.params, ["run_id", "key"], ["value", "text", "num"]), rows)
+        conn.execute(self.upsert_statement(S.params, ["run_id", "key"], ["value", "text", "num"]), rows)
 
-    def _write_tags(self, conn, run_id: str, tags: dict) -> None:
+    def write_tags(self, conn, run_id: str, tags: dict) -> None:
         rows = [dict(run_id=run_id, key=k, value=v) for k, v in tags.items()]
-        conn.execute(self._upsert(S.tags, ["run_id", "key"], ["value"]), rows)
+        conn.execute(self.upsert_statement(S.tags, ["run_id", "key"], ["value"]), rows)
 
     def log_params(self, run_id: str, params: dict) -> None:
         """*params* maps key -> (json, text, number) as made by :func:`json_value`."""
         if params:
             with self.write() as conn:
-                self._write_params(conn, run_id, params)
+                self.write_params(conn, run_id, params)
 
     def set_tags(self, run_id: str, tags: dict) -> None:
         if tags:
             with self.write() as conn:
-                self._write_tags(conn, run_id, tags)
+                self.write_tags(conn, run_id, tags)
 
     def end_run(self, run_id: str, status: str, end_time: float, error: str | None = None) -> None:
         with self.write() as conn:
@@ -439,7 +450,7 @@ class MetadataStore:
 
         def work(conn):
             self.write_points(conn, rows)
-            ins = self._insert(S.latest_metrics)
+            ins = self.insert_statement(S.latest_metrics)
             ins = ins.on_conflict_do_update(
                 index_elements=["run_id", "key"],
                 set_={
@@ -453,7 +464,7 @@ class MetadataStore:
             if also is not None:
                 also(conn)
 
-        self._retrying(work)
+        self.run_transaction(work)
 
     def write_points(self, conn: sa.Connection, rows: list[tuple]) -> None:
         """Append (run_id, key, step, value, timestamp) rows to metrics in the caller's transaction, the
@@ -532,7 +543,7 @@ class MetadataStore:
         with self.write() as conn:
             if rows:
                 conn.execute(
-                    self._upsert(S.artifacts, ["run_id", "path"], ["digest", "size", "kind", "created"]), rows
+                    self.upsert_statement(S.artifacts, ["run_id", "path"], ["digest", "size", "kind", "created"]), rows
                 )
             if run_values:
                 conn.execute(S.runs.update().where(S.runs.c.run_id == run_id).values(**run_values))
@@ -545,7 +556,7 @@ class MetadataStore:
 
     def add_cells(self, rows: list[dict]) -> None:
         if rows:
-            self._retrying(lambda conn: conn.execute(S.cells.insert(), rows))
+            self.run_transaction(lambda conn: conn.execute(S.cells.insert(), rows))
 
     def cells(self, run_id: str) -> list[dict]:
         c = S.cells

@@ -56,13 +56,13 @@ class MigrationReport:
 
 
 def _source_settings(path: str):
-    from ..config import CONFIG_FILE, MLOPS_DIR, Settings, _read_toml
+    from ..config import CONFIG_FILE, MLOPS_DIR, Settings, read_toml
 
     p = Path(path).expanduser().resolve()
     mdir = p if p.name == MLOPS_DIR else p / MLOPS_DIR
     if not (mdir / CONFIG_FILE).is_file() and not (mdir / "mlops.db").is_file():
         raise BadInput(f"no mlops project at {path} (expected {mdir}/ with mlops.db)")
-    data = _read_toml(mdir / CONFIG_FILE)
+    data = read_toml(mdir / CONFIG_FILE)
     return Settings(root=mdir.parent, store_url=data.get("store_url") or f"sqlite:///{mdir / 'mlops.db'}",
                     artifacts_url=data.get("artifacts_url") or str(mdir / "objects"), extra=data)
 
@@ -108,7 +108,7 @@ def migrate(source: str, to: str, artifacts: str | None = None, progress: Callab
         if not report.nothing_to_do:
             from . import audit
 
-            dst_meta._retrying(lambda c: audit.record(c, "migrate", report.target, report.source, None,
+            dst_meta.run_transaction(lambda c: audit.record(c, "migrate", report.target, report.source, None,
                                                       {"copied": {k: n for k, n in report.counts.items() if n}}))
     finally:
         src_meta.close()
@@ -173,7 +173,7 @@ class _Migration:
     def datasets(self) -> None:
         dv, vf = S.dataset_versions, S.version_files
         for d in self._rows(self.src, sa.select(S.datasets)):
-            self.dst._retrying(lambda c, d=d: _insert_missing(c, S.datasets, [dict(d._mapping)], ["name"]))
+            self.dst.run_transaction(lambda c, d=d: _insert_missing(c, S.datasets, [dict(d._mapping)], ["name"]))
 
         def files_of(row: dict):
             files = [dict(f._mapping) for f in self._rows(self.src, sa.select(vf).where(vf.c.version_id == row["id"]))]
@@ -203,7 +203,7 @@ class _Migration:
                     after(conn, new)
                 return new, True
 
-            new_id, added = self.dst._retrying(work)
+            new_id, added = self.dst.run_transaction(work)
             ids[row["id"]] = new_id
             (self.report.add if added else self.report.skip)(what)
 
@@ -235,7 +235,7 @@ class _Migration:
                 for i in range(0, len(metrics), CHUNK):
                     self.dst.write_points(conn, [tuple(m) for m in metrics[i:i + CHUNK]])
 
-            self.dst._retrying(work)
+            self.dst.run_transaction(work)
             self.report.add("runs")
             self.report.add("metric points", len(metrics))
 
@@ -244,7 +244,7 @@ class _Migration:
         rows = self._rows(self.src, sa.select(lin))
         out = [dict(x._mapping, version_id=self.version_ids[x.version_id]) for x in rows
                if x.version_id in self.version_ids]
-        n = self.dst._retrying(lambda c: _insert_missing(c, lin, out, ["run_id", "version_id", "direction"],
+        n = self.dst.run_transaction(lambda c: _insert_missing(c, lin, out, ["run_id", "version_id", "direction"],
                                                          exists_only=("run_id", S.runs)))
         self.report.add("lineage links", n)
 
@@ -252,7 +252,7 @@ class _Migration:
     def models(self) -> None:
         mv, ma = S.model_versions, S.model_aliases
         for m in self._rows(self.src, sa.select(S.models)):
-            self.dst._retrying(lambda c, m=m: _insert_missing(c, S.models, [dict(m._mapping)], ["name"]))
+            self.dst.run_transaction(lambda c, m=m: _insert_missing(c, S.models, [dict(m._mapping)], ["name"]))
         self._versions(mv, self.model_ids, "model versions")
         for a in self._rows(self.src, sa.select(ma)):
             def work(conn, a=a):
@@ -262,7 +262,7 @@ class _Migration:
                     return "set"
                 return "same" if cur == a.version else f"kept {a.name}@{a.alias} -> v{cur} (here: v{a.version})"
 
-            what = self.dst._retrying(work)
+            what = self.dst.run_transaction(work)
             if what == "set":
                 self.report.add("aliases")
             elif what == "same":
@@ -297,7 +297,7 @@ class _Migration:
             for x in rows:
                 if "id" in x and "id" in table.c and table.c.id.primary_key:
                     x.pop("id")  # a new number in the target; the row is matched by its content
-            n = self.dst._retrying(lambda c, t=table, rows=rows, keys=keys: _insert_missing(c, t, rows, keys))
+            n = self.dst.run_transaction(lambda c, t=table, rows=rows, keys=keys: _insert_missing(c, t, rows, keys))
             if label:
                 self.report.add(label, n)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import rendering
 from ..exceptions import BadInput
 from ..store import schema as S
 
@@ -365,7 +366,8 @@ _RUNS_FRAME: list = []
 
 
 def _runs_frame_class():
-    """A DataFrame that shows itself as the interactive runs table in a notebook.
+    """A DataFrame that a face may show as the interactive runs table in a notebook (rendering
+    ``INTERACTIVE``); it keeps the query in ``attrs["mlops_query"]``.
 
     Derived frames (``df[df.status == "failed"]``) are plain DataFrames again.
     """
@@ -379,15 +381,9 @@ def _runs_frame_class():
             return pd.DataFrame
 
         def _ipython_display_(self):
-            from ..widgets.views import display_runs, in_kernel
+            rendering.show(self)
 
-            if in_kernel() and "mlops_query" in self.attrs:
-                display_runs(self)
-            else:
-                from IPython.display import display
-
-                display(pd.DataFrame(self))
-
+    RunsFrame.__qualname__ = "RunsFrame"  # registered as mlops_jupyter.tracking.query.RunsFrame
     _RUNS_FRAME.append(RunsFrame)
     return RunsFrame
 
@@ -444,9 +440,7 @@ class RunRecord:
         return f"<RunRecord {self.name!r} {self.run_id[:8]} {self.status}>"
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import run_html
-
-        return run_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 def get_run(ref: str):
@@ -480,9 +474,7 @@ class Comparison:
         return pd.DataFrame(data)
 
     def _repr_html_(self) -> str:
-        from ..widgets.html import compare_html
-
-        return compare_html(self)
+        return rendering.render(self, rendering.HTML)
 
 
 _MISSING = object()

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..exceptions import BadInput, MlopsError, NotFound
-from . import capture
+from . import environment as runenv
+from .. import events, identity
+from . import notebook as nbsource
+from . import redact
 from .values import check_name, check_step, checked_metrics, encode_params, encode_tags, metric_value
 
 # Kernel-side facts handed in by the magics (this module never imports IPython).
@@ -161,7 +164,7 @@ class Run:
         """Record one executed cell (source redacted), written in the background."""
         self._cell_seq += 1
         row = dict(run_id=self.run_id, seq=self._cell_seq, execution_count=execution_count,
-                   source=capture.redact_source(source), started=started, duration=duration,
+                   source=redact.redact_source(source), started=started, duration=duration,
                    status="error" if error else "ok", error=error)
         if error:
             self.failed_cells += 1
@@ -171,18 +174,18 @@ class Run:
     def _capture(self) -> None:
         """Environment, packages, git; runs on the writer thread so start_run stays fast."""
         try:
-            env = capture.environment(self.notebook)
-            env["packages"] = capture.imported_packages()
+            env = runenv.environment(self.notebook)
+            env["packages"] = runenv.imported_packages()
             # The project's repository (where .mlops/ is), not that of a script's interpreter.
             nb_dir = os.path.dirname(self.notebook) if self.notebook else None
             root = str(self.store.settings.root)
-            git, diff = capture.git_state(nb_dir if nb_dir and nb_dir.startswith(root) else root)
+            git, diff = runenv.git_state(nb_dir if nb_dir and nb_dir.startswith(root) else root)
             if git:
                 env["git"] = git
             rows = []
             for path, text, kind in (
-                ("_mlops/requirements-freeze.txt", capture.freeze(), "freeze"),
-                ("_mlops/environment.json", json.dumps(capture.environment_variables(), indent=1), "environment"),
+                ("_mlops/requirements-freeze.txt", runenv.freeze(), "freeze"),
+                ("_mlops/environment.json", json.dumps(runenv.environment_variables(), indent=1), "environment"),
                 ("_mlops/git.diff", diff, "gitdiff"),
             ):
                 if text:
@@ -202,7 +205,7 @@ class Run:
             saved is not stored as an empty one: the user is told, and pointed at the executed
             cells, which were recorded as they ran.
         """
-        text, unsaved = capture.read_notebook(self.notebook)
+        text, unsaved = nbsource.read_notebook(self.notebook)
         if unsaved:
             n = self._cell_seq
             instead = (f"its {n} executed cell{'s are' if n != 1 else ' is'} recorded instead "
@@ -239,10 +242,7 @@ class Run:
             self._writer.active.discard(self.run_id)
             if not ended:
                 self.store.meta.end_run(self.run_id, status, time.time(), error)
-        from ..integrations import wandb_mirror
-
-        if wandb_mirror.enabled(self.store.settings):
-            wandb_mirror.report_failures(self.store)
+        events.publish("run.ended", store=self.store, run_id=self.run_id, status=status)
 
     def wait_captured(self, timeout: float = 30.0) -> bool:
         return self._capture_done.wait(timeout)
@@ -308,10 +308,10 @@ def start_run(
     enc_params = encode_params(params)
     enc_tags = encode_tags(tags or {})
     if notebook is None:
-        notebook = capture.notebook_path(kernel_context.get("user_ns"))
+        notebook = nbsource.notebook_path(kernel_context.get("user_ns"))
     elif notebook:
         notebook = os.path.abspath(notebook)
-    name = name if name is not None else capture.default_run_name(notebook)
+    name = name if name is not None else nbsource.default_run_name(notebook)
     store = _store()
     with _stack_lock:
         parent_id = parent.run_id if isinstance(parent, Run) else parent
@@ -326,28 +326,20 @@ def start_run(
 
         row = dict(
             run_id=run_id, name=name, status="running", start_time=now, parent_id=parent_id,
-            notebook=notebook, username=capture.current_user(), host=_hostname(), pid=pid,
+            notebook=notebook, username=identity.current_user(), host=_hostname(), pid=pid,
             pid_start=process_start_time(pid), heartbeat=now,
-            source=source or ("notebook" if capture.in_kernel_process() else
+            source=source or ("notebook" if nbsource.in_kernel_process() else
                               "ipython" if "IPython" in sys.modules and kernel_context.get("user_ns") is not None
                               else "script"),
         )
         store.meta.create_run(row, enc_params, enc_tags)
-        _mirror(store, run_id)
+        events.publish("run.started", store=store, run_id=run_id)
         run = Run(store, run_id, name, parent_id, now, notebook)
         store.writer.active.add(run_id)
         _stack.append(run)
     _install_exit_handlers()
     store.writer.submit(run._capture)
     return run
-
-
-def _mirror(store, run_id: str) -> None:
-    """Queue the run for the W&B mirror when the project has one (never imports wandb here)."""
-    from ..integrations import wandb_mirror
-
-    if wandb_mirror.enabled(store.settings):
-        wandb_mirror.notify(store, "run", run_id)
 
 
 def attach_run(run_id: str) -> Run:

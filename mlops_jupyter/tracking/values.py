@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 from ..exceptions import BadInput
-from . import capture
+from . import redact
 
 
 def check_name(kind: str, key: Any) -> str:
@@ -63,10 +63,10 @@ def encode_params(params: dict) -> dict:
     out = {}
     for k, v in params.items():
         check_name("param", k)
-        if capture.is_secret(k):
-            v = capture.REDACTED
+        if redact.is_secret(k):
+            v = redact.REDACTED
         elif isinstance(v, str):
-            v = capture.redact_urls(v)
+            v = redact.redact_urls(v)
         encoded, text, num, was_repr = json_value(v)
         if was_repr:
             warnings.warn(f"param {k!r} is not JSON-serialisable; stored as its repr {text!r:.80}",
@@ -80,5 +80,5 @@ def encode_tags(tags: dict) -> dict:
     out = {}
     for k, v in tags.items():
         check_name("tag", k)
-        out[k] = capture.REDACTED if capture.is_secret(k) else capture.redact_urls(str(v))
+        out[k] = redact.REDACTED if redact.is_secret(k) else redact.redact_urls(str(v))
     return out

@@ -141,6 +141,14 @@ def lime_weights(weights: list[tuple[str, float]], title: str) -> bytes:
     return _png(fig)
 
 
+def draw(picture) -> bytes:
+    """The PNG of an ``ExplanationPicture`` (its ``kind`` names one of the functions above)."""
+    return DRAWINGS[picture.kind](**picture.args)
+
+
+DRAWINGS = {"bar": bar, "beeswarm": beeswarm, "waterfall": waterfall, "lime": lime_weights}
+
+
 def _short(v) -> str:
     if isinstance(v, (float, np.floating)):
         return f"{v:.4g}"

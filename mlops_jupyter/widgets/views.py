@@ -11,7 +11,7 @@ from .html import CSS, badge, fmt_duration, fmt_value, runs_table_html, shown
 
 def in_kernel() -> bool:
     """True inside a Jupyter kernel, where widgets can render."""
-    from ..tracking.capture import in_kernel_process
+    from ..tracking.notebook import in_kernel_process
 
     return in_kernel_process() and _has_widgets()
 
@@ -145,6 +145,38 @@ class LiveRun:
                          if len(v) > 1)
         self.html.value = CSS + head + f'<div class="mlops-charts">{charts}</div>'
         return row["status"] == "running"
+
+
+def show_formats(obj) -> None:
+    """The interactive view of a result that has none of its own: its text and its HTML (registered
+    for ``object``, so that every result class with ``_ipython_display_`` has a view)."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+
+    from .. import rendering
+
+    if not InteractiveShell.initialized():  # as IPython's display does outside a shell
+        print(obj)
+        return
+    data = {rendering.TEXT: repr(obj)}
+    page = obj._repr_html_() if hasattr(obj, "_repr_html_") else rendering.render(obj, rendering.HTML)
+    if page is not None:
+        data[rendering.HTML] = page
+    display(data, raw=True)  # raw: display(obj) would call _ipython_display_ again
+
+
+def show_runs_frame(frame) -> None:
+    """A runs query result: the interactive runs table in a kernel, else the plain DataFrame.
+
+    Derived frames (``df[df.status == "failed"]``) are plain DataFrames and never come here.
+    """
+    if in_kernel() and "mlops_query" in frame.attrs:
+        display_runs(frame)
+    else:
+        import pandas as pd
+        from IPython.display import display
+
+        display(pd.DataFrame(frame))
 
 
 def display_runs(frame) -> None:

@@ -1,4 +1,4 @@
-"""Retraining rules: ``drift_share > 0.3 or accuracy < 0.8``.
+"""Retraining rules (job.toml's `[retrain] retrain_when`, evaluated by monitoring): ``drift_share > 0.3 or accuracy < 0.8``.
 
 A rule is a comparison of a figure with a number, combined with ``and``, ``or``, ``not`` and
 parentheses (chains like ``0.2 < drift_share <= 0.5`` work). It is parsed with Python's own

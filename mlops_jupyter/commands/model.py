@@ -1,0 +1,144 @@
+"""The model registry: ``model register|ls|show|alias|history|load|export``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .context import Listing, project_store, quick_store_url
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``model`` and its subcommands."""
+    p = subparsers.add_parser("model", help="register, list, alias and load models: register, ls, show, alias, "
+                                            "history, load")
+    msub = p.add_subparsers(dest="action", metavar="register|ls|show|alias|history|load|export")
+    msub.required = True
+    mr = msub.add_parser("register", help="save a model variable as the next version of NAME (in a notebook)")
+    mr.add_argument("model", help="the model variable")
+    mr.add_argument("--name", "-n", required=True, help="model name")
+    mr.add_argument("--example", help="a DataFrame or array variable: the input signature is inferred from it")
+    mr.add_argument("--alias", help="point this alias at the new version (e.g. staging)")
+    mr.add_argument("--pickle", action="store_true",
+                    help="store a model skops/XGBoost/LightGBM cannot save as a pickle (loading it runs code)")
+    mr.add_argument("--message", "-m", help="what this version is")
+    mr.set_defaults(func=_register, kernel_only="model register")
+    ml = msub.add_parser("ls", help="models with their latest version and aliases, or the versions of one model")
+    ml.add_argument("name", nargs="?")
+    ml.set_defaults(func=_ls)
+    mw = msub.add_parser("show", help="one version: signature, metrics, datasets, aliases, explanations")
+    mw.add_argument("ref", help="NAME@vN, NAME@ALIAS, NAME or models:/NAME/N")
+    mw.set_defaults(func=_show)
+    ma = msub.add_parser("alias", help="point an alias at a version (the move is logged): model alias churn@v3 "
+                                       "production")
+    ma.add_argument("ref")
+    ma.add_argument("alias")
+    ma.add_argument("--delete", action="store_true", help="remove the alias instead (ref names the model)")
+    ma.set_defaults(func=_alias)
+    mh = msub.add_parser("history", help="every alias move of a model: when, from which version to which, who")
+    mh.add_argument("name")
+    mh.set_defaults(func=_history)
+    mo = msub.add_parser("load", help="load a version (in a notebook: returns the model; here: checks it loads)")
+    mo.add_argument("ref")
+    mo.add_argument("--pickle", action="store_true", help="allow loading a pickle (runs code from the file)")
+    mo.add_argument("--to", metavar="FILE", help="also write the saved model file here")
+    mo.set_defaults(func=_load)
+    mx = msub.add_parser("export", help="write a version as ONNX for other runtimes: model export churn@v3 "
+                                        "--format onnx")
+    mx.add_argument("ref")
+    mx.add_argument("--format", default="onnx", choices=["onnx"], help="file format (default onnx)")
+    mx.add_argument("--output", "-o", metavar="FILE", help="where to write it (default NAME-vN.onnx here)")
+    mx.add_argument("--quantize", action="store_true", help="dynamic int8 quantization of the weights")
+    mx.set_defaults(func=_export)
+
+
+def _register(ns, ctx):
+    from .. import models
+
+    model = ctx.variable(ns.model, "the model to register")
+    example = ctx.variable(ns.example, "--example")
+    if ns.pickle:
+        ctx.out("warning: stored as a pickle; loading it will run code from the file (load with --pickle)")
+    v = models.register(model, name=ns.name, example=example, alias=ns.alias, pickle=ns.pickle,
+                        message=ns.message)
+    if v.staged_for:
+        ctx.out(f"staged {v.name} as a candidate of job {v.staged_for}: the batch registers its best execution's "
+                f"model{' and decides about @' + ns.alias if ns.alias else ''}")
+    else:
+        ctx.out(f"registered {v}")
+    return v if ctx.has_kernel else None
+
+
+def _ls(ns, ctx):
+    from .. import models
+
+    if not ctx.rich_display:
+        from ..models import listing
+        from ..store import quickread
+
+        url = quick_store_url()
+        if ns.name:
+            rows = quickread.model_versions(url, ns.name)
+            return Listing("model_versions", [listing.version_record(r, al) for r, al in rows] if rows is not None
+                           else models.version_records(ns.name))
+        rows = quickread.models(url)
+        return Listing("models", [listing.model_record(r, al) for r, al in rows] if rows is not None
+                       else models.model_records())
+    return models.versions(ns.name) if ns.name else models.ls()
+
+
+def _show(ns, ctx):
+    from .. import models
+
+    return models.get(ns.ref)
+
+
+def _alias(ns, ctx):
+    from .. import models
+    from ..models.registry import Registry
+
+    reg = Registry(project_store())
+    if ns.delete:
+        name = models.parse_model_ref(ns.ref)[0]
+        prev = reg.delete_alias(name, ns.alias)
+        ctx.out(f"{name}: alias {ns.alias} removed (it pointed to v{prev})")
+        return None
+    v, prev = reg.set_alias(ns.ref, ns.alias)
+    moved = f" (was v{prev})" if prev is not None and prev != v.version else ""
+    ctx.out(f"{v.name}@{ns.alias} -> v{v.version}{moved}")
+    return None
+
+
+def _export(ns, ctx):
+    import os
+
+    from .. import models
+
+    path, note = models.export_with_note(ns.ref, format=ns.format, path=ns.output, quantize=ns.quantize)
+    ctx.out(f"wrote {path} ({os.path.getsize(path):,} bytes; {note}); ONNX Runtime predicts as the model does "
+            "on its signature example")
+    return None
+
+
+def _history(ns, ctx):
+    from .. import models
+
+    return models.history(ns.name)
+
+
+def _load(ns, ctx):
+    from ..models.registry import Registry
+
+    reg = Registry(project_store())
+    v = reg.get(ns.ref)
+    model = reg.load_version(v, allow_pickle=ns.pickle)
+    if ns.to:
+        from pathlib import Path
+
+        from ..store.blobs import write_atomic
+
+        write_atomic(Path(ns.to), [reg.store.blobs.get_bytes(v.digest)])
+        ctx.out(f"wrote {v.ref} ({v.flavor}, {v.size:,} bytes) to {ns.to}")
+    if ctx.has_kernel:  # the model itself, as the cell's value
+        return model
+    ctx.out(f"{v.ref} loads: {type(model).__module__}.{type(model).__name__}")
+    return v

@@ -1,0 +1,85 @@
+"""``serve``: a registered model over HTTP (in a notebook on a thread of the kernel, in a terminal in
+the foreground); ``serve stop`` ends the notebook's servers."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..exceptions import BadInput
+from .context import project_store
+from .values import positive_float, positive_int, share
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """``serve``."""
+    p = subparsers.add_parser("serve", help="serve a registered model over HTTP: serve churn@production --port 8080 "
+                                            "(in a notebook: in the background; `serve stop` ends it)")
+    p.add_argument("ref", help="NAME@ALIAS or NAME@vN (or `stop`)")
+    p.add_argument("--port", type=positive_int, help="port to listen on (default 8080); with `stop`: "
+                                                     "which server (default: all)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (other than 127.0.0.1 needs a token)")
+    p.add_argument("--token-file", help="file holding the bearer token (else $MLOPS_SERVE_TOKEN)")
+    p.add_argument("--ab", help="split traffic by weight: churn@v3:0.9,churn@v4:0.1")
+    p.add_argument("--tls-cert", help="certificate file: serve HTTPS")
+    p.add_argument("--tls-key", help="key file for --tls-cert")
+    p.add_argument("--pickle", action="store_true", help="allow serving a model stored as a pickle")
+    p.add_argument("--workers", type=positive_int, help="worker processes (mlops serve only; default 1)")
+    p.add_argument("--log-sample", type=share, default=1.0, metavar="SHARE",
+                   help="share of requests logged to the store for monitoring (default 1: all; 0: none)")
+    p.add_argument("--runtime", choices=["native", "onnx"], default="native",
+                   help="native: the model's own library (default); onnx: convert with skl2onnx, run on onnxruntime")
+    p.add_argument("--quantize", action="store_true", help="with --runtime onnx: dynamic int8 quantization")
+    p.add_argument("--reload-alias", type=positive_float, nargs="?", const=2.0, metavar="SECONDS",
+                   help="follow the alias: when it moves, load the new version and switch without dropping "
+                        "requests (checked every 2 s, or every SECONDS)")
+    p.set_defaults(func=serve_model)
+
+
+def serve_model(ns: argparse.Namespace, ctx) -> None:
+    """Serve ``ns.ref`` (or ``ns.ab``'s split) as ``serve`` asks; also ``job serve``'s way to serve.
+
+    Raises:
+        BadInput: options that do not go together, an unknown model, a model that cannot be served.
+    """
+    from ..serving import server
+
+    if ns.ref == "stop":
+        stopped = server.stop_background(ns.port)
+        ctx.out("stopped " + ", ".join(stopped) if stopped else "no server was running")
+        return None
+    port = ns.port or 8080
+    refs = server.parse_ab(ns.ab) if ns.ab else [(ns.ref, 1.0)]
+    token = server.read_token(ns.token_file)
+    if bool(ns.tls_cert) != bool(ns.tls_key):
+        raise BadInput("--tls-cert and --tls-key go together")
+    if ns.quantize and ns.runtime != "onnx":
+        raise BadInput("--quantize applies to --runtime onnx")
+    if ns.workers and ctx.has_kernel:
+        raise BadInput("--workers is for `mlops serve` in a terminal; in a notebook the server runs on a thread of "
+                       "the kernel")
+    from ..models.registry import Registry, parse_model_ref
+
+    reg = Registry(project_store())
+    for ref, _ in refs:
+        reg.get(ref)  # an unknown ref is one line now, not a failed start-up later
+        if ns.reload_alias and parse_model_ref(ref)[1] is not None:
+            raise BadInput(f"--reload-alias follows aliases; {ref} names a fixed version")
+    kw = dict(tls_cert=ns.tls_cert, tls_key=ns.tls_key, allow_pickle=ns.pickle, log_sample=ns.log_sample,
+              runtime=ns.runtime, quantize=ns.quantize, reload_alias=ns.reload_alias)
+    if ns.runtime == "onnx":  # convert and check now: a model that cannot be served is one line, not a dead server
+        from ..serving.app import Settings, load_one
+
+        for ref, w in refs:
+            s = load_one(reg, Settings(refs=refs, allow_pickle=ns.pickle, runtime="onnx", quantize=ns.quantize),
+                         ref, w)
+            ctx.out(f"{s.ref}: {s.predictor.note}; predictions match the original on the signature example")
+    note = "" if token else " (no token: listening on 127.0.0.1 only)"
+    if ctx.has_kernel:  # the kernel outlives the cell: serve on a thread of it
+        bg = server.start_background(refs, ns.host, port, token, **kw)
+        ctx.out(f"serving {', '.join(r for r, _ in refs)} at {bg.url}{note}; stop with %mlops serve stop")
+        return None
+    scheme = "https" if ns.tls_cert else "http"
+    ctx.out(f"serving {', '.join(r for r, _ in refs)} at {scheme}://{ns.host}:{port}{note}"
+            f"{f' with {ns.workers} workers' if ns.workers and ns.workers > 1 else ''}; Ctrl-C stops")
+    server.run_foreground(refs, ns.host, port, token, workers=ns.workers or 1, **kw)
+    return None

@@ -1,0 +1,201 @@
+"""The server's routes: ``/predict`` (and MLflow's ``/invocations``), ``/feedback``, ``/health``, ``/metrics``.
+
+Handlers take the raw request and parse JSON with orjson (no per-field model validation on the
+hot path); the request schema is still declared in the OpenAPI document, so clients and fuzzers
+see it. Bad input is a 4xx JSON body ``{"error": ...}`` naming the problem, never a 5xx.
+"""
+
+import time
+import uuid
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from .inputs import InputError, parse, to_frame, to_matrix
+from .service import ModelService
+
+REQUEST_SCHEMA = {
+    "oneOf": [
+        {"type": "array", "items": {"type": "object"}, "description": "records, one object per row"},
+        {"type": "object", "properties": {"columns": {"type": "array", "items": {"type": "string"}},
+                                          "data": {"type": "array", "items": {"type": "array"}},
+                                          "key": {"type": "string"}, "proba": {"type": "boolean"}},
+         "required": ["columns", "data"]},
+        {"type": "object", "properties": {"dataframe_split": {"type": "object"}}, "required": ["dataframe_split"]},
+        {"type": "object", "properties": {"dataframe_records": {"type": "array"}},
+         "required": ["dataframe_records"]},
+        {"type": "object", "properties": {"inputs": {}}, "required": ["inputs"]},
+    ]
+}
+
+FEEDBACK_SCHEMA = {
+    "oneOf": [
+        {"type": "object", "properties": {"request_id": {"type": "string"}, "label": {}}, "required": ["request_id"]},
+        {"type": "object", "properties": {"request_id": {"type": "string"}, "labels": {"type": "array"}},
+         "required": ["request_id", "labels"]},
+        {"type": "array", "items": {"type": "object"}},
+    ]
+}
+
+PREDICT_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": REQUEST_SCHEMA}}},
+               "responses": {"200": {"description": "predictions, the answering model version, a request id"},
+                             "401": {"description": "missing or wrong token"},
+                             "413": {"description": "body too large"},
+                             "415": {"description": "not JSON"},
+                             "422": {"description": "input does not fit the model's signature"}}}
+
+FEEDBACK_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": FEEDBACK_SCHEMA}}},
+                "responses": {"200": {"description": "how many labels were stored"},
+                              "422": {"description": "a request id or label that cannot be used"},
+                              "503": {"description": "the store could not take the labels; send again"}}}
+
+TRUE = ("1", "true", "yes")
+
+
+def json_response(obj, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json")
+
+
+def error(msg: str, status: int) -> Response:
+    return json_response({"error": msg}, status)
+
+
+def first_line(e: Exception, limit: int) -> str:
+    """``ValueError: the first line of its message`` (cut at *limit*; an empty message is fine too)."""
+    lines = str(e).splitlines()
+    return f"{type(e).__name__}: {lines[0][:limit] if lines else ''}"
+
+
+async def read_json(request: Request, max_body: int):
+    """The request's JSON body: 415 unless sent as JSON, 413 over *max_body* bytes, 400 if malformed."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.split(";")[0].strip().lower() == "application/json":
+        raise InputError(f"send JSON with Content-Type: application/json (got {ctype or 'none'})", 415)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_body:
+        raise InputError(f"body of {int(length):,} bytes is over the {max_body:,}-byte limit", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise InputError(f"body is over the {max_body:,}-byte limit", 413)
+        chunks.append(chunk)
+    try:
+        return orjson.loads(b"".join(chunks))
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"malformed JSON: {e}", 400) from None
+
+
+class Routes:
+    """The handlers, each reading the request, asking :class:`ModelService`, and answering."""
+
+    def __init__(self, service: ModelService):
+        self.service = service
+        self.max_body = service.options.max_body
+        self.inline_rows = service.options.inline_rows
+
+    def add_to(self, app) -> None:
+        app.post("/predict", openapi_extra=PREDICT_DOC)(self.predict_route)
+        app.post("/invocations", openapi_extra=PREDICT_DOC)(self.invocations)
+        app.post("/feedback", openapi_extra=FEEDBACK_DOC)(self.feedback)
+        app.get("/health")(self.health)
+        app.get("/metrics")(self.metrics)
+
+    # Handlers' names and docstrings are their OpenAPI operation ids and descriptions: keep them.
+    async def predict_route(self, request: Request):
+        return await self.answer(request, "/predict")
+
+    async def invocations(self, request: Request):
+        return await self.answer(request, "/invocations")
+
+    async def answer(self, request: Request, route: str) -> Response:
+        """Parse, pick the answering model, predict (in a thread for big batches), log, answer."""
+        t0 = time.perf_counter()
+        service = self.service
+        if not service.ready:
+            return error("the model is still loading", 503)
+        try:
+            parsed = parse(await read_json(request, self.max_body))
+            key = request.headers.get("x-request-key") or parsed.key
+            proba = parsed.proba or request.query_params.get("proba", "").lower() in TRUE
+            s = service.pick(key)
+            X = to_matrix(parsed, s.signature) if s.predictor.matrix else to_frame(parsed, s.signature)
+            n = len(X)
+            if n > self.inline_rows:
+                result = await run_in_threadpool(service.predict, s, X, proba)
+            else:
+                result = service.predict(s, X, proba)
+        except InputError as e:
+            service.metrics.observe(route, "", e.status, 0)
+            return error(str(e), e.status)
+        except Exception as e:  # the model refused the input (a dtype it cannot take, ...)
+            service.metrics.observe(route, "", 422, 0)
+            return error(f"the model could not predict: {first_line(e, 300)}", 422)
+        rid = uuid.uuid4().hex
+        took = time.perf_counter() - t0
+        if service.log is not None:
+            service.log.record(rid, s.name, s.version, route, parsed.columns, parsed.rows, result, took)
+        result["model_version"] = s.ref
+        result["request_id"] = rid
+        service.metrics.observe(route, s.ref, 200, took, n)
+        return json_response(result)
+
+    async def feedback(self, request: Request):
+        # Labels for earlier predictions, by request id (unknown ids are kept, and named).
+        from ..exceptions import BadInput
+        from .predlog import parse_feedback
+
+        metrics = self.service.metrics
+        try:
+            triples = parse_feedback(await read_json(request, self.max_body))
+        except InputError as e:
+            metrics.observe("/feedback", "", e.status, 0)
+            return error(str(e), e.status)
+        except BadInput as e:
+            metrics.observe("/feedback", "", 422, 0)
+            return error(str(e), 422)
+        try:
+            n, unknown = await self.store_labels(triples)
+        except Exception as e:
+            metrics.observe("/feedback", "", 503, 0)
+            return error(f"the labels could not be stored ({first_line(e, 200)}); "
+                         "send them again", 503)
+        metrics.observe("/feedback", "", 200, 0)
+        metrics.labels += n
+        out: dict = {"stored": n}
+        if unknown:
+            out["unknown_request_ids"] = unknown[:100]
+            out["note"] = "labels for request ids not in the prediction log are kept, in case their log comes later"
+        return json_response(out)
+
+    async def store_labels(self, triples: list) -> tuple[int, list[str]]:
+        """Write the labels; (how many, the request ids the prediction log does not hold)."""
+        from .predlog import known_ids, write_labels
+
+        service = self.service
+        n = await run_in_threadpool(write_labels, service.store.meta, triples)
+        ids = sorted({t[0] for t in triples})
+        if service.log is not None:
+            await run_in_threadpool(service.log.flush, 2.0)
+        unknown = sorted(set(ids) - await run_in_threadpool(known_ids, service.store.meta, ids))
+        return n, unknown
+
+    async def health(self):
+        service = self.service
+        if not service.ready:
+            return error("loading", 503)
+        return json_response({"status": "ready", "models": [{"version": s.ref, "weight": s.weight,
+                                                             "runtime": s.predictor.runtime}
+                                                            for s in service.served]})
+
+    async def metrics(self, request: Request):
+        service = self.service
+        text = service.metrics.render()
+        if service.log is not None:
+            text += ("# HELP mlops_prediction_log_queued Prediction log records waiting to be written.\n"
+                     "# TYPE mlops_prediction_log_queued gauge\n"
+                     f"mlops_prediction_log_queued {len(service.log.queue)}\n")
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

@@ -1,0 +1,40 @@
+"""How the notebook shows each result type: the widgets functions that draw them, registered with
+:mod:`mlops_jupyter.rendering`.
+
+``mlops_jupyter/__init__.py`` calls :func:`register_all`, so the renderers are in place whenever
+the package is imported.
+Types and renderers are named by strings: registering imports neither the domain modules nor the
+drawing code (pandas, ipywidgets, matplotlib), which load when an object is first shown.
+"""
+
+from __future__ import annotations
+
+from ..rendering import HTML, INTERACTIVE, PNG, register
+
+_PKG = "mlops_jupyter"
+
+# (result type, format, renderer), the type under mlops_jupyter., the renderer under mlops_jupyter.widgets.
+RENDERERS = [
+    ("tracking.query.RunRecord", HTML, "html:run_html"),
+    ("tracking.query.Comparison", HTML, "html:compare_html"),
+    ("tracking.query.RunsFrame", INTERACTIVE, "views:show_runs_frame"),
+    ("data.catalog.DatasetVersion", HTML, "html:dataset_version_html"),
+    ("data.api.FilesDiff", HTML, "html:files_diff_html"),
+    ("data.lineage.Lineage", HTML, "html:lineage_svg"),
+    ("data.frames.TableDiff", HTML, "html:table_diff_html"),
+    ("data.frames.CheckReport", HTML, "html:check_html"),
+    ("models.registry.ModelVersion", HTML, "html:model_version_html"),
+    ("models.explain.Explanation", HTML, "explain_view:static_html"),
+    ("models.explain.Explanation", INTERACTIVE, "explain_view:show"),
+    ("models.explain.ExplanationPicture", PNG, "explain_plots:draw"),
+    ("monitoring.drift.DriftReport", HTML, "drift_view:report_html"),
+    ("monitoring.drift.DriftReport", INTERACTIVE, "drift_view:show"),
+    ("monitoring.perf.MonitorReport", HTML, "drift_view:monitor_html"),
+]
+
+
+def register_all() -> None:
+    for result_type, fmt, renderer in RENDERERS:
+        register(f"{_PKG}.{result_type}", fmt, f"{_PKG}.widgets.{renderer}", replace=True)
+    # a result without an interactive view of its own is displayed as its text and HTML
+    register("builtins.object", INTERACTIVE, f"{_PKG}.widgets.views:show_formats", replace=True)
