@@ -88,10 +88,8 @@ def unload_ipython_extension(ipython) -> None:
 
 def _wire_faces() -> None:
     # The composition root: faces plug what only they know into the layers below (cheap imports).
-    from .lab import kernel_context
     from .widgets import renderers
 
-    kernel_context.install()
     renderers.register_all()  # how each result type displays; by name, nothing heavy is imported
 
 

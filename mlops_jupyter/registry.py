@@ -27,7 +27,11 @@ def load_reference(ref: str) -> Any:
 
 
 class Registry(Generic[T]):
-    """Name -> implementation, in registration order. *kind* names the registry in errors."""
+    """Name -> implementation, in registration order. *kind* names the registry in errors.
+
+    With *entry_point_group*, the entry points of that group (``name = "module:attr"``) are added
+    the first time a name is missing or all names are asked for: a third party registers from its
+    own distribution. Names registered in code win over entry points of the same name."""
 
     def __init__(self, kind: str, entry_point_group: str | None = None):
         self.kind = kind
@@ -75,6 +79,8 @@ class Registry(Generic[T]):
         return list(self._items)
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._items:
+            self._load_entry_points()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:

@@ -160,3 +160,19 @@ def test_a_drift_report_in_ipython_is_shown_by_the_widgets_view(shell):
         assert shell.display_formatter.format(report) == ({}, {})
     (shown,) = out.outputs  # outside a kernel the widget view shows its HTML
     assert shown.data["text/html"] == report_html(report) == report._repr_html_()
+
+
+def test_every_registered_renderer_names_a_real_type_and_function():
+    """The registrations are strings: a moved class or renamed function must fail here, not fall
+    back to plain text in a user's notebook."""
+    from mlops_jupyter import rendering
+    from mlops_jupyter.registry import load_reference
+    from mlops_jupyter.tracking.query import runs_frame
+    from mlops_jupyter.widgets.renderers import RENDERERS
+
+    made_on_use = {rendering.type_name(type(runs_frame([])))}  # a DataFrame subclass made when pandas loads
+    for result_type, _fmt, renderer in RENDERERS:
+        module, _, qualname = f"mlops_jupyter.{result_type}".rpartition(".")
+        if f"{module}.{qualname}" not in made_on_use:
+            assert isinstance(load_reference(f"{module}:{qualname}"), type), result_type
+        assert callable(load_reference(f"mlops_jupyter.widgets.{renderer}")), renderer

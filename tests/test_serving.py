@@ -167,8 +167,6 @@ def test_workers_load_the_versions_their_parent_resolved(store, counted):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="until the serve command builds ServeOptions and passes load_models' result "
-                                       "to the server (see serving/server.py); then remove this mark")
 def test_serve_command_resolves_loads_and_converts_once(ip, capsys, counted):
     _register_numeric()
     counted.clear()

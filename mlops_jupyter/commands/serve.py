@@ -42,44 +42,32 @@ def serve_model(ns: argparse.Namespace, ctx) -> None:
         BadInput: options that do not go together, an unknown model, a model that cannot be served.
     """
     from ..serving import server
+    from ..serving.options import ServeOptions
+    from ..serving.served import load_models
 
     if ns.ref == "stop":
         stopped = server.stop_background(ns.port)
         ctx.out("stopped " + ", ".join(stopped) if stopped else "no server was running")
         return None
-    port = ns.port or 8080
-    refs = server.parse_ab(ns.ab) if ns.ab else [(ns.ref, 1.0)]
-    token = server.read_token(ns.token_file)
-    if bool(ns.tls_cert) != bool(ns.tls_key):
-        raise BadInput("--tls-cert and --tls-key go together")
-    if ns.quantize and ns.runtime != "onnx":
-        raise BadInput("--quantize applies to --runtime onnx")
     if ns.workers and ctx.has_kernel:
         raise BadInput("--workers is for `mlops serve` in a terminal; in a notebook the server runs on a thread of "
                        "the kernel")
-    from ..models.registry import Registry, parse_model_ref
-
-    reg = Registry(project_store())
-    for ref, _ in refs:
-        reg.get(ref)  # an unknown ref is one line now, not a failed start-up later
-        if ns.reload_alias and parse_model_ref(ref)[1] is not None:
-            raise BadInput(f"--reload-alias follows aliases; {ref} names a fixed version")
-    kw = dict(tls_cert=ns.tls_cert, tls_key=ns.tls_key, allow_pickle=ns.pickle, log_sample=ns.log_sample,
-              runtime=ns.runtime, quantize=ns.quantize, reload_alias=ns.reload_alias)
-    if ns.runtime == "onnx":  # convert and check now: a model that cannot be served is one line, not a dead server
-        from ..serving.app import Settings, load_one
-
-        for ref, w in refs:
-            s = load_one(reg, Settings(refs=refs, allow_pickle=ns.pickle, runtime="onnx", quantize=ns.quantize),
-                         ref, w)
+    options = ServeOptions.from_user(
+        ref=ns.ref, ab=ns.ab, host=ns.host, port=ns.port, token_file=ns.token_file, tls_cert=ns.tls_cert,
+        tls_key=ns.tls_key, workers=ns.workers, allow_pickle=ns.pickle, log_sample=ns.log_sample,
+        runtime=ns.runtime, quantize=ns.quantize, reload_alias=ns.reload_alias)
+    # Resolved, loaded and prepared (with onnx: converted and checked) once, now: a ref or a model
+    # that cannot be served is one line, not a dead server.
+    served = load_models(options, project_store())
+    if options.runtime == "onnx":
+        for s in served:
             ctx.out(f"{s.ref}: {s.predictor.note}; predictions match the original on the signature example")
-    note = "" if token else " (no token: listening on 127.0.0.1 only)"
+    note = "" if options.token else " (no token: listening on 127.0.0.1 only)"
     if ctx.has_kernel:  # the kernel outlives the cell: serve on a thread of it
-        bg = server.start_background(refs, ns.host, port, token, **kw)
-        ctx.out(f"serving {', '.join(r for r, _ in refs)} at {bg.url}{note}; stop with %mlops serve stop")
+        bg = server.start_background(options, preload=served)
+        ctx.out(f"serving {options.refs_text} at {bg.url}{note}; stop with %mlops serve stop")
         return None
-    scheme = "https" if ns.tls_cert else "http"
-    ctx.out(f"serving {', '.join(r for r, _ in refs)} at {scheme}://{ns.host}:{port}{note}"
-            f"{f' with {ns.workers} workers' if ns.workers and ns.workers > 1 else ''}; Ctrl-C stops")
-    server.run_foreground(refs, ns.host, port, token, workers=ns.workers or 1, **kw)
+    ctx.out(f"serving {options.refs_text} at {options.url}{note}"
+            f"{f' with {options.workers} workers' if options.workers > 1 else ''}; Ctrl-C stops")
+    server.run_foreground(options, preload=served)
     return None

@@ -1,8 +1,9 @@
 """Which notebook a kernel runs, asked of the Jupyter servers on this machine.
 
-The tracking domain does not talk to Jupyter servers: this face registers
-:func:`notebook_from_jupyter_sessions` in ``tracking.notebook.kernel_notebook_finders`` when the
-package is imported (``mlops_jupyter/__init__.py``).
+The tracking domain does not talk to Jupyter servers: this face's
+:func:`notebook_from_jupyter_sessions` is registered in ``tracking.notebook.kernel_notebook_finders``
+by entry point (``mlops_jupyter.notebook_finders`` in ``pyproject.toml``), loaded the first time a
+kernel's notebook is not named by its environment.
 """
 
 from __future__ import annotations
@@ -47,10 +48,3 @@ def notebook_from_jupyter_sessions(timeout: float = 1.0) -> str | None:
                 return os.path.join(root, rel) if rel else None
     return None
 
-
-def install() -> None:
-    """Register the Jupyter-sessions finder (once)."""
-    from ..tracking.notebook import kernel_notebook_finders
-
-    if notebook_from_jupyter_sessions not in kernel_notebook_finders:
-        kernel_notebook_finders.append(notebook_from_jupyter_sessions)

@@ -263,7 +263,7 @@ class PickleFormat(ModelFormat):
         return pickle.loads(data)
 
 
-model_formats: Registry[ModelFormat] = Registry("model format")
+model_formats: Registry[ModelFormat] = Registry("model format", entry_point_group="mlops_jupyter.model_formats")
 model_formats.register("sklearn", SklearnFormat())
 model_formats.register("xgboost", XGBoostFormat())
 model_formats.register("lightgbm", LightGBMFormat())

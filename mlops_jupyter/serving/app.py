@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .options import INLINE_ROWS, MAX_BODY, ModelRef, ServeOptions
-from .served import Served, load_models, load_served, versions_from_json
+from .options import INLINE_ROWS, MAX_BODY, ServeOptions
+from .served import Served, load_models, versions_from_json
 
 __all__ = ["build_app", "app_from_env", "ServeOptions", "Served", "load_models", "INLINE_ROWS", "MAX_BODY"]
 
@@ -58,12 +58,3 @@ def app_from_env():
     options = ServeOptions.from_json(os.environ[OPTIONS_ENV], os.environ.get(TOKEN_ENV))
     pinned = os.environ.get(VERSIONS_ENV)
     return build_app(options, dedicated=True, versions=versions_from_json(pinned) if pinned else None)
-
-
-# -- the previous names, for the `mlops serve` command until it passes ServeOptions ------------------
-Settings = ServeOptions
-
-
-def load_one(reg, settings: ServeOptions, ref: str, weight: float, version=None) -> Served:
-    """Previous name of :func:`~.served.load_served` (taking the ref as text)."""
-    return load_served(reg, ModelRef.parse(ref, weight), settings, version)

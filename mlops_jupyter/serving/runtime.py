@@ -71,7 +71,7 @@ class OnnxRuntime(Runtime):
                          matrix=onnx_export.OnnxModel.wants_matrix(signature), runtime="onnx", note=note)
 
 
-runtimes: Registry[Runtime] = Registry("serving runtime")
+runtimes: Registry[Runtime] = Registry("serving runtime", entry_point_group="mlops_jupyter.serving_runtimes")
 runtimes.register("native", NativeRuntime())
 runtimes.register("onnx", OnnxRuntime())
 

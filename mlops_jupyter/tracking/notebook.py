@@ -13,11 +13,14 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from ..registry import Registry
 
-#: How to find the notebook a kernel runs when nothing in its environment says (tried in order):
-#: the faces that know the Jupyter server append theirs (``lab.kernel_context``); each returns a
-#: path or None.
-kernel_notebook_finders: list[Callable[[], str | None]] = []
+
+#: How to find the notebook a kernel runs when nothing in its environment says, tried in order of
+#: name: each returns a path or None. The faces that know the Jupyter server register theirs by
+#: entry point (``mlops_jupyter.notebook_finders``: ``lab.kernel_context``).
+kernel_notebook_finders: Registry[Callable[[], str | None]] = Registry(
+    "notebook finder", entry_point_group="mlops_jupyter.notebook_finders")
 
 
 def in_kernel_process() -> bool:
@@ -35,7 +38,8 @@ def notebook_path(user_ns: dict | None = None) -> str | None:
     Order: ``MLOPS_NOTEBOOK_PATH``; ``JPY_SESSION_NAME`` (set by Jupyter Server for
     each kernel); VS Code's ``__vsc_ipynb_file__``; papermill's input path when the
     job runner exported it; papermill's command line; the finders the faces registered in
-    :data:`kernel_notebook_finders` (the Jupyter servers' sessions matched by kernel id); for plain Python, the script path (never ``ipykernel_launcher.py``).
+    :data:`kernel_notebook_finders` (the Jupyter servers' sessions matched by kernel id); for
+    plain Python, the script path (never ``ipykernel_launcher.py``).
     """
     env = os.environ
     for var in ("MLOPS_NOTEBOOK_PATH", "JPY_SESSION_NAME", "PAPERMILL_INPUT_PATH"):
@@ -46,15 +50,15 @@ def notebook_path(user_ns: dict | None = None) -> str | None:
         return user_ns["__vsc_ipynb_file__"]
     if in_kernel_process():
         found = _from_papermill_cli()
-        for finder in kernel_notebook_finders:
+        for name in sorted(kernel_notebook_finders.names()):
             if found:
                 break
             try:
-                found = finder()
+                found = kernel_notebook_finders.get(name)()
             except Exception as e:  # a finder that fails is one source fewer, not an error
                 import logging  # not at import: `import mlops_jupyter` stays light
 
-                logging.getLogger(__name__).debug("notebook finder %r failed: %s", finder, e)
+                logging.getLogger(__name__).debug("notebook finder %s failed: %s", name, e)
         return found
     main = sys.modules.get("__main__")
     script = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
