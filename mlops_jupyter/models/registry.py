@@ -293,8 +293,10 @@ class Registry:
         return out["prev"]
 
     # -- reading ----------------------------------------------------------------
-    def get(self, ref: str) -> ModelVersion:
-        name, version, alias = parse_model_ref(ref)
+    def get(self, ref: str | tuple[str, int | None, str | None]) -> ModelVersion:
+        """The version *ref* names: text (``churn@production``) or what :func:`parse_model_ref`
+        made of it, so that a caller holding a parsed ref does not parse it again."""
+        name, version, alias = ref if isinstance(ref, tuple) else parse_model_ref(ref)
         mv, ma = S.model_versions, S.model_aliases
         with self.meta.read() as conn:
             if alias is not None:

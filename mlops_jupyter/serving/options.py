@@ -31,6 +31,12 @@ class ModelRef:
     text: str
     weight: float = 1.0
     moving: bool = True
+    parsed: tuple = ()  # (name, version, alias) from parse_model_ref: the ref is parsed once
+
+    @property
+    def lookup(self) -> str | tuple:
+        """What :meth:`Registry.get` takes: the parsed ref when there is one."""
+        return self.parsed or self.text
 
     @classmethod
     def parse(cls, text: str, weight: float = 1.0) -> "ModelRef":
@@ -39,7 +45,8 @@ class ModelRef:
 
         if not isinstance(weight, (int, float)) or not math.isfinite(weight) or not weight > 0:
             raise BadInput(f"--ab weight of {text} must be a number above 0; got {weight!r}")
-        return cls(text, float(weight), parse_model_ref(text)[1] is None)
+        parsed = parse_model_ref(text)
+        return cls(text, float(weight), parsed[1] is None, parsed)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def load_served(registry: Registry, ref: ModelRef, options: ServeOptions,
     """*ref* ready to answer: looked up (unless *version* is given), loaded, prepared by the runtime."""
     from .runtime import runtimes
 
-    v = version if version is not None else registry.get(ref.text)
+    v = version if version is not None else registry.get(ref.lookup)
     model = registry.load_version(v, allow_pickle=options.allow_pickle)
     predictor = runtimes.get(options.runtime).prepare(model, v.signature, library=v.library,
                                                       quantize=options.quantize, ref=v.ref)
