@@ -74,7 +74,7 @@ ADD = textwrap.dedent("""
     import mlops_jupyter as mj
     from mlops_jupyter.data import api
     import mlops_jupyter.data.files  # imported before timing, as in a warm kernel
-    api._ctx()
+    api.context()
     t = time.perf_counter()
     v = mj.data.add(sys.argv[2], name="bench")
     t1 = time.perf_counter() - t
@@ -161,7 +161,7 @@ MEM = textwrap.dedent("""
     os.chdir(sys.argv[1])
     import mlops_jupyter as mj
     from mlops_jupyter.data import api
-    api._ctx()
+    api.context()
     proc = psutil.Process(); base = proc.memory_info().rss; peak = [base]; stop = threading.Event()
     def sample():
         while not stop.is_set():

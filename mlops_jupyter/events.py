@@ -129,15 +129,15 @@ class EventBus:
             if self._loaded:
                 return
             self._loaded = True
-            from importlib.metadata import entry_points
+            from .registry import entry_points_of, load_reference
 
-            for ep in sorted(entry_points(group=self._group), key=lambda ep: ep.name):
+            for name, value in sorted(entry_points_of(self._group)):
                 try:
-                    install = ep.load()
+                    install = load_reference(value)
                     install(self)
                 except Exception as e:  # a broken plugin is reported, the others still load
-                    log.warning("integration %s failed to load", ep.name, exc_info=e)
-                    warnings.warn(f"mlops: integration {ep.name!r} ({ep.value}) failed to load "
+                    log.warning("integration %s failed to load", name, exc_info=e)
+                    warnings.warn(f"mlops: integration {name!r} ({value}) failed to load "
                                   f"({type(e).__name__}: {e})", RuntimeWarning, stacklevel=2)
 
 

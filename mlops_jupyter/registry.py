@@ -8,13 +8,90 @@ time and a lower layer never imports the module that implements an entry.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
+import logging
+import os
+import sys
 import threading
 from typing import Any, Generic, Iterator, TypeVar
 
 from .exceptions import BadInput
 
 T = TypeVar("T")
+
+
+ENTRY_POINT_PREFIX = "mlops_jupyter."  # the groups this package reads
+
+
+def _cache_file() -> str:
+    """Where this environment's entry points are kept: named after the interpreter and the mtime of
+    every installation folder on ``sys.path`` (installing or removing a package changes its
+    folder's)."""
+    key = [sys.executable]
+    cwd = os.getcwd()
+    for folder in sys.path:
+        if not os.path.isabs(folder) or folder == cwd:  # the working folder: where one works, not installs
+            continue
+        try:
+            key.append(f"{folder}:{os.stat(folder or '.').st_mtime_ns}")
+        except OSError:
+            continue
+    digest = hashlib.blake2b("\n".join(key).encode(), digest_size=12).hexdigest()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "mlops-jupyter", f"entry-points-{digest}.json")
+
+
+_entry_points: dict[str, list[tuple[str, str]]] | None = None
+_entry_points_lock = threading.Lock()
+
+
+def entry_points_of(group: str) -> list[tuple[str, str]]:
+    """``(name, "module:attr")`` of every installed entry point in *group*.
+
+    Reading every distribution's metadata costs tens of milliseconds, paid by the first event of
+    each process: the answer is kept in a small file per environment and read back in well under
+    a millisecond while nothing on ``sys.path`` changes."""
+    global _entry_points
+    if not group.startswith(ENTRY_POINT_PREFIX):  # not one of ours: not kept, read each time
+        from importlib.metadata import entry_points
+
+        return [(ep.name, ep.value) for ep in entry_points(group=group)]
+    with _entry_points_lock:
+        if _entry_points is None:
+            _entry_points = _read_entry_points()
+    return list(_entry_points.get(group, ()))
+
+
+def _read_entry_points() -> dict[str, list[tuple[str, str]]]:
+    path = _cache_file()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return {g: [tuple(e) for e in eps] for g, eps in json.load(f).items()}
+    except (OSError, ValueError, AttributeError):
+        pass  # not made yet in this environment (or unreadable): scan and write it
+    from importlib.metadata import distributions
+
+    found: dict[str, list[tuple[str, str]]] = {}
+    seen: set[str] = set()
+    for dist in distributions():  # as entry_points() reads them: the first of a name on sys.path wins
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        for ep in dist.entry_points:
+            if ep.group.startswith(ENTRY_POINT_PREFIX):
+                found.setdefault(ep.group, []).append((ep.name, ep.value))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(found, f)
+        os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
+    except OSError as e:  # a read-only home: scanned again next time
+        logging.getLogger(__name__).debug("could not keep the entry points in %s: %s", path, e)
+    return found
 
 
 def load_reference(ref: str) -> Any:
@@ -56,10 +133,8 @@ class Registry(Generic[T]):
             if self._loaded:
                 return
             self._loaded = True
-            from importlib.metadata import entry_points
-
-            for ep in entry_points(group=self._group):
-                self._items.setdefault(ep.name, ep.value)
+            for name, value in entry_points_of(self._group):
+                self._items.setdefault(name, value)
 
     def get(self, name: str) -> T:
         """The implementation registered as *name*; BadInput naming the known ones otherwise."""

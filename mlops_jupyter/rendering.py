@@ -31,6 +31,7 @@ HTML = "text/html"
 TEXT = "text/plain"
 PNG = "image/png"
 INTERACTIVE = "interactive"  # the renderer displays the object itself (a widget); it returns nothing
+TERMINAL = "terminal"  # what `mlops` prints for a result in a terminal (text)
 
 Renderer = Callable[[Any], Any]
 
@@ -93,7 +94,7 @@ def render(obj: Any, fmt: str) -> Any:
 
 def fallback(obj: Any, fmt: str) -> Any:
     """What *obj* shows in *fmt* when no face registered a renderer for it."""
-    if fmt == TEXT:
+    if fmt in (TEXT, TERMINAL):
         return str(obj)
     if fmt == HTML:
         import html

@@ -3,8 +3,10 @@ publisher's transaction, ``committed`` after the commit, integrations found by e
 
 from __future__ import annotations
 
+import json
 import subprocess
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -190,3 +192,26 @@ def test_a_broken_integration_is_reported_and_the_others_load(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "1"
     assert "integration 'a_broken' (no_such_module:install) failed to load (ModuleNotFoundError" in r.stderr
+
+
+def test_entry_points_are_kept_per_environment(tmp_path):
+    """The first event of a process needs the installed entry points: read from a small file kept
+    per environment (named after sys.path's folders and their mtimes), not from every package."""
+    env = python_env(XDG_CACHE_HOME=str(tmp_path))
+    code = ("from mlops_jupyter.registry import entry_points_of, _cache_file\n"
+            "print(sorted(entry_points_of('mlops_jupyter.integrations')))\nprint(_cache_file())\n")
+    first = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    found, cache = first.stdout.splitlines()
+    assert "('wandb', 'mlops_jupyter.integrations.wandb_mirror:install')" in found
+    assert cache.startswith(str(tmp_path / "mlops-jupyter" / "entry-points-"))
+    kept = json.loads(Path(cache).read_text())
+    kept["mlops_jupyter.integrations"].append(["kept", "somewhere:install"])  # what the next process reads
+    Path(cache).write_text(json.dumps(kept))
+    second = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert "('kept', 'somewhere:install')" in second.stdout.splitlines()[0]
+    other = tmp_path / "site"  # another folder on sys.path: another environment, scanned again
+    other.mkdir()
+    env["PYTHONPATH"] = str(other)
+    third = subprocess.run([PY, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert "('kept'" not in third.stdout.splitlines()[0] and third.stdout.splitlines()[1] != cache

@@ -9,7 +9,7 @@ drawing code (pandas, ipywidgets, matplotlib), which load when an object is firs
 
 from __future__ import annotations
 
-from ..rendering import HTML, INTERACTIVE, PNG, register
+from ..rendering import HTML, INTERACTIVE, PNG, TERMINAL, register
 
 _PKG = "mlops_jupyter"
 
@@ -30,11 +30,19 @@ RENDERERS = [
     ("monitoring.drift.DriftReport", HTML, "drift_view:report_html"),
     ("monitoring.drift.DriftReport", INTERACTIVE, "drift_view:show"),
     ("monitoring.perf.MonitorReport", HTML, "drift_view:monitor_html"),
+    # what `mlops` prints in a terminal
+    ("commands.context.Listing", TERMINAL, "terminal:render_listing"),
+    ("tracking.query.RunsFrame", TERMINAL, "terminal:render_runs"),
+    ("tracking.query.RunRecord", TERMINAL, "terminal:render_run"),
+    ("tracking.query.Comparison", TERMINAL, "terminal:render_compare"),
+    ("data.catalog.DatasetVersion", TERMINAL, "terminal:render_version"),
+    ("models.registry.ModelVersion", TERMINAL, "terminal:render_model"),
 ]
 
 
 def register_all() -> None:
     for result_type, fmt, renderer in RENDERERS:
         register(f"{_PKG}.{result_type}", fmt, f"{_PKG}.widgets.{renderer}", replace=True)
+    register("pandas.DataFrame", TERMINAL, f"{_PKG}.widgets.terminal:render_frame", replace=True)
     # a result without an interactive view of its own is displayed as its text and HTML
     register("builtins.object", INTERACTIVE, f"{_PKG}.widgets.views:show_formats", replace=True)

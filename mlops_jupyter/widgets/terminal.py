@@ -180,25 +180,18 @@ def render_model(v) -> str:
     return "\n".join(out)
 
 
+def render_frame(df) -> str:
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", 20, "display.width", 160):
+        return df.to_string(max_rows=60) if len(df) else "nothing yet"
+
+
 def render(obj) -> str | None:
+    """What ``mlops`` prints for a command's result: the renderer registered for its type in
+    ``rendering.TERMINAL`` (``widgets/renderers.py``), else its text."""
     if obj is None:
         return None
-    name = type(obj).__name__
-    if name == "Listing":
-        return render_listing(obj)
-    if name == "RunsFrame":
-        return render_runs(obj)
-    if name == "RunRecord":
-        return render_run(obj)
-    if name == "Comparison":
-        return render_compare(obj)
-    if name == "DatasetVersion":
-        return render_version(obj)
-    if name == "ModelVersion":
-        return render_model(obj)
-    if name == "DataFrame":
-        import pandas as pd
+    from .. import rendering
 
-        with pd.option_context("display.max_columns", 20, "display.width", 160):
-            return obj.to_string(max_rows=60) if len(obj) else "nothing yet"
-    return str(obj)
+    return rendering.render(obj, rendering.TERMINAL)
