@@ -8,10 +8,7 @@ time and a lower layer never imports the module that implements an entry.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
-import logging
 import os
 import sys
 import threading
@@ -38,6 +35,8 @@ def _cache_file() -> str:
             key.append(f"{folder}:{os.stat(folder or '.').st_mtime_ns}")
         except OSError:
             continue
+    import hashlib  # here, not at import: `import mlops_jupyter` loads this module
+
     digest = hashlib.blake2b("\n".join(key).encode(), digest_size=12).hexdigest()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "mlops-jupyter", f"entry-points-{digest}.json")
@@ -65,6 +64,8 @@ def entry_points_of(group: str) -> list[tuple[str, str]]:
 
 
 def _read_entry_points() -> dict[str, list[tuple[str, str]]]:
+    import json
+
     path = _cache_file()
     try:
         with open(path, encoding="utf-8") as f:
@@ -90,6 +91,8 @@ def _read_entry_points() -> dict[str, list[tuple[str, str]]]:
             json.dump(found, f)
         os.replace(tmp, path)  # atomic: a reader sees the old file or the whole new one
     except OSError as e:  # a read-only home: scanned again next time
+        import logging
+
         logging.getLogger(__name__).debug("could not keep the entry points in %s: %s", path, e)
     return found
 
