@@ -233,7 +233,8 @@ def monitor(ref: str, since="7d", until=None, window=None, now: float | None = N
     from ..serving import predlog
     from ..store import open_store
     from .history import reports
-    from .sources import parse_duration, parse_time
+    from ..config import parse_duration
+    from .sources import parse_time
 
     store = open_store()
     reg = Registry(store)

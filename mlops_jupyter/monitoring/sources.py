@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config import parse_duration  # noqa: F401  (spelled in job.toml too)
+from ..config import parse_duration
 from ..exceptions import BadInput
 
 SERVING = "serving:"

@@ -18,7 +18,6 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 
 from .. import events
-from ..events import PUBLISHED_KEY
 from ..exceptions import BadInput, NotFound, PermissionDenied, StoreError
 from . import schema as S
 from .processes import STALE_HEARTBEAT, pid_alive, process_start_time, run_is_dead  # noqa: F401
@@ -247,7 +246,7 @@ class MetadataStore:
         conn, trans = self._begin()
         # events published in this transaction (events.PUBLISHED_KEY); told as `committed` after it commits
         published: list = []
-        conn.info[PUBLISHED_KEY] = published
+        conn.info[events.PUBLISHED_KEY] = published
         try:
             yield conn
             trans.commit()
@@ -260,7 +259,7 @@ class MetadataStore:
             trans.rollback()
             raise
         finally:
-            conn.info.pop(PUBLISHED_KEY, None)
+            conn.info.pop(events.PUBLISHED_KEY, None)
             conn.close()
         if published:
             events.publish("committed", published=published)
