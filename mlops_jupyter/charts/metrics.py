@@ -1,0 +1,175 @@
+"""Metric curves: one chart per metric, one colour per run across all of them.
+
+Each chart has round ticks and gridlines, a tooltip with the exact value and step on the nearest
+point, zoom and pan (wheel and drag; double-click resets), and a "smoothing" control (a running
+mean over the run, drawn over the faded raw curve). The x axis is the step, the wall-clock time or
+the time since the run started; the y axis can be logarithmic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from ..exceptions import BadInput
+from . import Chart
+from .spec import HEIGHT, HOVER, WIDTH, color, finite, frame, lower_is_better, padded_domain, thin, time_unit
+
+X_MODES = ("step", "time", "relative")
+MAX_POINTS = 2000  # per run and metric; a bucket keeps its lowest and highest value
+MARKERS_BELOW = 40  # series this short get a marker on every point
+
+# run label -> metric key -> [(step, value, timestamp in seconds)]
+Series = Mapping[str, Mapping[str, Sequence[tuple[int, float, float]]]]
+
+
+def metric_chart(series: Series, keys: Sequence[str] | None = None, *, x: str = "step", log_y: bool = False,
+                 best: bool = False, title: str | None = None, columns: int = 3, width: int = WIDTH,
+                 height: int = HEIGHT, starts: Mapping[str, float] | None = None,
+                 max_points: int = MAX_POINTS) -> Chart:
+    """The curves of *keys* (default: every metric in *series*) for each run in *series*.
+
+    *x* is ``"step"``, ``"time"`` (clock time) or ``"relative"`` (since the run's start, from
+    *starts*, else its first point). *best* marks, in each chart, the best last value among the
+    runs (lowest for losses and errors, highest otherwise).
+    """
+    if x not in X_MODES:
+        raise BadInput(f"x is one of {', '.join(X_MODES)}, not {x!r}")
+    runs = list(series)
+    if keys is None:
+        keys = sorted({k for per in series.values() for k in per})
+    keys = list(keys)
+    rows: list[dict[str, Any]] = []
+    span = 0.0
+    if x == "relative":
+        firsts = {r: (starts or {}).get(r) for r in runs}
+        for r in runs:
+            if firsts[r] is None:
+                ts = [p[2] for pts in series[r].values() for p in pts[:1]]
+                firsts[r] = min(ts) if ts else 0.0
+        span = max((p[2] - firsts[r] for r in runs for pts in series[r].values() for p in pts[-1:]), default=0.0)
+    divisor, unit = time_unit(span)
+    longest = 0
+    lasts: dict[str, list[tuple[str, float, float]]] = {k: [] for k in keys}
+    for r in runs:
+        for k in keys:
+            pts = [p for p in series[r].get(k, ()) if finite(p[1])]
+            if not pts:
+                continue
+            longest = max(longest, len(pts))
+            last = pts[-1]
+            for step, value, ts in thin(pts, max_points):
+                if x == "step":
+                    xv: float = step
+                elif x == "time":
+                    xv = round(ts * 1000)
+                else:
+                    xv = round((ts - firsts[r]) / divisor, 6)
+                rows.append({"run": r, "key": k, "x": xv, "step": step, "value": value})
+            lasts[k].append((r, _x_of(last, x, firsts.get(r) if x == "relative" else None, divisor), last[1]))
+    x_enc = _x_encoding(x, unit)
+    charts = []
+    for i, k in enumerate(keys):
+        krows = [row for row in rows if row["key"] == k]
+        charts.append(_one(i, k, krows, runs, x_enc, x, log_y, width, height, longest,
+                           _best(k, lasts[k]) if best and len(lasts[k]) > 1 else None))
+    body: dict[str, Any] = {
+        "data": {"name": "points"},
+        "datasets": {"points": rows},
+        "params": [{"name": "smoothing", "value": 0,
+                    "bind": {"input": "select", "options": [0, 1, 2], "labels": ["none", "light", "strong"],
+                             "name": "smoothing "}}],
+    }
+    if len(charts) == 1:
+        body.update(charts[0])
+    else:
+        body.update(concat=charts, columns=max(1, min(columns, len(charts))),
+                    resolve={"scale": {"color": "shared"}, "legend": {"color": "shared"}})
+    spec = frame(body, title=title, kind="metrics")
+    spec["usermeta"]["mlops"].update(x=x, log_y=log_y, runs=runs, keys=keys)
+    return Chart(spec, title=title or ", ".join(keys))
+
+
+def _x_of(point: tuple, x: str, first: float | None, divisor: float) -> float:
+    if x == "step":
+        return point[0]
+    if x == "time":
+        return round(point[2] * 1000)
+    return round((point[2] - (first or 0.0)) / divisor, 6)
+
+
+def _x_encoding(x: str, unit: str) -> dict[str, Any]:
+    if x == "time":
+        return {"field": "x", "type": "temporal", "title": "time", "axis": {"labelOverlap": True}}
+    if x == "relative":
+        return {"field": "x", "type": "quantitative", "title": f"relative time ({unit})",
+                "scale": {"zero": False, "nice": True}}
+    return {"field": "x", "type": "quantitative", "title": "step",
+            "scale": {"zero": False, "nice": True}, "axis": {"tickMinStep": 1, "format": ",d"}}
+
+
+def _best(key: str, lasts: list[tuple[str, float, float]]) -> dict[str, Any]:
+    low = lower_is_better(key)
+    run, xv, value = (min if low else max)(lasts, key=lambda t: t[2])
+    return {"run": run, "x": xv, "value": value, "label": f"best {value:.4g}"}
+
+
+def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: str, log_y: bool,
+         width: int, height: int, longest: int, best: dict | None) -> dict[str, Any]:
+    values = [r["value"] for r in rows]
+    y_scale: dict[str, Any] = {"zero": False, "nice": True}
+    if log_y:
+        y_scale["type"] = "log" if values and min(values) > 0 else "symlog"
+    dom = padded_domain(values, floor=0.0 if values and min(values) >= 0 else None)
+    if dom is not None:
+        y_scale["domain"] = dom
+        y_scale["nice"] = False
+    xe = dict(x_enc)
+    if x != "time":
+        xdom = padded_domain([r["x"] for r in rows], floor=0.0)
+        if xdom is not None:
+            xe["scale"] = {**xe.get("scale", {}), "domain": xdom, "nice": False}
+    y = {"field": "value", "type": "quantitative", "title": key, "scale": y_scale}
+    smoothed_y = {**y, "field": "smoothed"}
+    col = color(runs)
+    n = max(len(rows), 1)
+    light, strong = max(2, n // max(len(runs), 1) // 50), max(3, n // max(len(runs), 1) // 12)
+    tooltip = [{"field": "run", "type": "nominal"}, {"field": "step", "type": "quantitative", "format": ",d"},
+               {"field": "value", "type": "quantitative", "format": ".6~g", "title": key}]
+    if x == "time":
+        tooltip.insert(2, {"field": "x", "type": "temporal", "title": "time", "format": "%Y-%m-%d %H:%M:%S"})
+    elif x == "relative":
+        tooltip.insert(2, {"field": "x", "type": "quantitative", "title": x_enc["title"], "format": ".4~g"})
+    line_mark: dict[str, Any] = {"type": "line", "clip": True, "opacity": {"expr": "smoothing == 0 ? 1 : 0.25"}}
+    if longest <= MARKERS_BELOW:
+        line_mark["point"] = True
+    layers: list[dict[str, Any]] = [
+        {"params": [{"name": f"zoom_{i}", "select": "interval", "bind": "scales"}],
+         "mark": line_mark, "encoding": {"x": xe, "y": y, "color": col}},
+        {"transform": [
+            {"filter": "smoothing > 0"},
+            {"window": [{"op": "mean", "field": "value", "as": "m1"}], "frame": [-light, 0],
+             "groupby": ["run"], "sort": [{"field": "x"}]},
+            {"window": [{"op": "mean", "field": "value", "as": "m2"}], "frame": [-strong, 0],
+             "groupby": ["run"], "sort": [{"field": "x"}]},
+            {"calculate": "smoothing == 1 ? datum.m1 : datum.m2", "as": "smoothed"}],
+         "mark": {"type": "line", "clip": True}, "encoding": {"x": xe, "y": smoothed_y, "color": col}},
+        {"name": HOVER,
+         "params": [{"name": f"hover_{i}", "select": {"type": "point", "nearest": True, "on": "pointerover",
+                                                      "clear": "pointerout", "fields": ["run", "x"]}}],
+         "mark": {"type": "point", "filled": True, "size": 60, "clip": True},
+         "encoding": {"x": xe, "y": y, "color": {**col, "legend": None},
+                      "opacity": {"condition": {"param": f"hover_{i}", "empty": False, "value": 1}, "value": 0},
+                      "tooltip": tooltip}},
+    ]
+    if best is not None:
+        marker = {"data": {"values": [best]}, "encoding": {"x": xe, "y": y}}
+        layers.append({**marker, "mark": {"type": "point", "shape": "diamond", "size": 120, "filled": True,
+                                          "stroke": "white", "strokeWidth": 1, "color": "#e45756", "clip": True},
+                       "encoding": {**marker["encoding"], "tooltip": [
+                           {"field": "label", "type": "nominal", "title": "best"},
+                           {"field": "run", "type": "nominal"}]}})
+        layers.append({**marker, "mark": {"type": "text", "dy": -11, "align": "right", "dx": -4, "fontSize": 11,
+                                          "fontWeight": "bold", "color": "#e45756"},
+                       "encoding": {**marker["encoding"], "text": {"field": "label"}}})
+    return {"transform": [{"filter": {"field": "key", "equal": key}}], "width": width, "height": height,
+            "title": key, "layer": layers}
