@@ -129,7 +129,7 @@ class MlopsMagics(Magics):
         except MlopsError as e:
             raise _usage_error(e) from None
         if ns.command == "track" and ns.action == "start" and _in_kernel():
-            from .widgets.views import display_live
+            from .widgets.live import display_live
 
             display_live(result.store, result.run_id)
             return None
@@ -148,7 +148,7 @@ class MlopsMagics(Magics):
         from .store import open_store
 
         if _in_kernel():
-            from .widgets.views import display_live
+            from .widgets.live import display_live
 
             display_live(open_store(), run_id)
             return None
@@ -177,7 +177,7 @@ class MlopsMagics(Magics):
             raise _usage_error(e) from None
         live = None
         if _in_kernel():
-            from .widgets.views import display_live
+            from .widgets.live import display_live
 
             live = display_live(run.store, run.run_id)
         try:

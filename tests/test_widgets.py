@@ -38,7 +38,7 @@ def test_runs_table_filters_sorts_and_pages(store):
 
 @pytest.mark.backends
 def test_live_run_widget_follows_the_run(store):
-    from mlops_jupyter.widgets.views import LiveRun
+    from mlops_jupyter.widgets.live import LiveRun
 
     run = mj.start_run("live")
     live = LiveRun(store, run.run_id, interval=3600)  # refreshed by hand here

@@ -8,11 +8,23 @@ the time since the run started; the y axis can be logarithmic.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..exceptions import BadInput
 from . import Chart
-from .spec import HEIGHT, HOVER, WIDTH, color, finite, frame, lower_is_better, padded_domain, thin, time_unit
+from .spec import (
+    HEIGHT,
+    HOVER,
+    WIDTH,
+    color,
+    finite,
+    frame,
+    lower_is_better,
+    padded_domain,
+    thin,
+    time_unit,
+)
 
 X_MODES = ("step", "time", "relative")
 MAX_POINTS = 2000  # per run and metric; a bucket keeps its lowest and highest value

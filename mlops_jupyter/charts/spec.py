@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from . import SCHEMA
 
@@ -22,7 +23,7 @@ HEIGHT = 160
 
 _LOWER_IS_BETTER = re.compile(
     r"(loss|err|error|mse|mae|rmse|mape|logloss|log_loss|perplexity|latency|duration|time|wer|cer|"
-    r"brier|drift|nll|regret|cost|fpr|fnr|miss)", re.I)
+    r"brier|drift|nll|regret|cost|fpr|fnr|miss)", re.IGNORECASE)
 
 
 def frame(body: dict[str, Any], *, title: str | None = None, kind: str = "", **extra: Any) -> dict[str, Any]:

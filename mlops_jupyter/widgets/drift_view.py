@@ -67,7 +67,7 @@ def summary_html(report) -> str:
 def features_html(report, which: str = "all") -> str:
     df = report.features
     if which == "drifted":
-        df = df[df["drift"] == True]  # noqa: E712
+        df = df[df["drift"] == True]
     elif which == "skipped":
         df = df[df["status"] == "skipped"]
     rows = []
