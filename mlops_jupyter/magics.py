@@ -185,8 +185,7 @@ class MlopsMagics(Magics):
                 value = self._exec(cell)
         finally:
             if live is not None:
-                live.refresh()
-                live.stop()
+                live.finish()
         return value
 
     def _exec(self, cell: str):

@@ -137,9 +137,14 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
         y_scale["nice"] = False
     xe = dict(x_enc)
     if x != "time":
-        xdom = padded_domain([r["x"] for r in rows], floor=0.0)
+        xs = [r["x"] for r in rows]
+        xdom = padded_domain(xs, floor=0.0)
         if xdom is not None:
             xe["scale"] = {**xe.get("scale", {}), "domain": xdom, "nice": False}
+        if x == "step" and xs:  # a few steps: a tick on each, never a fractional step
+            lo, hi = (xdom if xdom is not None else (min(xs), max(xs)))
+            if hi - lo <= 12:
+                xe["axis"] = {**xe["axis"], "values": list(range(int(lo), int(hi) + 1))}
     y = {"field": "value", "type": "quantitative", "title": key, "scale": y_scale}
     smoothed_y = {**y, "field": "smoothed"}
     col = color(runs)

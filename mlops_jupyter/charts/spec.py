@@ -55,10 +55,13 @@ def run_colors(labels: Sequence[str]) -> dict[str, Any]:
     return {"domain": labels, "range": [PALETTE[i % len(PALETTE)] for i in range(len(labels))]}
 
 
-def color(labels: Sequence[str], field: str = "run", title: str | None = "run", legend: bool = True) -> dict:
+def color(labels: Sequence[str], field: str = "run", title: str | None = "run", legend: bool = True,
+          symbol: str = "stroke") -> dict:
+    """The colour encoding of a view's runs; *symbol* is the legend's mark (``stroke`` for lines,
+    ``circle`` for points)."""
     enc: dict[str, Any] = {"field": field, "type": "nominal", "scale": run_colors(labels)}
     if legend and len(labels) > 1:
-        enc["legend"] = {"title": title, "orient": "right", "symbolType": "stroke"}
+        enc["legend"] = {"title": title, "orient": "right", "symbolType": symbol}
     else:
         enc["legend"] = None
     return enc

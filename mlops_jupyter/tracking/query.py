@@ -419,6 +419,13 @@ class RunRecord:
     def cells(self) -> list[dict]:
         return self.store.meta.cells(self.run_id)
 
+    def chart(self, keys: list[str] | None = None, x: str = "step", log_y: bool = False):
+        """The run's metric curves as a :class:`~mlops_jupyter.charts.Chart` (x: ``step``,
+        ``time`` or ``relative``)."""
+        from .pictures import runs_chart
+
+        return runs_chart([self], keys, x=x, log_y=log_y)
+
     def artifact_bytes(self, path: str) -> bytes:
         for a in self.artifacts:
             if a["path"] == path:
@@ -441,6 +448,9 @@ class RunRecord:
 
     def _repr_html_(self) -> str:
         return rendering.render(self, rendering.HTML)
+
+    def _ipython_display_(self) -> None:
+        rendering.show(self)
 
 
 def get_run(ref: str):
@@ -473,8 +483,30 @@ class Comparison:
                 for r in self.runs}
         return pd.DataFrame(data)
 
+    def chart(self, keys: list[str] | None = None, x: str = "step", log_y: bool = False):
+        """The runs' metric curves, one colour per run, the best last value of each marked."""
+        from .pictures import runs_chart
+
+        return runs_chart(self.runs, keys, x=x, log_y=log_y)
+
+    def parallel(self, metric: str | None = None):
+        """Parallel coordinates over the params that differ and *metric* (default: the metric
+        most runs have)."""
+        from .pictures import parallel
+
+        return parallel(self.runs, metric)
+
+    def scatter(self, metric: str | None = None):
+        """*metric* against each param that differs."""
+        from .pictures import scatter
+
+        return scatter(self.runs, metric)
+
     def _repr_html_(self) -> str:
         return rendering.render(self, rendering.HTML)
+
+    def _ipython_display_(self) -> None:
+        rendering.show(self)
 
 
 _MISSING = object()

@@ -1,0 +1,229 @@
+"""The chart language: every picture is a Vega-Lite 5 spec that validates, with titled axes, time
+typed as time, one colour per run across a view, a log scale on demand, and no one-point chart
+with a negative or empty axis; the live chart follows a run; saved notebooks keep every chart."""
+
+import json
+import math
+import os
+import re
+import subprocess
+
+import nbformat
+import pytest
+
+import mlops_jupyter as mj
+from mlops_jupyter.charts import SVG_MIME, VEGALITE_MIME, Chart
+from mlops_jupyter.charts.compare import parallel_coordinates, param_scatter
+from mlops_jupyter.charts.metrics import metric_chart
+from mlops_jupyter.charts.spec import HOVER, thin
+from mlops_jupyter.charts.static import static_spec
+from mlops_jupyter.exceptions import BadInput
+
+from .conftest import PY, python_env
+
+T0 = 1_764_500_000.0
+
+
+@pytest.fixture(scope="module")
+def validator():
+    import altair
+    import jsonschema
+
+    path = os.path.join(os.path.dirname(altair.__file__), "vegalite", "v5", "schema", "vega-lite-schema.json")
+    with open(path) as f:
+        return jsonschema.Draft7Validator(json.load(f))
+
+
+def two_runs(n=30):
+    return {"run-a": {"acc": [(i, 0.94 + 0.003 * math.sin(i / 3), T0 + i) for i in range(n)],
+                      "loss": [(i, 1 / (i + 1), T0 + i) for i in range(n)]},
+            "run-b": {"acc": [(i, 0.93 + 0.004 * math.cos(i / 3), T0 + 2 * i) for i in range(n)],
+                      "loss": [(i, 1.2 / (i + 1), T0 + 2 * i) for i in range(n)]}}
+
+
+def walk(node, found=None):
+    """Every dict in a spec."""
+    found = [] if found is None else found
+    if isinstance(node, dict):
+        found.append(node)
+        for v in node.values():
+            walk(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            walk(v, found)
+    return found
+
+
+def encodings(spec, channel):
+    return [d["encoding"][channel] for d in walk(spec) if isinstance(d.get("encoding"), dict)
+            and channel in d["encoding"]]
+
+
+RUNS = [(f"run-{i}", {"lr": 10 ** -(i + 1), "depth": 3 + i % 2, "opt": ["adam", "sgd"][i % 2]},
+         {"acc": 0.8 + i / 50, "loss": 0.5 - i / 20}) for i in range(5)]
+
+CHARTS = {
+    "metrics-step": lambda: metric_chart(two_runs(), best=True),
+    "metrics-time": lambda: metric_chart(two_runs(), x="time"),
+    "metrics-relative-log": lambda: metric_chart(two_runs(), x="relative", log_y=True),
+    "metrics-one-point": lambda: metric_chart({"r": {"acc": [(0, 0.9, T0)]}}),
+    "parallel": lambda: parallel_coordinates(RUNS, "acc"),
+    "scatter": lambda: param_scatter(RUNS, "loss"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHARTS))
+def test_every_chart_is_valid_vega_lite_5_with_titled_axes(name, validator):
+    chart = CHARTS[name]()
+    spec = chart.spec
+    errors = [f"{list(e.path)}: {e.message[:200]}" for e in validator.iter_errors(spec)]
+    assert not errors, errors
+    assert spec["$schema"].endswith("/vega-lite/v5.json")
+    assert spec["usermeta"]["mlops"]["kind"]
+    for channel in ("x", "y"):
+        for enc in encodings(spec, channel):
+            if enc.get("axis", {}) is None:  # parallel coordinates: positions, not values
+                continue
+            assert enc.get("title"), (channel, enc)
+    json.dumps(spec, allow_nan=False)  # NaN never reaches the JSON
+
+
+def test_time_axes_are_typed_as_time_and_relative_time_has_a_unit():
+    assert {e["type"] for e in encodings(CHARTS["metrics-time"]().spec, "x")} == {"temporal"}
+    rel = encodings(CHARTS["metrics-relative-log"]().spec, "x")
+    assert {e["type"] for e in rel} == {"quantitative"}
+    assert all(re.fullmatch(r"relative time \((s|min|h)\)", e["title"]) for e in rel)
+    hours = metric_chart({"r": {"loss": [(i, 1.0 / (i + 1), T0 + i * 3600) for i in range(10)]}}, x="relative")
+    assert encodings(hours.spec, "x")[0]["title"] == "relative time (h)"
+    steps = encodings(CHARTS["metrics-step"]().spec, "x")
+    assert all(e["axis"]["tickMinStep"] == 1 for e in steps)  # no step 14.5
+
+
+def test_a_run_keeps_one_colour_in_every_chart_of_a_view():
+    for name in ("metrics-step", "parallel", "scatter"):
+        scales = [e["scale"] for e in encodings(CHARTS[name]().spec, "color")]
+        assert scales and all(s == scales[0] for s in scales), name
+        assert len(set(scales[0]["range"])) == len(scales[0]["domain"])
+    spec = CHARTS["metrics-step"]().spec
+    assert spec["resolve"]["scale"]["color"] == "shared"
+    legends = [e["legend"] for e in encodings(spec, "color") if e.get("legend")]
+    assert legends and all(leg["orient"] == "right" for leg in legends)  # beside the data, not on it
+
+
+def test_log_scale_on_demand_and_symlog_when_values_reach_zero():
+    spec = metric_chart(two_runs(), log_y=True).spec
+    assert {e["scale"].get("type") for e in encodings(spec, "y")} == {"log"}
+    spec = metric_chart({"r": {"delta": [(i, i - 5.0, T0 + i) for i in range(10)]}}, log_y=True).spec
+    assert {e["scale"].get("type") for e in encodings(spec, "y")} == {"symlog"}
+    assert not any("type" in e["scale"] for e in encodings(metric_chart(two_runs()).spec, "y"))
+
+
+def tick_labels(svg: str) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def test_a_one_point_chart_has_no_negative_or_empty_axis():
+    chart = CHARTS["metrics-one-point"]()
+    (x,) = encodings(chart.spec, "x")[:1]
+    assert x["scale"]["domain"][0] >= 0 and x["scale"]["domain"][1] > x["scale"]["domain"][0]
+    y = encodings(chart.spec, "y")[0]
+    lo, hi = y["scale"]["domain"]
+    assert lo < 0.9 < hi and lo >= 0
+    labels = tick_labels(chart.svg())
+    numbers = [float(t.replace(",", "")) for t in labels if re.fullmatch(r"[-−]?[\d,.]+", t)]
+    assert numbers and min(numbers) >= 0, labels
+    steps = [t for t in labels if re.fullmatch(r"\d+", t)]
+    assert len(steps) == len(set(steps)), labels  # no "0 0 0 1 1 1" from fractional ticks
+
+
+def test_best_value_is_marked_lowest_for_a_loss_highest_for_accuracy():
+    spec = metric_chart(two_runs(), best=True).spec
+    bests = {d["data"]["values"][0]["label"]: d["data"]["values"][0]["run"] for d in walk(spec)
+             if isinstance(d.get("data"), dict) and "values" in d["data"] and d.get("mark", {}).get("type") == "text"}
+    acc_best = max(two_runs()[r]["acc"][-1][1] for r in ("run-a", "run-b"))
+    assert f"best {acc_best:.4g}" in bests
+    assert bests[f"best {1 / 30:.4g}"] == "run-a"  # the lower loss
+
+
+def test_thinning_keeps_spikes_and_bounds_the_points():
+    pts = [(i, 0.5, T0 + i) for i in range(100_000)]
+    pts[54_321] = (54_321, 9.0, T0)
+    kept = thin(pts, 2000)
+    assert len(kept) <= 2100 and any(v == 9.0 for _, v, _ in kept)
+    assert [p[0] for p in kept] == sorted(p[0] for p in kept)
+    spec = metric_chart({"r": {"loss": pts}}).spec
+    assert len(spec["datasets"]["points"]) <= 2100
+
+
+def test_static_picture_drops_interactive_layers_but_keeps_the_data():
+    spec = CHARTS["metrics-step"]().spec
+    assert any(d.get("name") == HOVER for d in walk(spec))
+    flat = static_spec(spec)
+    assert not any(d.get("name") == HOVER for d in walk(flat))
+    assert not any("bind" in d for d in walk(flat))
+    assert flat["datasets"] == spec["datasets"]
+    svg = Chart(spec).svg()
+    assert svg.lstrip().startswith("<svg") and "acc" in svg and "run-b" in svg
+
+
+def test_chart_bundle_and_save(tmp_path):
+    chart = CHARTS["parallel"]()
+    bundle = chart.mimebundle()
+    assert set(bundle) == {VEGALITE_MIME, SVG_MIME, "text/plain"}
+    assert "Chart" in bundle["text/plain"] and "acc" in bundle["text/plain"]
+    for suffix in ("svg", "png", "json", "html"):
+        path = chart.save(tmp_path / f"c.{suffix}")
+        assert os.path.getsize(path) > 500
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "c.json").read_text()) == chart.spec
+    with pytest.raises(BadInput, match=r"\.svg, \.png"):
+        chart.save(tmp_path / "c.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.html", "c.json", "c.png", "c.svg"]  # no temp left
+
+
+def test_bad_x_is_one_clear_error():
+    with pytest.raises(BadInput, match="x is one of step, time, relative"):
+        metric_chart(two_runs(), x="epoch")
+
+
+@pytest.mark.backends
+def test_runs_compare_through_the_store(store):
+    for i, lr in enumerate((0.1, 0.01, 0.001)):
+        with mj.start_run("sweep", params={"lr": lr, "depth": 3}) as run:
+            for s in range(5):
+                run.log_metric("loss", (1 + i) / (s + 1), step=s)
+            run.log_metric("acc", 0.9 - i / 10)
+    store.writer.flush()
+    from mlops_jupyter.tracking.query import compare
+
+    comp = compare(list(mj.runs()["run_id"]))
+    meta = comp.chart().spec["usermeta"]["mlops"]
+    assert len(meta["runs"]) == 3 and len(set(meta["runs"])) == 3  # same name: labels told apart by id
+    assert comp.parallel().spec["usermeta"]["mlops"]["dims"] == ["lr", "acc"]  # depth never varies
+    assert comp.scatter("loss").spec["usermeta"]["mlops"]["metric"] == "loss"
+    with pytest.raises(BadInput, match="no run has a metric 'f1'"):
+        comp.parallel("f1")
+    rec = comp.runs[0]
+    assert rec.chart(x="time").spec["usermeta"]["mlops"]["x"] == "time"
+
+
+@pytest.mark.backends
+def test_live_chart_follows_the_run_and_ends_with_a_static_picture(store):
+    from mlops_jupyter.widgets.live import LiveRun
+
+    run = mj.start_run("live")
+    live = LiveRun(store, run.run_id, interval=3600, display=False)  # refreshed by hand here
+    for s in range(10):
+        run.log_metric("loss", 1 / (s + 1), step=s)
+    store.writer.flush()
+    assert live.refresh() is True
+    assert "running" in live.header and "loss" in live.header
+    assert len(live.series["loss"]) == 10
+    assert live.chart.spec["usermeta"]["mlops"]["keys"] == ["loss"]
+    for s in range(10, 15):
+        run.log_metric("loss", 0.01, step=s)
+    run.end()
+    assert live.refresh() is False  # ended: the thread stops after this
+    assert len(live.series["loss"]) == 15 and "finished" in live.header
+    live.finish()
+    assert live.ended
