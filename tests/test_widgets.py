@@ -36,26 +36,6 @@ def test_runs_table_filters_sorts_and_pages(store):
     assert "metrics.acc" in t.sort.options
 
 
-@pytest.mark.backends
-def test_live_run_widget_follows_the_run(store):
-    from mlops_jupyter.widgets.live import LiveRun
-
-    run = mj.start_run("live")
-    live = LiveRun(store, run.run_id, interval=3600)  # refreshed by hand here
-    for s in range(10):
-        run.log_metric("loss", 1 / (s + 1), step=s)
-    store.writer.flush()
-    assert live.refresh() is True
-    assert "polyline" in live.html.value and "loss" in live.html.value and "running" in live.html.value
-    assert len(live.series["loss"]) == 10
-    for s in range(10, 15):
-        run.log_metric("loss", 0.01, step=s)
-    run.end()
-    assert live.refresh() is False  # ended: the thread stops after this
-    assert len(live.series["loss"]) == 15 and "finished" in live.html.value
-    live.stop()
-
-
 def test_runs_frame_display_falls_back_outside_a_kernel(store, capsys):
     with mj.start_run("x"):
         pass

@@ -7,7 +7,7 @@ import html
 import math
 from typing import Any
 
-from .charts import line_chart, sparkline
+from .charts import sparkline
 
 STATUS_COLORS = {
     "running": "#1a73e8", "finished": "#188038", "failed": "#d93025",
@@ -73,91 +73,6 @@ def table(headers: list[str], rows: list[list[str]], diff_rows: set[int] | None 
         cls = ' class="diff"' if diff_rows and i in diff_rows else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>")
     return f'<table class="mlops-t"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-def run_html(rec, with_cells: bool = True, max_cells: int = 50) -> str:
-    row = rec.row
-    parts = [CSS, f'<div class="mlops-h">Run {shown(rec.name)} {badge(rec.status)} '
-                  f'<code>{rec.run_id[:8]}</code></div>']
-    info = [
-        ["started", fmt_time(row["start_time"])],
-        ["duration", fmt_duration(rec.duration)],
-        ["notebook", shown(row.get("notebook") or "")],
-        ["user@host", shown(f"{row.get('username')}@{row.get('host')}")],
-    ]
-    if row.get("parent_id"):
-        info.append(["parent", f"<code>{row['parent_id'][:8]}</code>"])
-    if rec.children:
-        info.append(["children", " ".join(f"<code>{c[:8]}</code>" for c in rec.children)])
-    if row.get("error"):
-        info.append(["error", shown(row["error"])])
-    git = rec.env.get("git") or {}
-    if git:
-        info.append(["git", shown(f"{git.get('commit', '')[:10]}{' (dirty)' if git.get('dirty') else ''}")])
-    if rec.env.get("python"):
-        info.append(["python", shown(rec.env["python"])])
-    parts.append(table(["", ""], info))
-    if rec.params:
-        parts.append('<div class="mlops-h">Params</div>')
-        parts.append(table(["name", "value"], [[shown(k), fmt_value(v)] for k, v in sorted(rec.params.items())]))
-    if rec.metrics:
-        parts.append('<div class="mlops-h">Metrics (last value)</div>')
-        parts.append(table(["name", "value", "points"],
-                           [[shown(k), fmt_value(v), str(rec.metric_counts.get(k, ""))]
-                            for k, v in sorted(rec.metrics.items())]))
-        hist = rec.history()
-        charts = [line_chart({k: [(s, v) for s, v in pts]}, title=k) for k, pts in sorted(hist.items())
-                  if len(pts) > 1]
-        if charts:
-            parts.append('<div class="mlops-charts">' + "".join(charts[:12]) + "</div>")
-    if rec.tags:
-        parts.append('<div class="mlops-h">Tags</div>')
-        parts.append(table(["name", "value"], [[shown(k), shown(v)] for k, v in sorted(rec.tags.items())]))
-    if rec.artifacts:
-        parts.append('<div class="mlops-h">Artifacts</div>')
-        parts.append(table(["path", "size", "digest"],
-                           [[shown(a["path"]), f"{a['size']:,}", f"<code>{a['digest'][:12]}</code>"]
-                            for a in rec.artifacts]))
-    if with_cells:
-        cells = rec.cells()
-        if cells:
-            parts.append(f'<details><summary class="mlops-h">Captured cells ({len(cells)})</summary>')
-            for c in cells[:max_cells]:
-                cls = "mlops-cell mlops-err" if c["status"] == "error" else "mlops-cell"
-                err = f'<div style="color:#d93025">{shown(c["error"])}</div>' if c.get("error") else ""
-                parts.append(f'<div class="{cls}"><small>[{c["execution_count"] or " "}] '
-                             f'{fmt_duration(c["duration"])}</small><pre>{html.escape(c["source"])}'
-                             f'</pre>{err}</div>')
-            parts.append("</details>")
-    return "".join(parts)
-
-
-def compare_html(comp) -> str:
-    runs = comp.runs
-    parts = [CSS, f'<div class="mlops-h">Comparing {len(runs)} runs</div>']
-    headers = ["param"] + [f"{shown(r.name)} <code>{r.run_id[:8]}</code> {badge(r.status)}" for r in runs]
-    rows, diff = [], set()
-    for i, (k, vals, differs) in enumerate(comp.param_rows):
-        rows.append([shown(k)] + [fmt_value(v) if v is not None else "—" for v in vals])
-        if differs:
-            diff.add(i)
-    if rows:
-        parts.append(table(headers, rows, diff))
-        parts.append(f"<small>{len(diff)} of {len(rows)} params differ (highlighted)</small>")
-    if comp.metric_keys:
-        mrows = [[shown(k)] + [fmt_value(r.metrics[k]) if k in r.metrics else "—" for r in runs]
-                 for k in comp.metric_keys]
-        parts.append('<div class="mlops-h">Metrics (last value)</div>')
-        parts.append(table(["metric"] + headers[1:], mrows))
-        hists = [r.history() for r in runs]
-        charts = []
-        for k in comp.metric_keys:
-            series = {f"{r.name} {r.run_id[:6]}": h.get(k, []) for r, h in zip(runs, hists) if h.get(k)}
-            if any(len(s) > 1 for s in series.values()):
-                charts.append(line_chart(series, title=k, width=420, height=220))
-        if charts:
-            parts.append('<div class="mlops-charts">' + "".join(charts[:12]) + "</div>")
-    return "".join(parts)
 
 
 def runs_table_html(rows: list[dict], param_cols: list[str], metric_cols: list[str],

@@ -15,8 +15,10 @@ _PKG = "mlops_jupyter"
 
 # (result type, format, renderer), the type under mlops_jupyter., the renderer under mlops_jupyter.widgets.
 RENDERERS = [
-    ("tracking.query.RunRecord", HTML, "html:run_html"),
-    ("tracking.query.Comparison", HTML, "html:compare_html"),
+    ("tracking.query.RunRecord", HTML, "runs_view:run_html"),
+    ("tracking.query.RunRecord", INTERACTIVE, "runs_view:show_run"),
+    ("tracking.query.Comparison", HTML, "runs_view:compare_html"),
+    ("tracking.query.Comparison", INTERACTIVE, "runs_view:show_compare"),
     ("tracking.query.RunsFrame", INTERACTIVE, "views:show_runs_frame"),
     ("data.catalog.DatasetVersion", HTML, "html:dataset_version_html"),
     ("data.api.FilesDiff", HTML, "html:files_diff_html"),
