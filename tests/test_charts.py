@@ -227,3 +227,37 @@ def test_live_chart_follows_the_run_and_ends_with_a_static_picture(store):
     assert len(live.series["loss"]) == 15 and "finished" in live.header
     live.finish()
     assert live.ended
+
+
+def monitor_windows():
+    rows = []
+    for i in range(30):
+        if 10 <= i < 16:  # six silent minutes
+            continue
+        rows.append({"start": T0 + 60 * i, "version": 1 if i < 20 else 2, "requests": 10 + i,
+                     "latency_p99_ms": 5.0 + i % 3, "accuracy": 0.9})
+    return rows
+
+
+def test_monitor_chart_clock_time_bars_gaps_and_markers(validator):
+    from mlops_jupyter.charts.monitor import monitor_chart
+
+    cols = [("requests", "requests per window"), ("latency_p99_ms", "latency p99 (ms)"), ("accuracy", "accuracy")]
+    chart = monitor_chart(monitor_windows(), cols, start=T0, end=T0 + 1800, window=60,
+                          drift=[{"created": T0 + 600, "drift_share": 0.25}])
+    spec = chart.spec
+    assert not list(validator.iter_errors(spec))
+    xs = encodings(spec, "x")
+    assert xs and {e["type"] for e in xs} == {"temporal"} and all(e["title"] == "time" for e in xs)
+    assert spec["resolve"]["scale"]["x"] == "shared"  # one time axis for every panel
+    marks = [p["mark"] for p in spec["vconcat"]]
+    assert marks[0]["type"] == "rect" and all(m["type"] == "line" and m["point"] for m in marks[1:])
+    rows = spec["data"]["values"]
+    silent = [r for r in rows if T0 + 600 <= r["t"] / 1000 < T0 + 960]
+    assert len({r["t"] for r in silent}) == 6 and all(r["latency_p99_ms"] is None and r["r1"] == r["r0"] for r in silent)
+    assert spec["usermeta"]["mlops"]["versions"] == ["v1", "v2"]
+    one = monitor_chart(monitor_windows()[:1], cols, start=T0, end=T0 + 600, window=60)
+    x = encodings(one.spec, "x")[0]
+    assert x["scale"]["domain"] == [T0 * 1000, (T0 + 600) * 1000]  # the span asked for, not -1 min to +2 h
+    lo, hi = encodings(one.spec, "y")[2]["scale"]["domain"]
+    assert lo < 0.9 < hi

@@ -104,8 +104,23 @@ class MonitorReport:
                          f"{' (DATASET DRIFT)' if last['dataset_drift'] else ''}")
         return "\n".join(lines)
 
+    def chart(self):
+        """Requests, latency and quality per window, and drift share, on one clock-time axis."""
+        from ..charts.monitor import monitor_chart
+
+        w = self.windows
+        windows = w.to_dict("records") if len(w) else []
+        drift = []
+        if self.drift is not None and len(self.drift):
+            drift = self.drift.dropna(subset=["drift_share"])[["created", "drift_share"]].to_dict("records")
+        return monitor_chart(windows, self.chart_columns() if len(w) else [], start=self.start, end=self.end,
+                             window=self.window, drift=drift, title=f"monitor {self.label}")
+
     def _repr_html_(self) -> str:
         return rendering.render(self, rendering.HTML)
+
+    def _ipython_display_(self) -> None:
+        rendering.show(self)
 
 
 def _fmt(v) -> str:

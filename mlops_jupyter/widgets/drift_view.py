@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .charts import PALETTE, line_chart
+from .charts import PALETTE
 from .html import CSS, fmt_time, shown, table
 
 REF_COLOR, CUR_COLOR = "#7f7f7f", PALETTE[1]
@@ -111,32 +111,29 @@ def show(report) -> None:
 
 
 # -- monitoring ---------------------------------------------------------------------------------------
-def monitor_html(m) -> str:
-    """Charts per window (one series per model version) and the window table."""
+def monitor_html(m, charts: bool = True) -> str:
+    """The span, the charts (requests, latency, quality and drift share on one clock-time axis,
+    as SVG) and the window table."""
     w = m.windows
     parts = [CSS, f'<div class="mlops-h">Monitor {shown(m.label)}</div>',
              f'<div style="font-size:12px">{shown(m.describe_span())}</div>']
     for n in m.notes:
         parts.append(f'<div style="font-size:12px">note: {shown(n)}</div>')
+    if charts and (len(w) or (m.drift is not None and len(m.drift))):
+        parts.append(f'<div class="mlops-chart">{m.chart().svg()}</div>')
     if len(w):
-        charts = []
-        for col, title in m.chart_columns():
-            series = {}
-            for version, g in w.groupby("version"):
-                pts = [((t - m.start) / 3600, float(v)) for t, v in zip(g["start"], g[col])
-                       if v is not None and not (isinstance(v, float) and math.isnan(v))]
-                if pts:
-                    series[f"v{version}"] = pts
-            if series:
-                charts.append(line_chart(series, title=title, width=300, height=160, xlabel="hours since start"))
-        if m.drift is not None and len(m.drift):
-            d = m.drift.dropna(subset=["drift_share"])
-            if len(d):
-                pts = [((t - m.start) / 3600, float(v)) for t, v in zip(d["created"], d["drift_share"])]
-                charts.append(line_chart({"drift share": pts}, title="drift share (saved reports)", width=300,
-                                         height=160, xlabel="hours since start"))
-        parts.append('<div class="mlops-charts">' + "".join(charts) + "</div>")
         cols = [c for c in m.table_columns() if c in w.columns]
         rows = [[fmt_time(r["start"]), *[_num(r[c]) for c in cols[1:]]] for r in w[cols].to_dict("records")]
         parts.append(table(["window", *cols[1:]], rows))
     return "".join(parts)
+
+
+def show_monitor(m) -> None:
+    """In a notebook: the card, then the interactive chart (with its SVG for the saved notebook)."""
+    from IPython.display import display
+
+    from .saved import display_chart
+
+    display({"text/html": monitor_html(m, charts=False), "text/plain": str(m)}, raw=True)
+    if len(m.windows) or (m.drift is not None and len(m.drift)):
+        display_chart(m.chart())

@@ -32,6 +32,7 @@ RENDERERS = [
     ("monitoring.drift.DriftReport", HTML, "drift_view:report_html"),
     ("monitoring.drift.DriftReport", INTERACTIVE, "drift_view:show"),
     ("monitoring.perf.MonitorReport", HTML, "drift_view:monitor_html"),
+    ("monitoring.perf.MonitorReport", INTERACTIVE, "drift_view:show_monitor"),
     # what `mlops` prints in a terminal
     ("commands.context.Listing", TERMINAL, "terminal:render_listing"),
     ("tracking.query.RunsFrame", TERMINAL, "terminal:render_runs"),
