@@ -261,3 +261,46 @@ def test_monitor_chart_clock_time_bars_gaps_and_markers(validator):
     assert x["scale"]["domain"] == [T0 * 1000, (T0 + 600) * 1000]  # the span asked for, not -1 min to +2 h
     lo, hi = encodings(one.spec, "y")[2]["scale"]["domain"]
     assert lo < 0.9 < hi
+
+
+NOTEBOOK = [
+    "%load_ext mlops_jupyter",
+    "%mlops track start first --param lr=0.1 --param depth=3",
+    "import time\nfor s in range(20):\n    %mlops log loss={1/(s+1)} acc={0.8+s/100} --step {s}\ntime.sleep(1.5)",
+    "%mlops track stop",
+    "%%mlops track second --param lr=0.01 --param depth=3\nfor s in range(20):\n"
+    "    %mlops log loss={1.5/(s+1)} acc={0.82+s/110} --step {s}",
+    "%mlops show last",
+    "%mlops compare first second",
+    "%mlops runs",
+]
+
+
+@pytest.mark.slow
+def test_a_saved_notebook_keeps_every_chart_and_table(project):
+    """Executed by a real kernel, saved without widget state (as JupyterLab saves), converted to HTML:
+    the live chart, the run card, the comparison and the runs table all show as pictures and tables."""
+    from .saved_views import assert_views_survive_saving, pictures_in
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, project / "views.ipynb")
+    code = ("from mlops_jupyter.jobs import execute_notebook\n"
+            "execute_notebook('views.ipynb', 'out.ipynb', progress=False)\n")
+    r = subprocess.run([PY, "-c", code], cwd=project, capture_output=True, text=True, timeout=300, env=python_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = nbformat.read(project / "out.ipynb", as_version=4)
+    cells = {c.source.splitlines()[0]: c for c in out.cells}
+    # the live chart sits under the cell that started the run, and ends as the final picture
+    live = cells["%mlops track start first --param lr=0.1 --param depth=3"]
+    charts = [o for o in live.outputs if VEGALITE_MIME in o.get("data", {})]
+    assert len(charts) == 1 and SVG_MIME in charts[0]["data"]
+    final = charts[0]["data"][VEGALITE_MIME]
+    assert len([p for p in final["datasets"]["points"] if p["key"] == "loss"]) == 20  # every point, to the end
+    assert "finished" in "".join(str(o.get("data", {}).get("text/html", "")) for o in live.outputs)
+    assert pictures_in(cells["%%mlops track second --param lr=0.01 --param depth=3"]) == ["svg"]
+    assert pictures_in(cells["%mlops show last"]) == ["table", "svg"]
+    assert pictures_in(cells["%mlops compare first second"]) == ["table", "svg", "svg", "svg"]
+    assert "table" in pictures_in(cells["%mlops runs"])
+    page = assert_views_survive_saving(out)
+    assert page.count('data-mime-type="image/svg+xml"') >= 6  # nbconvert inlines each SVG as an image

@@ -18,6 +18,7 @@ from mlops_jupyter.cli import main
 from mlops_jupyter.demo import JOB, MODEL, NOTEBOOKS
 
 from .conftest import PY, SRC, python_env
+from .saved_views import assert_views_survive_saving, pictures_in
 
 EXAMPLES = Path(SRC) / "notebooks"
 SHIFTED = 20  # monitoring.ipynb scales the 10 `mean ...` and 10 `worst ...` columns of 30
@@ -153,7 +154,9 @@ def test_quickstart(project):
     assert rec.metrics["auc"] > 0.95 and rec.metrics["acc"] > 0.9 and rec.metrics["trees"] == 40
     assert len(rec.history()["auc"]) == 4  # 10, 20, 30, 40 trees
     assert rec.row["notebook"] == str(project / "quickstart.ipynb")
-    assert widgets_in(cell_starting(nb, "%mlops track start"))  # the live chart
+    # the live chart, ending as the final picture; every view of the notebook survives saving
+    assert "svg" in pictures_in(cell_starting(nb, "%mlops track start"))
+    assert_views_survive_saving(nb)
     # the data version, the run's input
     train = mj.data.get("breast-cancer-train@v1")
     assert train.rows == 426 and train.run_id == rec.run_id
@@ -289,6 +292,8 @@ def test_monitoring_on_its_own(project):
     execution = mj.get_run(mj.get_run(v2.run_id).row["parent_id"])
     assert execution.row["parent_id"] == batch.iloc[0]["run_id"]
     assert widgets_in(cell_starting(nb, "%mlops monitor check"))  # the check's drift report
+    assert "svg" in pictures_in(cell_starting(nb, "%mlops monitor {model}"))  # requests, latency, quality, drift
+    assert_views_survive_saving(nb)
     assert_closed(port)
 
 

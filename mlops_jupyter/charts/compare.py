@@ -42,11 +42,12 @@ def varying_params(runs: Sequence[RunPoint]) -> list[str]:
 
 
 def parallel_coordinates(runs: Sequence[RunPoint], metric: str, params: Sequence[str] | None = None,
-                         title: str | None = None, width: int = 640, height: int = 260) -> Chart:
+                         title: str | None = None, width: int | None = None, height: int = 240) -> Chart:
     """One line per run through an axis per param and a last axis for *metric*; numeric axes run
     from their lowest to highest value, categorical ones list their values."""
     params = list(params) if params is not None else varying_params(runs)
     dims = [*params, metric]
+    width = width or min(900, max(300, 150 * len(dims)))
     rows: list[dict[str, Any]] = []
     ticks: list[dict[str, Any]] = []
     for d in dims:
@@ -129,7 +130,7 @@ def param_scatter(runs: Sequence[RunPoint], metric: str, params: Sequence[str] |
         numeric = prow and all(r["x"] is not None for r in prow)
         if numeric:
             xs = [r["x"] for r in prow]
-            scale: dict[str, Any] = {"zero": False, "nice": True}
+            scale: dict[str, Any] = {"zero": False, "nice": True, "padding": 12}
             if min(xs) > 0 and max(xs) / min(xs) > 100:
                 scale["type"] = "log"
             xe: dict[str, Any] = {"field": "x", "type": "quantitative", "title": k, "scale": scale}
@@ -139,7 +140,7 @@ def param_scatter(runs: Sequence[RunPoint], metric: str, params: Sequence[str] |
             "transform": [{"filter": {"field": "param", "equal": k}}], "width": width, "height": height,
             "mark": {"type": "point", "filled": True, "size": 70, "opacity": 0.9},
             "encoding": {"x": xe, "y": {"field": "metric", "type": "quantitative", "title": metric,
-                                        "scale": {"zero": False, "nice": True}},
+                                        "scale": {"zero": False, "nice": True, "padding": 12}},
                          "color": col,
                          "tooltip": [{"field": "run", "type": "nominal"}, {"field": "x_text", "type": "nominal", "title": k},
                                      {"field": "metric", "type": "quantitative", "title": metric, "format": ".6~g"}]},

@@ -178,15 +178,15 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
                       "opacity": {"condition": {"param": f"hover_{i}", "empty": False, "value": 1}, "value": 0},
                       "tooltip": tooltip}},
     ]
-    if best is not None:
+    if best is not None:  # a ring in the run's colour around the best point, and its value
         marker = {"data": {"values": [best]}, "encoding": {"x": xe, "y": y}}
-        layers.append({**marker, "mark": {"type": "point", "shape": "diamond", "size": 120, "filled": True,
-                                          "stroke": "white", "strokeWidth": 1, "color": "#e45756", "clip": True},
-                       "encoding": {**marker["encoding"], "tooltip": [
+        layers.append({**marker, "mark": {"type": "point", "shape": "circle", "size": 220, "filled": False,
+                                          "strokeWidth": 2.5, "clip": True},
+                       "encoding": {**marker["encoding"], "color": {**col, "legend": None}, "tooltip": [
                            {"field": "label", "type": "nominal", "title": "best"},
                            {"field": "run", "type": "nominal"}]}})
-        layers.append({**marker, "mark": {"type": "text", "dy": -11, "align": "right", "dx": -4, "fontSize": 11,
-                                          "fontWeight": "bold", "color": "#e45756"},
+        layers.append({**marker, "mark": {"type": "text", "dy": -14, "align": "right", "dx": -6, "fontSize": 11,
+                                          "fontWeight": "bold"},
                        "encoding": {**marker["encoding"], "text": {"field": "label"}}})
     return {"transform": [{"filter": {"field": "key", "equal": key}}], "width": width, "height": height,
             "title": key, "layer": layers}

@@ -107,7 +107,15 @@ def show(report) -> None:
         body.value = features_html(report, change["new"])
 
     pick.observe(on_pick, names="value")
-    display(W.VBox([W.HTML(CSS + summary_html(report)), pick, body]))
+    # saved with the whole report as HTML: a notebook saved without widget state still shows it
+    from .saved import display_view
+
+    display_view(W.VBox([W.HTML(CSS + summary_html(report)), pick, body]), report_html(report), _text(report))
+
+
+def _text(report) -> str:
+    s = report.summary
+    return f"drift report: {s.get('n_drifted', 0)} of {s.get('n_compared', 0)} features drifted"
 
 
 # -- monitoring ---------------------------------------------------------------------------------------

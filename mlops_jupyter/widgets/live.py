@@ -79,7 +79,7 @@ class LiveRun:
         text = f"{row['name']} ({self.run_id[:8]}) {row['status']}"
         if grew or self.chart is None:
             self.chart = self._build(row)
-        self._show(text, static=False, redraw_chart=grew or self._plot is None)
+        self._show(text, static=False, redraw_chart=grew)
         return row["status"] == "running"
 
     def _build(self, row):
@@ -101,7 +101,13 @@ class LiveRun:
             self._head.display(head, raw=True)
         else:
             self._head.update(head, raw=True)
-        if self.chart is None or not redraw_chart:
+        if self.chart is None:  # hold the chart's place under the header until the first point
+            if self._plot is None:
+                self._plot = DisplayHandle()
+                self._plot.display({"text/html": "<small>the chart appears with the first logged metric</small>",
+                                    "text/plain": "the chart appears with the first logged metric"}, raw=True)
+            return
+        if not redraw_chart:
             return
         bundle = self.chart.mimebundle(static=static)
         if self._plot is None:
@@ -121,6 +127,9 @@ class LiveRun:
             self._stop.set()
             row = self.store.meta.run_row(self.run_id)
             self._show(f"{row['name']} ({self.run_id[:8]}) {row['status']}", static=True, redraw_chart=True)
+            if self.chart is None and self._plot is not None:
+                self._plot.update({"text/html": "<small>no metric was logged in this run</small>",
+                                   "text/plain": "no metric was logged in this run"}, raw=True)
         _LIVE.pop(self.run_id, None)
 
 
