@@ -152,7 +152,9 @@ def test_thinning_keeps_spikes_and_bounds_the_points():
     assert len(kept) <= 2100 and any(v == 9.0 for _, v, _ in kept)
     assert [p[0] for p in kept] == sorted(p[0] for p in kept)
     spec = metric_chart({"r": {"loss": pts}}).spec
-    assert len(spec["datasets"]["points"]) <= 2100
+    sent = spec["datasets"][spec["usermeta"]["mlops"]["datasets"]["loss"]]
+    assert len(sent) <= 1000 and any(p["value"] == 9.0 and p["x"] == 54_321 for p in sent)
+    assert [p["x"] for p in sent] == sorted(p["x"] for p in sent) and sent[-1]["x"] == 99_999
 
 
 def test_static_picture_drops_interactive_layers_but_keeps_the_data():
@@ -296,7 +298,8 @@ def test_a_saved_notebook_keeps_every_chart_and_table(project):
     charts = [o for o in live.outputs if VEGALITE_MIME in o.get("data", {})]
     assert len(charts) == 1 and SVG_MIME in charts[0]["data"]
     final = charts[0]["data"][VEGALITE_MIME]
-    assert len([p for p in final["datasets"]["points"] if p["key"] == "loss"]) == 20  # every point, to the end
+    loss = final["datasets"][final["usermeta"]["mlops"]["datasets"]["loss"]]
+    assert [p["x"] for p in loss] == list(range(20))  # every point, to the end
     assert "finished" in "".join(str(o.get("data", {}).get("text/html", "")) for o in live.outputs)
     assert pictures_in(cells["%%mlops track second --param lr=0.01 --param depth=3"]) == ["svg"]
     assert pictures_in(cells["%mlops show last"]) == ["table", "svg"]

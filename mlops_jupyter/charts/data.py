@@ -66,6 +66,14 @@ def _round(v: float, step: float) -> float:
     return 0.0 if out == 0 else out
 
 
+def _large_numbers(edges: Sequence[float]) -> dict[str, str]:
+    """Axis labels of large numbers with an SI suffix (``200k``, ``3M``); 0 stays ``0``. Small
+    numbers keep Vega-Lite's plain labels (``0.02``, not ``20m``)."""
+    if not edges or max(abs(e) for e in edges) < 1e4:
+        return {}
+    return {"format": "~s", "labelExpr": "datum.value === 0 ? '0' : datum.label"}
+
+
 def column_histogram(column: str, *, bins: Sequence[tuple[float, float, int]] | None = None,
                      top: Sequence[tuple[Any, int]] | None = None, other: int = 0, width: int = WIDTH,
                      height: int = HEIGHT) -> Chart:
@@ -82,7 +90,7 @@ def column_histogram(column: str, *, bins: Sequence[tuple[float, float, int]] | 
                 "x": {"field": "lo", "type": "quantitative", "bin": "binned", "title": column,
                       "scale": {"nice": False, "zero": False, **({"domain": [edges[0], edges[-1]]} if edges else {})},
                       "axis": {"tickCount": 4, "labelFontSize": 10, "titleFontSize": 10, "grid": False,
-                               "format": "~s", "titlePadding": 2, "labelFlush": True}},
+                               "titlePadding": 2, "labelFlush": True, **_large_numbers(edges)}},
                 "x2": {"field": "hi"},
                 "y": {"field": "rows", "type": "quantitative", "title": "rows", "axis": None,
                       "scale": {"zero": True}},

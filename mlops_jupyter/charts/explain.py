@@ -27,6 +27,8 @@ RAISE, LOWER = "#e4455b", "#1f88e5"  # SHAP's red and blue, readable on a light 
 LOW, HIGH = "#1f88e5", "#e4455b"  # beeswarm: low and high feature values
 NO_VALUE = "#8c8c8c"  # a beeswarm point whose feature is not a number
 RULE = "#8c8c8c"
+LEGEND_TOP = {"orient": "top", "direction": "horizontal", "symbolType": "square", "labelLimit": 300,
+              "columnPadding": 18}
 
 
 def _more(n_more: int) -> str:
@@ -58,7 +60,7 @@ def _value(v: float) -> float:
 
 
 def _x_axis() -> dict[str, Any]:
-    return {"format": "~g", "tickCount": {"expr": "ceil(width / 60)"}}
+    return {"format": "~g", "tickCount": {"expr": "ceil(width / 80)"}}
 
 
 def _numbers_column(order: Sequence[str], texts: Sequence[str], title: str, x: dict[str, Any]) -> dict[str, Any]:
@@ -246,8 +248,7 @@ def waterfall(contributions: Sequence[tuple[str, float]], base: float, *, measur
          "encoding": {"y": y, "x": x, "x2": {"field": "end"}, "tooltip": tooltip,
                       "color": {"field": "effect", "type": "nominal", "title": None,
                                 "scale": {"domain": [raises, lowers], "range": [RAISE, LOWER]},
-                                "legend": {"orient": "top", "direction": "horizontal", "symbolType": "square",
-                                           "labelLimit": 300}}}},
+                                "legend": LEGEND_TOP}}},
         _numbers_column(order, [r["text"] for r in rows], "contribution", x),
         {"data": {"values": [{"at": _value(base), "what": "expected output E[f(x)]"},
                              {"at": _value(out), "what": "this row's output f(x)"}]},
@@ -298,8 +299,7 @@ def lime_weights(weights: Sequence[tuple[str, float]], *, target: str, settings:
          "encoding": {"y": y, "x": x, "tooltip": tooltip,
                       "color": {"field": "effect", "type": "nominal", "title": None,
                                 "scale": {"domain": [pro, con], "range": [RAISE, LOWER]},
-                                "legend": {"orient": "top", "direction": "horizontal", "symbolType": "square",
-                                           "labelLimit": 300}}}},
+                                "legend": LEGEND_TOP}}},
         {"mark": {"type": "rule", "color": RULE}, "data": {"values": [{"zero": 0}]},
          "encoding": {"x": {"field": "zero", "type": "quantitative"}}},
         _numbers_column(order, [r["text"] for r in rows], "weight", x),

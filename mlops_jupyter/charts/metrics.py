@@ -18,16 +18,14 @@ from .spec import (
     HOVER,
     WIDTH,
     color,
-    finite,
     frame,
     lower_is_better,
     padded_domain,
-    thin,
     time_unit,
 )
 
 X_MODES = ("step", "time", "relative")
-MAX_POINTS = 2000  # per run and metric; a bucket keeps its lowest and highest value
+MAX_POINTS = 900  # per run and metric; a bucket keeps its first, lowest and highest value
 MARKERS_BELOW = 40  # series this short get a marker on every point
 
 # run label -> metric key -> [(step, value, timestamp in seconds)]
@@ -62,31 +60,36 @@ def metric_chart(series: Series, keys: Sequence[str] | None = None, *, x: str = 
     divisor, unit = time_unit(span)
     longest = 0
     lasts: dict[str, list[tuple[str, float, float]]] = {k: [] for k in keys}
+    by_key: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for r in runs:
         for k in keys:
-            pts = [p for p in series[r].get(k, ()) if finite(p[1])]
-            if not pts:
+            arr = _finite_points(series[r].get(k, ()))
+            if arr is None:
                 continue
-            longest = max(longest, len(pts))
-            last = pts[-1]
-            for step, value, ts in thin(pts, max_points):
-                if x == "step":
-                    xv: float = step
-                elif x == "time":
-                    xv = round(ts * 1000)
-                else:
-                    xv = round((ts - firsts[r]) / divisor, 6)
-                rows.append({"run": r, "key": k, "x": xv, "step": step, "value": value})
+            longest = max(longest, len(arr))
+            last = tuple(arr[-1].tolist())
+            kept = arr[_thin_index(arr[:, 1], max_points)]
+            steps = kept[:, 0].astype("int64").tolist()
+            values = kept[:, 1].tolist()
+            if x == "step":
+                xs: list = steps
+            elif x == "time":
+                xs = (kept[:, 2] * 1000).round().astype("int64").tolist()
+            else:
+                xs = ((kept[:, 2] - firsts[r]) / divisor).round(6).tolist()
+            if x == "step":  # the step is x: not sent twice
+                by_key[k].extend({"run": r, "x": xv, "value": v} for xv, v in zip(xs, values))
+            else:
+                by_key[k].extend({"run": r, "x": xv, "step": st, "value": v}
+                                 for xv, st, v in zip(xs, steps, values))
             lasts[k].append((r, _x_of(last, x, firsts.get(r) if x == "relative" else None, divisor), last[1]))
     x_enc = _x_encoding(x, unit)
     charts = []
     for i, k in enumerate(keys):
-        krows = [row for row in rows if row["key"] == k]
-        charts.append(_one(i, k, krows, runs, x_enc, x, log_y, width, height, longest,
+        charts.append(_one(i, k, by_key[k], runs, x_enc, x, log_y, width, height, longest,
                            _best(k, lasts[k]) if best and len(lasts[k]) > 1 else None))
     body: dict[str, Any] = {
-        "data": {"name": "points"},
-        "datasets": {"points": rows},
+        "datasets": {f"m{i}": by_key[k] for i, k in enumerate(keys)},  # one per metric, named by position
         "params": [{"name": "smoothing", "value": 0,
                     "bind": {"input": "select", "options": [0, 1, 2], "labels": ["none", "light", "strong"],
                              "name": "smoothing "}}],
@@ -97,8 +100,50 @@ def metric_chart(series: Series, keys: Sequence[str] | None = None, *, x: str = 
         body.update(concat=charts, columns=max(1, min(columns, len(charts))),
                     resolve={"scale": {"color": "shared"}, "legend": {"color": "shared"}})
     spec = frame(body, title=title, kind="metrics")
-    spec["usermeta"]["mlops"].update(x=x, log_y=log_y, runs=runs, keys=keys)
+    spec["usermeta"]["mlops"].update(x=x, log_y=log_y, runs=runs, keys=keys,
+                                     datasets={k: f"m{i}" for i, k in enumerate(keys)})
     return Chart(spec, title=title or ", ".join(keys))
+
+
+def _finite_points(pts: Sequence[tuple]):
+    """*pts* as an (n, 3) float array without the points whose value is NaN or infinite; None if
+    none is left."""
+    import itertools
+
+    import numpy as np
+
+    n = len(pts)
+    if not n:
+        return None
+    try:  # (step, value, timestamp) tuples, read without a Python loop
+        arr = np.fromiter(itertools.chain.from_iterable(pts), float, count=3 * n)
+    except ValueError:  # rows carrying more than the three fields
+        arr = np.fromiter(itertools.chain.from_iterable((p[0], p[1], p[2]) for p in pts), float, count=3 * n)
+    arr = arr.reshape(n, 3)
+    ok = np.isfinite(arr[:, 1])
+    if not ok.all():
+        arr = arr[ok]
+    return arr if len(arr) else None
+
+
+def _thin_index(values, max_points: int):
+    """The indices of at most about *max_points* of *values* (in order): in each bucket its first
+    point and its lowest and highest, so a spike is never thinned away."""
+    import numpy as np
+
+    n = len(values)
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max(1, max_points // 3)
+    size = -(-n // buckets)
+    padded = np.full(buckets * size, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(buckets, size)
+    starts = np.arange(buckets) * size
+    live = starts < n
+    lo = starts + np.nanargmin(np.where(np.isnan(grid), np.inf, grid), axis=1)
+    hi = starts + np.nanargmax(np.where(np.isnan(grid), -np.inf, grid), axis=1)
+    return np.unique(np.concatenate([starts[live], lo[live], hi[live], [n - 1]]))
 
 
 def _x_of(point: tuple, x: str, first: float | None, divisor: float) -> float:
@@ -128,21 +173,23 @@ def _best(key: str, lasts: list[tuple[str, float, float]]) -> dict[str, Any]:
 def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: str, log_y: bool,
          width: int, height: int, longest: int, best: dict | None) -> dict[str, Any]:
     values = [r["value"] for r in rows]
+    vlo, vhi = (min(values), max(values)) if values else (0.0, 0.0)
     y_scale: dict[str, Any] = {"zero": False, "nice": True}
     if log_y:
-        y_scale["type"] = "log" if values and min(values) > 0 else "symlog"
-    dom = padded_domain(values, floor=0.0 if values and min(values) >= 0 else None)
+        y_scale["type"] = "log" if values and vlo > 0 else "symlog"
+    dom = padded_domain([vlo], floor=0.0 if vlo >= 0 else None) if values and vlo == vhi else None
     if dom is not None:
         y_scale["domain"] = dom
         y_scale["nice"] = False
     xe = dict(x_enc)
-    if x != "time":
+    if x != "time" and rows:
         xs = [r["x"] for r in rows]
-        xdom = padded_domain(xs, floor=0.0)
+        xlo, xhi = min(xs), max(xs)
+        xdom = padded_domain([xlo], floor=0.0) if xlo == xhi else None
         if xdom is not None:
             xe["scale"] = {**xe.get("scale", {}), "domain": xdom, "nice": False}
-        if x == "step" and xs:  # a few steps: a tick on each, never a fractional step
-            lo, hi = (xdom if xdom is not None else (min(xs), max(xs)))
+        if x == "step":  # a few steps: a tick on each, never a fractional step
+            lo, hi = (xdom if xdom is not None else (xlo, xhi))
             if hi - lo <= 12:
                 xe["axis"] = {**xe["axis"], "values": list(range(int(lo), int(hi) + 1))}
     y = {"field": "value", "type": "quantitative", "title": key, "scale": y_scale}
@@ -150,7 +197,9 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
     col = color(runs)
     n = max(len(rows), 1)
     light, strong = max(2, n // max(len(runs), 1) // 50), max(3, n // max(len(runs), 1) // 12)
-    tooltip = [{"field": "run", "type": "nominal"}, {"field": "step", "type": "quantitative", "format": ",d"},
+    step_field = "x" if x == "step" else "step"
+    tooltip = [{"field": "run", "type": "nominal"},
+               {"field": step_field, "type": "quantitative", "format": ",d", "title": "step"},
                {"field": "value", "type": "quantitative", "format": ".6~g", "title": key}]
     if x == "time":
         tooltip.insert(2, {"field": "x", "type": "temporal", "title": "time", "format": "%Y-%m-%d %H:%M:%S"})
@@ -188,5 +237,5 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
         layers.append({**marker, "mark": {"type": "text", "dy": -14, "align": "right", "dx": -6, "fontSize": 11,
                                           "fontWeight": "bold"},
                        "encoding": {**marker["encoding"], "text": {"field": "label"}}})
-    return {"transform": [{"filter": {"field": "key", "equal": key}}], "width": width, "height": height,
+    return {"data": {"name": f"m{i}"}, "width": width, "height": height,
             "title": key, "layer": layers}

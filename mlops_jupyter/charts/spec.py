@@ -97,9 +97,11 @@ def padded_domain(values: Iterable[float], *, floor: float | None = None) -> lis
     """An explicit domain when all *values* are equal (one point, or a flat line), so the axis is
     neither empty nor reaches below *floor*; None (let Vega-Lite choose round ticks) otherwise."""
     vals = [v for v in values if finite(v)]
-    if not vals or min(vals) != max(vals):
+    if not vals:
         return None
-    v = vals[0]
+    v, hi = min(vals), max(vals)
+    if v != hi:
+        return None
     pad = abs(v) * 0.1 or 1.0
     lo, hi = v - pad, v + pad
     if floor is not None and lo < floor <= v:
