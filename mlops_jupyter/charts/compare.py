@@ -98,7 +98,8 @@ def parallel_coordinates(runs: Sequence[RunPoint], metric: str, params: Sequence
          "encoding": {"x": x, "y": y, "color": {**col, "legend": None},
                       "tooltip": [{"field": "run", "type": "nominal"}, {"field": "dim", "type": "nominal", "title": "axis"},
                                   {"field": "value", "type": "nominal"}]}},
-        {"data": {"values": ticks}, "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10, "opacity": 0.8},
+        {"data": {"values": ticks}, "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10,
+                                                "color": "#8a8a8a"},  # grey: legible on a light and a dark theme
          "encoding": {"x": x, "y": y, "text": {"field": "text"}}},
     ]
     spec = frame({"data": {"values": rows}, "width": width, "height": height, "layer": layers},
@@ -147,7 +148,7 @@ def param_scatter(runs: Sequence[RunPoint], metric: str, params: Sequence[str] |
         })
     body: dict[str, Any] = {"data": {"values": rows}}
     if not panels:
-        body.update(mark="text", encoding={"text": {"value": f"no run has both a varying param and {metric}"}})
+        body.update(mark={"type": "text", "color": "#8a8a8a"}, encoding={"text": {"value": f"no run has both a varying param and {metric}"}})
     elif len(panels) == 1:
         body.update(panels[0])
     else:

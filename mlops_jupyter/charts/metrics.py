@@ -177,6 +177,7 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
     y_scale: dict[str, Any] = {"zero": False, "nice": True}
     if log_y:
         y_scale["type"] = "log" if values and vlo > 0 else "symlog"
+        y_scale["nice"] = False  # a nice log domain runs to whole decades and flattens the curve
     dom = padded_domain([vlo], floor=0.0 if vlo >= 0 else None) if values and vlo == vhi else None
     if dom is not None:
         y_scale["domain"] = dom
@@ -230,12 +231,13 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
     if best is not None:  # a ring in the run's colour around the best point, and its value
         marker = {"data": {"values": [best]}, "encoding": {"x": xe, "y": y}}
         layers.append({**marker, "mark": {"type": "point", "shape": "circle", "size": 220, "filled": False,
-                                          "strokeWidth": 2.5, "clip": True},
+                                          "strokeWidth": 2.5},
                        "encoding": {**marker["encoding"], "color": {**col, "legend": None}, "tooltip": [
                            {"field": "label", "type": "nominal", "title": "best"},
                            {"field": "run", "type": "nominal"}]}})
         layers.append({**marker, "mark": {"type": "text", "dy": -14, "align": "right", "dx": -6, "fontSize": 11,
-                                          "fontWeight": "bold"},
-                       "encoding": {**marker["encoding"], "text": {"field": "label"}}})
+                                          "fontWeight": "bold"},  # in the run's colour: legible in both themes
+                       "encoding": {**marker["encoding"], "text": {"field": "label"},
+                                    "color": {**col, "legend": None}}})
     return {"data": {"name": f"m{i}"}, "width": width, "height": height,
             "title": key, "layer": layers}

@@ -88,7 +88,7 @@ def monitor_chart(windows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[
                                                  "format": "%Y-%m-%d %H:%M"},
                                                 {"field": "drift_share", "type": "quantitative", "format": ".0%"}]}})
     if not panels:
-        body.update(mark="text", encoding={"text": {"value": "no requests in this span"}})
+        body.update(mark={"type": "text", "color": "#8a8a8a"}, encoding={"text": {"value": "no requests in this span"}})
     elif len(panels) == 1:
         body.update(panels[0])
     else:
