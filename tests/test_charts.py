@@ -307,3 +307,26 @@ def test_a_saved_notebook_keeps_every_chart_and_table(project):
     assert "table" in pictures_in(cells["%mlops runs"])
     page = assert_views_survive_saving(out)
     assert page.count('data-mime-type="image/svg+xml"') >= 6  # nbconvert inlines each SVG as an image
+
+
+@pytest.mark.backends
+def test_show_and_compare_draw_with_the_options_asked(project, ip, capsys):
+    from mlops_jupyter.cli import main
+
+    for lr in (0.1, 0.01):
+        with mj.start_run(f"lr{lr}", params={"lr": lr}) as run:
+            for s in range(4):
+                run.log_metric("loss", lr / (s + 1), step=s)
+    assert main(["compare", "lr0.1", "lr0.01", "--x", "relative", "--log-y", "--chart", "cmp.svg"]) == 0
+    assert "chart written to cmp.svg" in capsys.readouterr().out
+    svg = (project / "cmp.svg").read_text()
+    assert svg.lstrip().startswith("<svg") and "relative time (s)" in svg
+    assert main(["show", "lr0.1", "--chart", "run.gif"]) == 2
+    assert "saved as .svg, .png, .json or .html" in capsys.readouterr().err
+    assert main(["compare", "lr0.1", "lr0.01", "--metric", "f1"]) == 2
+    assert main(["show", "lr0.1", "--x", "epoch"]) == 2
+    comp = ip.run_line_magic("mlops", "compare lr0.1 lr0.01 --x time --metric loss")
+    from mlops_jupyter.widgets.runs_view import compare_charts
+
+    kinds = [(c.spec["usermeta"]["mlops"]["kind"], c.spec["usermeta"]["mlops"].get("x")) for c in compare_charts(comp)]
+    assert kinds == [("metrics", "time"), ("parallel", None), ("scatter", None)]

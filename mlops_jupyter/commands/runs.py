@@ -22,6 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rl.set_defaults(func=_ls)
     rs = rsub.add_parser("show", help="one run: params, metrics, charts, artifacts, captured cells")
     rs.add_argument("run", help="run id, id prefix, run name, or 'last'")
+    _chart_options(rs)
     rs.set_defaults(func=_show)
     rr = rsub.add_parser("rm", help="delete runs and their metrics (blobs go with `mlops gc`)")
     rr.add_argument("runs", nargs="+", metavar="RUN")
@@ -30,11 +31,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("show", help="same as `runs show`")
     p.add_argument("run", help="run id, id prefix, run name, or 'last'")
+    _chart_options(p)
     p.set_defaults(func=_show)
 
     p = subparsers.add_parser("compare", help="params side by side (differences highlighted) and metric curves "
                                               "overlaid")
     p.add_argument("runs", nargs="+", metavar="RUN")
+    _chart_options(p)
+    p.add_argument("--metric", metavar="KEY", help="the metric of the parallel coordinates and scatter "
+                                                   "(default: the one most runs have)")
     p.set_defaults(func=_compare)
 
     p = subparsers.add_parser("watch", help="a live chart of a run's metrics (default: the active run)")
@@ -45,6 +50,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                               "model version")
     p.add_argument("ref", help="NAME@vN, a run, or models:/NAME/N")
     p.set_defaults(func=_lineage)
+
+
+def _chart_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--x", choices=["step", "time", "relative"], default="step",
+                   help="x axis of the metric curves: step, clock time, or time since the run started")
+    p.add_argument("--log-y", action="store_true", help="metric curves on a logarithmic y axis")
+    p.add_argument("--chart", metavar="FILE", help="also write the metric curves to FILE (.svg, .png, .html, "
+                                                   ".json: the Vega-Lite spec)")
+
+
+def _with_chart(result, ns, ctx):
+    """Attach the chart options to *result*; write the chart when --chart asks for it."""
+    result.chart_options = {"x": ns.x, "log_y": ns.log_y, "metric": getattr(ns, "metric", None)}
+    if ns.chart:
+        path = result.chart(x=ns.x, log_y=ns.log_y).save(ns.chart)
+        ctx.out(f"chart written to {path}")
+    return result
 
 
 def _ls(ns, ctx):
@@ -66,7 +88,7 @@ def _ls(ns, ctx):
 def _show(ns, ctx):
     from ..tracking.query import get_run
 
-    return get_run(ns.run)
+    return _with_chart(get_run(ns.run), ns, ctx)
 
 
 def _rm(ns, ctx):
@@ -82,7 +104,10 @@ def _rm(ns, ctx):
 def _compare(ns, ctx):
     from ..tracking.query import compare
 
-    return compare(ns.runs)
+    comp = compare(ns.runs)
+    if ns.metric is not None:
+        comp.parallel(ns.metric)  # an unknown metric is said now, in one line
+    return _with_chart(comp, ns, ctx)
 
 
 def _watch(ns, ctx):

@@ -408,6 +408,7 @@ class RunRecord:
         import json
 
         self.env: dict = json.loads(row["env"]) if row.get("env") else {}
+        self.chart_options: dict = {}  # x, log_y: how a face draws this run's curves
 
     def history(self, key: str | None = None) -> dict[str, list[tuple[int, float]]]:
         """Metric series: key -> [(step, value), ...]."""
@@ -474,6 +475,7 @@ class Comparison:
             differs = len({repr(v) for v in present}) > 1
             self.param_rows.append((k, vals, differs))
         self.metric_keys = sorted({k for r in records for k in r.metrics})
+        self.chart_options: dict = {}  # x, log_y, metric: how a face draws the comparison
 
     def frame(self):
         import pandas as pd

@@ -14,6 +14,12 @@ def _svg(chart) -> str:
     return f'<div class="mlops-chart">{chart.svg()}</div>'
 
 
+def _options(obj) -> dict:
+    """The chart options a command attached (``--x``, ``--log-y``, ``--metric``)."""
+    opts = getattr(obj, "chart_options", None) or {}
+    return {"x": opts.get("x", "step"), "log_y": bool(opts.get("log_y")), "metric": opts.get("metric")}
+
+
 def _charted_keys(rec) -> list[str]:
     return sorted(k for k, n in rec.metric_counts.items() if n > 1)[:MAX_CHARTS]
 
@@ -50,7 +56,8 @@ def run_html(rec, with_cells: bool = True, max_cells: int = 50, charts: bool = T
                             for k, v in sorted(rec.metrics.items())]))
         keys = _charted_keys(rec)
         if charts and keys:
-            parts.append(_svg(rec.chart(keys)))
+            o = _options(rec)
+            parts.append(_svg(rec.chart(keys, x=o["x"], log_y=o["log_y"])))
     if rec.tags:
         parts.append('<div class="mlops-h">Tags</div>')
         parts.append(table(["name", "value"], [[shown(k), shown(v)] for k, v in sorted(rec.tags.items())]))
@@ -80,13 +87,14 @@ def compare_charts(comp) -> list:
     from ..tracking.pictures import points
 
     out = []
+    o = _options(comp)
     keys = sorted({k for r in comp.runs for k, n in r.metric_counts.items() if n > 1})[:MAX_CHARTS]
     if keys:
-        out.append(comp.chart(keys))
+        out.append(comp.chart(keys, x=o["x"], log_y=o["log_y"]))
     pts = points(comp.runs)
     if comp.metric_keys and varying_params(pts):
-        out.append(comp.parallel())
-        out.append(comp.scatter())
+        out.append(comp.parallel(o["metric"]))
+        out.append(comp.scatter(o["metric"]))
     return out
 
 
@@ -133,7 +141,8 @@ def show_run(rec) -> None:
     _display_card(run_html(rec, charts=False), repr(rec))
     keys = _charted_keys(rec)
     if keys:
-        display_chart(rec.chart(keys))
+        o = _options(rec)
+        display_chart(rec.chart(keys, x=o["x"], log_y=o["log_y"]))
 
 
 def show_compare(comp) -> None:
