@@ -137,11 +137,6 @@ class MlopsMagics(Magics):
             return self._watch(ctx.extra["watch"])
         if ns.command == "track":
             return None
-        if ns.command == "data" and ns.action == "ls" and result is not None:
-            from IPython.display import display
-
-            display(result)
-            return None
         return result
 
     def _watch(self, run_id: str):
@@ -233,6 +228,10 @@ def load(ipython) -> None:
     ipython.events.register("pre_run_cell", recorder.pre)
     ipython.events.register("post_run_cell", recorder.post)
     _state.update(recorder=recorder, magics=magics)
+    if _in_kernel():  # a notebook will show charts: start the offline drawing engine now, on a thread
+        from .charts.static import warm
+
+        warm()
 
 
 def unload(ipython) -> None:
