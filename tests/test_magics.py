@@ -85,9 +85,10 @@ def test_runs_show_compare_watch(ip):
     assert isinstance(df, pd.DataFrame)
     rec = ip.run_line_magic("mlops", "show r1")
     html = rec._repr_html_()
-    assert "r1" in html and "polyline" in html and "Captured cells" in html
+    assert "r1" in html and "mark-line" in html and "Captured cells" in html  # the curves, as SVG
     comp = ip.run_line_magic("mlops", "compare r0 r1 r2")
-    assert "polyline" in comp._repr_html_()
+    page = comp._repr_html_()
+    assert page.count("<svg") == 3 and "best 0.1429" in page  # curves (best marked), parallel, scatter
     ip.run_line_magic("mlops", "watch r1")  # in a terminal shell: one line of text
 
 
