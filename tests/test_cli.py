@@ -1,5 +1,7 @@
 """The terminal face: `mlops ...` in a process of its own or through main()."""
+import re
 import subprocess
+import time
 
 import pytest
 
@@ -55,6 +57,10 @@ def test_runs_ls_show_rm_gc_fsck(project, capsys):
     (["track", "start", "x"], "inside a notebook"),
     (["log", "a=1"], "inside a notebook"),
     (["runs", "rm"], "required"),
+    (["data", "show", "nosuch"], "no dataset 'nosuch'"),
+    (["data", "ls", "../etc"], "not allowed"),
+    (["model", "history", "nosuch"], "no model 'nosuch'"),
+    (["model", "ls", "nosuch"], "no model 'nosuch'"),
 ])
 def test_bad_input_exit_code_2_one_line(project, args, message):
     r = cli(*args, cwd=project)
@@ -117,9 +123,10 @@ def test_listing_in_a_terminal_needs_no_pandas(project):
                        text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert "r2" in out and "params.p0" in out and "params.p5" in out and "params.p6" not in out
-    assert "(2 more params not shown: mlops runs show RUN has them all)" in out
-    assert "train" in out and "KiB" in out  # sizes for people, not bytes
+    header = next(line for line in out.splitlines() if line.startswith("run "))
+    assert "r2" in out and " p0 " in header and " p5 " in header and "p6" not in header
+    assert "2 more columns (2 params) not shown: params.p6, params.p7; mlops runs show RUN has them all" in out
+    assert "train" in out and " kB " in out  # sizes for people, not bytes
     assert "churn@v1" in out and "staging" in out
     assert isinstance(mj.runs(), pd.DataFrame) and isinstance(mj.models.ls(), pd.DataFrame)
     assert str(mj.data.datasets()["created"].dtype).startswith("datetime64")
@@ -179,3 +186,71 @@ def test_quick_listing_leaves_a_dead_run_to_the_store(project):
     out = run_cli("runs", "ls", cwd=project)
     assert out.returncode == 0 and "crashed" in out.stdout, out.stdout + out.stderr
     assert [row["status"] for row in quickread.runs(settings().store_url)] == ["crashed"]
+
+
+HEX_ID = re.compile(r"\b[0-9a-f]{32}\b")
+FINE_TIME = re.compile(r"\d{2}:\d{2}:\d{2}[.,]\d|\+00:00|\bUTC\b")  # nanoseconds, a UTC offset
+ANSI = "\x1b["
+
+
+def _listing_project(project):
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    with mj.start_run("alpha", params={"lr": 0.1}) as r:
+        r.log_metric("acc", 0.91)
+    X = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) % 2})
+    mj.data.add(X, name="train", message="the october export")
+    clf = LogisticRegression().fit(X, X["b"])
+    mj.models.register(clf, name="churn", example=X.head(3), alias="production")
+    mj.models.register(clf, name="churn", example=X.head(3), alias="staging-candidate-for-review")
+    return mj.data.get("train")
+
+
+def test_listings_in_a_terminal_are_for_people(project):
+    """`runs ls`, `data ls`, `model ls`, `model history` through a pipe: local times to the minute,
+    sizes in kB, 8-character ids, `production→v1` whole; plain text (no colours, no box drawing)."""
+    v = _listing_project(project)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created))
+    outs = {}
+    for args in (("runs", "ls"), ("data", "ls"), ("data", "ls", "train"), ("model", "ls"), ("model", "ls", "churn"),
+                 ("model", "history", "churn")):
+        r = cli(*args, cwd=project)
+        assert r.returncode == 0, r.stderr
+        outs[args] = r.stdout
+        assert not HEX_ID.search(r.stdout) and not FINE_TIME.search(r.stdout), r.stdout
+        assert ANSI not in r.stdout and not set("─│┃━┏") & set(r.stdout), r.stdout
+    assert when in outs[("data", "ls")] and " kB " in outs[("data", "ls")] and "the october export" in outs[("data", "ls")]
+    run_id = mj.get_run("alpha").run_id
+    assert run_id[:8] in outs[("runs", "ls")] and run_id[:9] not in outs[("runs", "ls")]
+    assert "production→v1" in outs[("model", "ls")] and "staging-candidate-for-review→v2" in outs[("model", "ls")]
+    assert "— → v1" in outs[("model", "history", "churn")]
+    # a narrow terminal: cells wrap between items, never inside one
+    r = run_cli("model", "ls", cwd=project, env=python_env(COLUMNS="70"))
+    assert r.returncode == 0, r.stderr
+    assert all(len(line) <= 70 for line in r.stdout.splitlines()), r.stdout
+    assert "production→v1" in r.stdout and "staging-candidate-for-review→v2" in r.stdout, r.stdout
+
+
+def test_data_add_says_one_line_and_show_has_the_statistics(project):
+    (project / "t.csv").write_text("a,b\n1,x\n2,\n3,y\n")
+    r = cli("data", "add", "t.csv", "--name", "t", cwd=project)
+    assert r.returncode == 0, r.stderr
+    (line,) = r.stdout.splitlines()
+    assert re.fullmatch(r"added t@v1: 1 file, \d+ B in \d+\.\ds \(statistics: data show t@v1\)", line), line
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1.0, None, 3.0, 4.0], "y": [0.123456789, 2.0, 3.0, 1e-7], "z": ["a", "a", "b", None]})
+    mj.data.add(frame, name="frame")
+    r = cli("data", "show", "frame", cwd=project)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("frame@v1  table, 4 rows × 3 columns, ") and "nulls" not in out
+    rows = {line.split()[0]: line for line in out.splitlines()[out.splitlines().index(next(
+        line for line in out.splitlines() if line.startswith("column"))) + 1:]}
+    assert "1 (25%)" in rows["x"] and "0 (0%)" in rows["y"] and "1 (25%)" in rows["z"]
+    assert "2.667" in rows["x"] and "1.281" in rows["y"] and "1.000e-07" in rows["y"]  # 4 significant digits
+    assert "a (2), b (1)" in rows["z"]
+    r = cli("data", "show", "frame@v7", cwd=project)
+    assert r.returncode == 2 and r.stderr.strip() == "mlops: no version 'frame@v7': frame has v1..v1"

@@ -122,7 +122,7 @@ def test_importing_the_package_registers_renderers_without_importing_domain_or_d
         "from mlops_jupyter import rendering as R\n"
         "assert 'mlops_jupyter.data.api.FilesDiff' in R.registered(R.HTML), R.registered(R.HTML)\n"
         "assert 'mlops_jupyter.monitoring.drift.DriftReport' in R.registered(R.INTERACTIVE)\n"
-        "assert 'mlops_jupyter.models.explain.ExplanationPicture' in R.registered(R.PNG)\n"
+        "assert 'mlops_jupyter.models.explain.Explanation' in R.registered(R.INTERACTIVE)\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('pandas', 'ipywidgets', 'matplotlib')\n"
         "          or m.startswith(('mlops_jupyter.data', 'mlops_jupyter.models', 'mlops_jupyter.monitoring',\n"
         "                           'mlops_jupyter.tracking.query', 'mlops_jupyter.widgets.html',\n"

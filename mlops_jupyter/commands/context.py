@@ -75,15 +75,57 @@ class Context:
 
 class Listing:
     """What an ``ls`` command gives a face without rich display: plain rows, so that listing needs
-    no pandas (a notebook gets DataFrames). *kind*: runs, datasets, data_versions, models or
-    model_versions."""
+    no pandas (a notebook gets a :func:`listing_frame`). *kind*: runs, datasets, data_versions,
+    models, model_versions or alias_moves; *title*: what the rows are (``Versions of train``)."""
 
-    def __init__(self, kind: str, rows: list[dict]):
+    def __init__(self, kind: str, rows: list[dict], title: str | None = None):
         self.kind = kind
         self.rows = rows
+        self.title = title
 
     def __repr__(self) -> str:
         return f"Listing({self.kind!r}, {len(self.rows)} rows)"
+
+
+_LISTING_FRAME: list = []
+
+
+def listing_frame(kind: str, frame, title: str | None = None):
+    """*frame* (a listing's DataFrame: ``data ls``, ``model ls``, ``model history``) as the
+    notebook shows it: a DataFrame still (filter it, sort it, ``len`` it) that draws itself as a
+    table for people (local times, sizes, short ids), by the renderers registered for
+    ``ListingFrame``. Derived frames (``df[df.kind == "table"]``) are plain DataFrames."""
+    out = _listing_frame_class()(frame)
+    out.attrs["mlops_listing"] = {"kind": kind, "title": title}
+    return out
+
+
+def _listing_frame_class():
+    if _LISTING_FRAME:
+        return _LISTING_FRAME[0]
+    import pandas as pd
+
+    from .. import rendering
+
+    class ListingFrame(pd.DataFrame):
+        @property
+        def _constructor(self):
+            return pd.DataFrame
+
+        def _repr_mimebundle_(self, include=None, exclude=None):
+            return {rendering.TEXT: rendering.render(self, rendering.TEXT),
+                    rendering.HTML: rendering.render(self, rendering.HTML)}
+
+    ListingFrame.__qualname__ = "ListingFrame"  # registered as mlops_jupyter.commands.context.ListingFrame
+    _LISTING_FRAME.append(ListingFrame)
+    return ListingFrame
+
+
+def __getattr__(name: str):
+    # `context.ListingFrame`, made when first asked for (it needs pandas)
+    if name == "ListingFrame":
+        return _listing_frame_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def project_store():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .context import Listing, project_store, quick_store_url
+from .context import Listing, listing_frame, project_store, quick_store_url
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -79,11 +79,13 @@ def _ls(ns, ctx):
         if ns.name:
             rows = quickread.model_versions(url, ns.name)
             return Listing("model_versions", [listing.version_record(r, al) for r, al in rows] if rows is not None
-                           else models.version_records(ns.name))
+                           else models.version_records(ns.name), f"Versions of {ns.name}")
         rows = quickread.models(url)
         return Listing("models", [listing.model_record(r, al) for r, al in rows] if rows is not None
                        else models.model_records())
-    return models.versions(ns.name) if ns.name else models.ls()
+    if ns.name:
+        return listing_frame("model_versions", models.versions(ns.name), f"Versions of {ns.name}")
+    return listing_frame("models", models.ls())
 
 
 def _show(ns, ctx):
@@ -122,7 +124,13 @@ def _export(ns, ctx):
 def _history(ns, ctx):
     from .. import models
 
-    return models.history(ns.name)
+    moves = models.history(ns.name)
+    title = f"Alias moves of {ns.name}"
+    if ctx.rich_display:
+        return listing_frame("alias_moves", moves, title)
+    from ..widgets.html import frame_rows
+
+    return Listing("alias_moves", frame_rows(moves), title)
 
 
 def _load(ns, ctx):

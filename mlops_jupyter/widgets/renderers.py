@@ -9,7 +9,7 @@ drawing code (pandas, ipywidgets, matplotlib), which load when an object is firs
 
 from __future__ import annotations
 
-from ..rendering import HTML, INTERACTIVE, PNG, TERMINAL, register
+from ..rendering import HTML, INTERACTIVE, PNG, TERMINAL, TEXT, register
 
 _PKG = "mlops_jupyter"
 
@@ -20,6 +20,7 @@ RENDERERS = [
     ("tracking.query.Comparison", HTML, "runs_view:compare_html"),
     ("tracking.query.Comparison", INTERACTIVE, "runs_view:show_compare"),
     ("tracking.query.RunsFrame", INTERACTIVE, "views:show_runs_frame"),
+    ("tracking.query.RunsFrame", HTML, "html:runs_frame_html"),
     ("data.catalog.DatasetVersion", HTML, "html:dataset_version_html"),
     ("data.api.FilesDiff", HTML, "html:files_diff_html"),
     ("data.lineage.Lineage", HTML, "html:lineage_svg"),
@@ -35,6 +36,11 @@ RENDERERS = [
     ("monitoring.perf.MonitorReport", INTERACTIVE, "drift_view:show_monitor"),
     # what `mlops` prints in a terminal
     ("commands.context.Listing", TERMINAL, "terminal:render_listing"),
+    ("commands.context.ListingFrame", TERMINAL, "terminal:render_listing_frame"),
+    # the listings in a notebook (%mlops data ls, model ls, model history): a table for people
+    ("commands.context.Listing", HTML, "html:listing_html"),
+    ("commands.context.ListingFrame", HTML, "html:listing_frame_html"),
+    ("commands.context.ListingFrame", TEXT, "terminal:listing_frame_text"),
     ("tracking.query.RunsFrame", TERMINAL, "terminal:render_runs"),
     ("tracking.query.RunRecord", TERMINAL, "terminal:render_run"),
     ("tracking.query.Comparison", TERMINAL, "terminal:render_compare"),
