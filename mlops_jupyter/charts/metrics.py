@@ -48,7 +48,6 @@ def metric_chart(series: Series, keys: Sequence[str] | None = None, *, x: str = 
     if keys is None:
         keys = sorted({k for per in series.values() for k in per})
     keys = list(keys)
-    rows: list[dict[str, Any]] = []
     span = 0.0
     if x == "relative":
         firsts = {r: (starts or {}).get(r) for r in runs}

@@ -42,7 +42,9 @@ def frame(body: dict[str, Any], *, title: str | None = None, kind: str = "", **e
         "header": {"labelFontSize": 12, "titleFontSize": 12},
         "title": {"fontSize": 13},
         "line": {"strokeWidth": 1.6},
-        "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+        # Arial and Liberation Sans share their metrics: text measured where the SVG is drawn
+        # offline fits where a browser shows it
+        "font": "Arial, 'Liberation Sans', Helvetica, sans-serif",
     }
     spec["usermeta"] = {"mlops": {"kind": kind}}
     spec.update(extra)

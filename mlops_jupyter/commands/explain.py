@@ -21,6 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--background", help="a frame variable for the background sample (default: 100 rows of the "
                                         "frame)")
     p.add_argument("--class", dest="class_", metavar="CLASS", help="the class the row views start on")
+    p.add_argument("--labels", help="a variable with the true labels of the frame's rows (the row picker shows them)")
+    p.add_argument("--seed", type=whole_number, default=0, help="LIME's sampling seed (default 0)")
     p.add_argument("--pickle", action="store_true", help="allow loading a registered pickle model")
     p.add_argument("--no-cache", action="store_true", help="compute again even if the store has this explanation")
     p.set_defaults(func=_explain, kernel_only="explain")
@@ -41,5 +43,6 @@ def _explain(ns, ctx):
     if not is_frame and "@" not in ns.frame:
         raise BadInput(f"{ns.frame!r} is neither a frame variable in the notebook nor a dataset version (NAME@vN)")
     background = ctx.variable(ns.background, "--background")
+    labels = ctx.variable(ns.labels, "--labels")
     return explain(model, frame, method=ns.method, rows=ns.rows, row=ns.row, background=background,
-                   class_=ns.class_, cache=not ns.no_cache, pickle=ns.pickle, out=ctx.out)
+                   class_=ns.class_, y=labels, seed=ns.seed, cache=not ns.no_cache, pickle=ns.pickle, out=ctx.out)

@@ -1,21 +1,23 @@
-"""SHAP and LIME explanations, stored and shown as one widget (Global / Row / LIME tabs).
+"""SHAP and LIME explanations, stored and shown as one view (global importance, one row, LIME).
 
-    ex = mj.explain(clf, X_test)                       # SHAP, explainer chosen from the model
+    ex = mj.explain(clf, X_test, y=y_test)              # SHAP, explainer chosen from the model
     ex = mj.explain("churn@production", X_test, method="lime", row=17)
 
 The explainer follows the model: tree ensembles -> TreeExplainer (exact), linear models ->
-LinearExplainer, anything else -> PermutationExplainer on a bounded background sample.
-Work is done in chunks under a progress bar when it will take more than about a second.
-Results are stored (values as .npy, the explained rows as Parquet, the pictures as PNG),
-linked to the model version and data version when known, and a repeat of the same call
-(same model content, same data, same options) is answered from the store.
+LinearExplainer, anything else -> PermutationExplainer on a bounded background sample
+(:mod:`.explain_shap`). LIME is seeded, so a row gets the same explanation wherever it is asked
+for (:mod:`.explain_lime`). For a binary classifier every picture explains the positive class
+(``classes_[1]``); for more classes, a chosen one, or each class side by side.
+
+Each picture is a Vega-Lite chart (:mod:`mlops_jupyter.charts.explain`). Results are stored
+(values as .npy, the explained rows as Parquet, the pictures as SVG, :mod:`.explain_store`),
+linked to the model version and data version when known, and a repeat of the same call (same
+model content, same data, same options) is answered from the store.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,21 +26,13 @@ import numpy as np
 from .. import rendering
 from ..exceptions import BadInput, MlopsError
 from ..identity import ObjectMap
+from .explain_lime import SEED
+from .explain_model import as_frame, check_fitted, content_digest, frame_digest, is_classifier, numeric
 
-TREE_MODULES = ("xgboost", "lightgbm", "catboost")
-TREE_CLASSES = ("RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
-                "GradientBoostingClassifier", "GradientBoostingRegressor", "DecisionTreeClassifier",
-                "DecisionTreeRegressor", "IsolationForest")
-BACKGROUND = 100
-
-
-@dataclass
-class ExplanationPicture:
-    """One picture of an explanation as data: which chart (``bar``, ``beeswarm``, ``waterfall``,
-    ``lime``) and what it shows; a face draws it (rendering ``PNG``)."""
-
-    kind: str
-    args: dict
+PICTURES = ("global", "beeswarm", "waterfall", "lime")
+NAME_LIMIT = 40  # characters of a feature name in "name = value" labels
+CONDITION_NAME_LIMIT = 28  # and in LIME's conditions, which also carry one or two bounds
+KEPT_PICTURES = 48  # SVGs kept drawn per explanation (a waterfall is about 25 KB)
 
 
 @dataclass
@@ -46,133 +40,278 @@ class Explanation:
     method: str  # shap | lime
     explainer: str
     features: list[str]
-    data: Any  # the explained rows (DataFrame)
+    data: Any  # the explained rows (DataFrame, index reset; their labels are in ``index``)
     values: np.ndarray | None  # SHAP: (rows, features) or (rows, features, classes)
     base_values: np.ndarray | None
     classes: list | None
     output: str  # what the values explain: "probability", "log-odds of class 1", "prediction", ...
     notes: list[str] = field(default_factory=list)
     row: int = 0
-    start_class: int | None = None  # the class the per-row views start on (None: the predicted one)
+    start_class: int | None = None  # the class the per-row views start on (None: the default)
     predicted: np.ndarray | None = None  # predicted class index per explained row (classifiers)
-    lime: dict = field(default_factory=dict)  # row -> {"class": label, "weights": [(feature, weight)]}
-    images: dict = field(default_factory=dict)  # name -> PNG bytes
+    proba: np.ndarray | None = None  # predicted probabilities, rows x classes (classifiers)
+    prediction: np.ndarray | None = None  # predicted value per row (regressors)
+    index: list[str] | None = None  # each explained row's label in the frame's index
+    labels: list | None = None  # each explained row's true label, when given
+    seed: int = SEED  # LIME's sampling
+    lime: dict = field(default_factory=dict)  # row -> {"class", "k", "weights", "score", "settings"}
+    images: dict = field(default_factory=dict)  # picture key -> SVG
     key: str | None = None
     cached: bool = False
     model_version: str | None = None
     data_version: str | None = None
-    _model: Any = field(default=None, repr=False)
-    _lime_explainer: Any = field(default=None, repr=False)
-    _background: Any = field(default=None, repr=False)
+    model: Any = field(default=None, repr=False)  # the model at hand, to explain more rows with LIME
+    lime_training: Any = field(default=None, repr=False)  # LIME's training sample (a frame)
 
     @property
     def n_rows(self) -> int:
         return len(self.data)
 
     @property
-    def multiclass(self) -> bool:
+    def per_class(self) -> bool:
+        """SHAP values come one set per class (rows x features x classes)."""
         return self.values is not None and self.values.ndim == 3
 
-    def class_values(self, k: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """(values, base values) for class index *k* (ignored when the output is one number)."""
-        if not self.multiclass:
-            return self.values, np.asarray(self.base_values).reshape(-1)
-        base = np.asarray(self.base_values)
-        return self.values[:, :, k], (base[:, k] if base.ndim == 2 else np.full(len(self.values), base[k]))
+    @property
+    def multiclass(self) -> bool:
+        """A classifier of more than two classes (its pictures explain one class, or each)."""
+        return self.classes is not None and len(self.classes) > 2
 
-    def class_label(self, k: int | None) -> str:
-        if k is None:
-            return "all classes"
-        return str(self.classes[k]) if self.classes and k < len(self.classes) else f"class {k}"
+    @property
+    def binary(self) -> bool:
+        return self.classes is not None and len(self.classes) == 2
 
+    # -- classes ------------------------------------------------------------------------------
     def default_class(self, row: int | None = None) -> int | None:
-        if not self.multiclass and self.method == "shap":
+        """The class a picture explains unless another is chosen: the positive one of a binary
+        classifier (or the one asked for with ``class_``); for more classes the class predicted
+        for *row* (the most often predicted one without a row); None for a regressor."""
+        if self.classes is None:
             return None
+        if self.binary:
+            return self.start_class if self.start_class is not None else 1
         if self.predicted is not None and len(self.predicted):
             if row is not None:
                 return int(self.predicted[row])
             return int(np.bincount(self.predicted).argmax())
         return 0
 
+    def row_class(self, row: int) -> int | None:
+        """The class the per-row views start on for *row*."""
+        if self.start_class is not None:
+            return self.start_class
+        return self.default_class(row)
+
+    def class_values(self, k: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(values, base values) for class index *k* (the default class when None); for a binary
+        model explained as one output (class 1), class 0's are its mirror image."""
+        base = np.asarray(self.base_values)
+        if self.per_class:
+            k = self.default_class() if k is None else k
+            return self.values[:, :, k], (base[:, k] if base.ndim == 2 else np.full(len(self.values), base[k]))
+        v, b = self.values, base.reshape(-1)
+        if self.binary and k == 0:
+            if "log-odds" in self.output:
+                return -v, -b
+            if "probability" in self.output:
+                return -v, 1.0 - b
+        return v, b
+
+    def class_label(self, k: int | None) -> str:
+        if k is None:
+            return "all classes"
+        return str(self.classes[k]) if self.classes and k < len(self.classes) else f"class {k}"
+
+    def measure(self, k: int | None) -> str:
+        """What the values of class *k* are in: "log-odds of class 1", "probability of class a"."""
+        if self.classes is None:
+            return self.output
+        label = self.class_label(k if k is not None else self.default_class())
+        base = self.output.split(" of class ")[0]
+        return f"{base} of class {label}"
+
+    def target(self, k: int | None) -> str:
+        """What a positive contribution raises: "P(1)", or "the prediction" of a regressor."""
+        if self.classes is None:
+            return "the prediction"
+        return f"P({self.class_label(k if k is not None else self.default_class())})"
+
     def mean_abs(self):
-        """Mean |SHAP| per feature (and class), largest first, as a DataFrame."""
+        """Mean |SHAP| per feature, largest first, as a DataFrame: of the positive class for a
+        binary classifier, one column per class and their total for more classes."""
         import pandas as pd
 
-        v = np.abs(self.values).mean(axis=0)
-        if v.ndim == 1:
-            df = pd.DataFrame({"mean_abs_shap": v}, index=self.features)
-        else:
+        if self.per_class and not self.multiclass:
+            v, _ = self.class_values(self.default_class())
+            df = pd.DataFrame({"mean_abs_shap": np.abs(v).mean(axis=0)}, index=self.features)
+        elif self.per_class:
+            v = np.abs(self.values).mean(axis=0)
             df = pd.DataFrame(v, index=self.features, columns=[self.class_label(k) for k in range(v.shape[1])])
             df["total"] = df.sum(axis=1)
+        else:
+            df = pd.DataFrame({"mean_abs_shap": np.abs(self.values).mean(axis=0)}, index=self.features)
         return df.sort_values(df.columns[-1], ascending=False)
 
+    # -- rows ---------------------------------------------------------------------------------
+    def row_name(self, row: int) -> str:
+        """The row's label in the frame's index ("17")."""
+        return str(self.index[row]) if self.index and row < len(self.index) else str(row)
+
+    def row_label(self, row: int) -> str:
+        """What the row picker shows: "row 17 · label 1 · P(1)=0.93" (the probability of the
+        positive class, or of the predicted one for more classes)."""
+        bits = [f"row {self.row_name(row)}"]
+        if self.labels is not None and row < len(self.labels):
+            bits.append(f"label {self.labels[row]}")
+        if self.proba is not None and self.classes is not None:
+            k = self.default_class(row) if self.binary else (
+                int(self.predicted[row]) if self.predicted is not None else int(np.argmax(self.proba[row])))
+            bits.append(f"P({self.class_label(k)})={float(self.proba[row, k]):.2f}")
+        elif self.predicted is not None and self.classes is not None:
+            bits.append(f"predicted {self.class_label(int(self.predicted[row]))}")
+        elif self.prediction is not None:
+            bits.append(f"prediction {float(self.prediction[row]):.4g}")
+        return " · ".join(bits)
+
     # -- pictures -----------------------------------------------------------------------------
-    def picture(self, name: str, row: int | None = None, k: int | None = None) -> bytes:
-        """The PNG of picture *name* (of *row*, for class index *k*), drawn once and kept."""
-        key = f"{name}:{row}:{k}"
-        if key in self.images:
-            return self.images[key]
-        png = rendering.render(self.picture_spec(name, row, k), rendering.PNG)
-        if png is None:
-            raise MlopsError("no renderer draws explanation pictures (import mlops_jupyter registers them)")
-        self.images[key] = png
-        return png
+    def chart(self, name: str, row: int | None = None, k: int | None = None):
+        """Picture *name* (``global``, ``beeswarm``, ``waterfall``, ``lime``) of *row*, for class
+        index *k*, as a :class:`~mlops_jupyter.charts.Chart`. ``global`` with k=None shows every
+        class of a multiclass model side by side, and the positive class of a binary one."""
+        from ..charts import explain as charts
 
-    def picture_spec(self, name: str, row: int | None = None, k: int | None = None) -> ExplanationPicture:
-        """What picture *name* shows, as data for a face to draw."""
-        if name == "bar":
-            if k is None and self.multiclass:
-                return ExplanationPicture("bar", dict(
-                    values=self.values, features=self.features,
-                    classes=[self.class_label(i) for i in range(self.values.shape[2])],
-                    title=f"Global importance ({self.output})"))
-            v, _ = self.class_values(k)
-            return ExplanationPicture("bar", dict(values=v, features=self.features, classes=None,
-                                                  title=f"Global importance ({self._out_label(k)})"))
-        if name == "beeswarm":
-            v, _ = self.class_values(k)
-            return ExplanationPicture("beeswarm", dict(
-                values=v, data=self.data.to_numpy(), features=self.features,
-                title=f"SHAP values, {self.n_rows:,} rows ({self._out_label(k)})"))
-        if name == "waterfall":
-            v, base = self.class_values(k)
-            row_data = self.data.to_numpy()[row]
-            return ExplanationPicture("waterfall", dict(values=v[row], base=float(base[row]), row_data=row_data,
-                                                        features=self.features,
-                                                        title=f"Row {row}: {self._out_label(k)}"))
         if name == "lime":
-            got = self.lime_row(row)
-            return ExplanationPicture("lime", dict(weights=got["weights"],
-                                                   title=f"Row {row}: LIME for {got['class']}"))
-        raise BadInput(f"no picture {name!r}")
+            got = self.lime_row(self.row if row is None else row)
+            r = self.row if row is None else row
+            regression = got.get("k") is None
+            target = "the prediction" if regression else f"class {got['class']}"
+            note = f"LIME's local linear model for {target}"
+            if got.get("score") is not None:
+                note += f" (fit R² {got['score']:.2f} on its samples)"
+            return charts.lime_weights(self._conditions(got["weights"]), target=target, settings=got["settings"], regression=regression,
+                                       n_features=len(self.features), title=self.row_label(r), note=note)
+        if self.values is None:
+            raise BadInput(f"a {self.method.upper()} explanation has no {name} picture")
+        if name == "global":
+            if k is None and self.multiclass:
+                v = np.abs(self.values).mean(axis=0)
+                per = {self.class_label(i): v[:, i].tolist() for i in range(v.shape[1])}
+                return charts.global_importance(self.features, per, measure=f"mean |SHAP value| ({self.output})",
+                                                title="Global importance per class",
+                                                note=f"{self.n_rows:,} rows; each class's bars side by side")
+            k = self.default_class() if k is None else k
+            v, _ = self.class_values(k)
+            return charts.global_importance(self.features, np.abs(v).mean(axis=0).tolist(),
+                                            measure=f"mean |SHAP value| ({self.measure(k)})",
+                                            title=self._global_title(k), note=f"{self.n_rows:,} rows")
+        if name == "beeswarm":
+            k = self.default_class() if k is None else k
+            v, _ = self.class_values(k)
+            title = "SHAP value of each row" + (f" for class {self.class_label(k)}" if self.classes else "")
+            return charts.beeswarm(self.features, v, self.data.to_numpy(), measure=f"SHAP value ({self.measure(k)})",
+                                   title=title)
+        if name == "waterfall":
+            r = self.row if row is None else row
+            k = self.row_class(r) if k is None else k
+            v, base = self.class_values(k)
+            values = self.data.iloc[r].tolist()
+            contributions = [(f"{_cut(f)} = {_short(x)}", float(c)) for f, x, c in zip(self.features, values, v[r])]
+            return charts.waterfall(contributions, float(base[r]), measure=self.measure(k), target=self.target(k),
+                                    title=self.row_label(r))
+        raise BadInput(f"no picture {name!r}: one of {', '.join(PICTURES)}")
 
-    def _out_label(self, k: int | None) -> str:
-        if self.multiclass and k is not None:
-            return f"{self.output}, class {self.class_label(k)}"
-        return self.output
+    def _conditions(self, weights: list) -> list:
+        """LIME's conditions with long feature names shortened, so both bounds stay readable
+        ("1.01 < monthly_charges_in_loca… <= 2.22"); as they are if shortening makes two alike."""
+        long = sorted((f for f in self.features if len(f) > CONDITION_NAME_LIMIT), key=len, reverse=True)
+        out = []
+        for cond, w in weights:
+            for f in long:
+                if f in cond:
+                    cond = cond.replace(f, _cut(f, CONDITION_NAME_LIMIT))
+                    break
+            out.append((cond, w))
+        return out if len({c for c, _ in out}) == len(out) else weights
 
-    def standard_pictures(self) -> dict[str, bytes]:
-        """The pictures stored with the explanation: global bars and beeswarm, the default row."""
-        out = {}
+    def _global_title(self, k: int | None) -> str:
+        if self.classes is None:
+            return "Global importance"
+        title = f"Global importance for class {self.class_label(k)}"
+        return title + (" (the positive class)" if self.binary and k == 1 else "")
+
+    def picture_key(self, name: str, row: int | None = None, k: int | None = None) -> str:
+        return f"{name}:{row}:{k}"
+
+    def svg(self, name: str, row: int | None = None, k: int | None = None) -> str:
+        """Picture *name* drawn as SVG (for saved notebooks and the static view), drawn once and
+        kept."""
+        key = self.picture_key(name, row, k)
+        if key not in self.images:
+            if len(self.images) >= KEPT_PICTURES:  # a view clicked through many rows: forget the oldest
+                self.images.pop(next(iter(self.images)))
+            self.images[key] = self.chart(name, row, k).svg()
+        return self.images[key]
+
+    def standard_views(self) -> list[tuple[str, int | None, int | None]]:
+        """The pictures shown first, as (name, row, class): global importance and the beeswarm
+        of the default class, the starting row's waterfall, each LIME row."""
+        views: list[tuple[str, int | None, int | None]] = []
         if self.values is not None:
-            k = self.default_class()
-            out["global_bar.png"] = self.picture("bar", None, None if self.multiclass else k)
-            out["beeswarm.png"] = self.picture("beeswarm", None, k)
-            out[f"waterfall_row{self.row}.png"] = self.picture("waterfall", self.row, self.default_class(self.row))
-        for r in sorted(self.lime):
-            out[f"lime_row{r}.png"] = self.picture("lime", r)
+            views.append(("global", None, None if self.multiclass else self.default_class()))
+            views.append(("beeswarm", None, self.default_class()))
+            views.append(("waterfall", self.row, self.row_class(self.row)))
+        views.extend(("lime", r, None) for r in sorted(self.lime))
+        return views
+
+    def standard_pictures(self) -> dict[str, tuple[str, str]]:
+        """The pictures stored with the explanation: file name -> (picture key, SVG)."""
+        files = {"global": "global_importance.svg", "beeswarm": "beeswarm.svg"}
+        out = {}
+        for name, row, k in self.standard_views():
+            fname = files.get(name) or f"{name}_row{row}.svg"
+            out[fname] = (self.picture_key(name, row, k), self.svg(name, row, k))
         return out
 
     # -- LIME ---------------------------------------------------------------------------------
     def lime_row(self, row: int) -> dict:
+        """LIME's explanation of *row* (computed on first use, with the explanation's seed)."""
         if row in self.lime:
             return self.lime[row]
-        if self._model is None:
+        if not 0 <= row < self.n_rows:
+            raise BadInput(f"row {row} is outside the {self.n_rows:,} explained rows (0..{self.n_rows - 1})")
+        if self.model is None:
             raise MlopsError("the model is not at hand to explain more rows with LIME; run explain again")
-        self.lime[row] = _lime_one(self, row)
-        return self.lime[row]
+        from .explain_lime import explain_row, training_sample
+
+        text = [str(c) for c, t in self.data.dtypes.items() if not numeric(t)]
+        if text:
+            raise BadInput(f"LIME cannot perturb non-numeric column(s) {', '.join(text[:10])}: encode them as "
+                           "numbers first")
+        classifier = is_classifier(self.model) and hasattr(self.model, "predict_proba")
+        k = None
+        if classifier:
+            k = self.row_class(row)
+            if k is None:
+                k = int(np.argmax(self.model.predict_proba(self.data.iloc[[row]])[0]))
+        training = self.lime_training if self.lime_training is not None else training_sample(self.data, self.seed)
+        got = explain_row(self.model, self.data, row, training=training, classifier=classifier, k=k,
+                          class_names=[str(c) for c in self.classes] if self.classes else None, seed=self.seed)
+        got["class"] = self.class_label(k) if classifier else "the prediction"
+        self.lime[row] = got
+        return got
 
     # -- display ------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """One line: what was explained, how, and the top features."""
+        line = f"{self.method.upper()} explanation of {self.n_rows:,} rows by {self.explainer.split(' (')[0]}"
+        if self.values is not None:
+            top = self.mean_abs().head(3)
+            line += " · top features: " + ", ".join(map(str, top.index))
+        if self.lime:
+            line += f" · LIME row{'s' if len(self.lime) > 1 else ''} " + ", ".join(
+                self.row_name(r) for r in sorted(self.lime))
+        return line
+
     def __str__(self) -> str:
         head = f"{self.method.upper()} explanation of {self.n_rows:,} rows by {self.explainer}"
         if self.cached:
@@ -183,7 +322,11 @@ class Explanation:
             lines.append("  top features by mean |SHAP|: " + ", ".join(
                 f"{f} {v:.3g}" for f, v in zip(top.index, top.iloc[:, -1])))
         for r, got in sorted(self.lime.items()):
-            lines.append(f"  LIME row {r} ({got['class']}): " + ", ".join(f"{f} {w:+.3g}" for f, w in got["weights"][:6]))
+            lines.append(f"  LIME {self.row_label(r)} ({got['class']}): "
+                         + ", ".join(f"{f} {w:+.3g}" for f, w in got["weights"][:6]))
+        if self.lime:
+            s = next(iter(self.lime.values())).get("settings", {})
+            lines.append("  LIME settings: " + ", ".join(f"{k} {v}" for k, v in s.items()))
         return "\n".join(lines)
 
     def _ipython_display_(self) -> None:
@@ -193,109 +336,46 @@ class Explanation:
         return rendering.render(self, rendering.HTML)
 
 
-# -- helpers --------------------------------------------------------------------------------------------
-def _numeric(dtype) -> bool:
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    return is_numeric_dtype(dtype) or is_bool_dtype(dtype)
+def _cut(name: str, limit: int = NAME_LIMIT) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
-def _final_estimator(model):
-    steps = getattr(model, "steps", None)
-    return steps[-1][1] if steps else model
+def _short(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}"
+    s = str(v)
+    return s if len(s) <= 16 else s[:15] + "…"
 
 
-def _is_tree(model) -> bool:
-    top = type(model).__module__.split(".")[0]
-    return top in TREE_MODULES or type(model).__name__ in TREE_CLASSES
-
-
-def _is_linear(model) -> bool:
-    return type(model).__module__.startswith("sklearn.linear_model") and hasattr(model, "coef_")
-
-
-def _is_classifier(model) -> bool:
-    return hasattr(model, "predict_proba") or getattr(model, "_estimator_type", None) == "classifier"
-
-
-def _as_frame(X, features: list[str] | None = None):
-    import pandas as pd
-
-    from .signature import as_pandas
-
-    X = as_pandas(X)
-    if isinstance(X, pd.DataFrame):
-        return X
-    if isinstance(X, pd.Series):
-        return X.to_frame()
-    try:
-        arr = np.asarray(X)
-    except Exception:
-        raise BadInput(f"cannot explain a {type(X).__name__}: give a DataFrame or a 2-D array") from None
-    if arr.ndim != 2:
-        raise BadInput(f"X should be 2-D (rows x features); got shape {arr.shape}")
-    cols = features if features and len(features) == arr.shape[1] else [f"x{i}" for i in range(arr.shape[1])]
-    return pd.DataFrame(arr, columns=cols)
-
-
-def _check_fitted(model) -> None:
-    from .flavors import check_fitted
-
-    check_fitted(model, "explaining it")
-    if not hasattr(model, "predict"):
-        raise BadInput(f"a {type(model).__name__} has no predict(): give a fitted model")
-
-
-def _predict_fn(model, columns, dtypes, proba: bool, decode: dict | None = None):
-    """A function of a numpy array, as explainers call it, that feeds the model a frame like X
-    (*decode*: column position -> categories, for columns that travel as codes)."""
-    import pandas as pd
-
-    fn = model.predict_proba if proba else model.predict
-    wants_frame = hasattr(model, "feature_names_in_") or bool(decode) or any(not _numeric(t) for t in dtypes)
-
-    def f(arr):
-        if wants_frame:
-            df = pd.DataFrame(arr, columns=columns)
-            for j, index in (decode or {}).items():
-                df[columns[j]] = np.asarray(index, dtype=object)[np.asarray(arr[:, j], dtype=float).astype(int)]
-            for c, t in zip(columns, dtypes):
-                try:
-                    df[c] = df[c].astype(t)
-                except (TypeError, ValueError):
-                    pass
-            return np.asarray(fn(df))
-        return np.asarray(fn(np.asarray(arr, dtype=float)))
-
-    return f
-
-
-def content_digest(obj: Any) -> str | None:
-    """BLAKE3 of a model's pickled bytes (used only to recognise the same model again)."""
-    import pickle
-
-    from ..store.blobs import hash_bytes
-
-    try:
-        return hash_bytes(pickle.dumps(obj, protocol=5))
-    except Exception:
+def _labels_of(y: Any, total: int, n: int) -> list | None:
+    arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object).reshape(-1) if y is not None \
+        else None
+    if arr is None:
         return None
+    if len(arr) != total:
+        raise BadInput(f"--labels has {len(arr):,} values for the {total:,} rows of X")
+    return [v.item() if hasattr(v, "item") else v for v in arr[:n]]
 
 
-def frame_digest(df) -> str:
-    import pandas as pd
-    from blake3 import blake3
-
-    h = blake3()
-    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
-    h.update(np.ascontiguousarray(pd.util.hash_pandas_object(df, index=False).to_numpy()).tobytes())
-    return h.hexdigest()
+def _predictions(ex: Explanation, model, Xe) -> None:
+    """What the model says about each explained row: its class and probabilities, or its value."""
+    try:
+        if ex.classes is not None and is_classifier(model):
+            pred = np.asarray(model.predict(Xe))
+            index = {str(c): i for i, c in enumerate(ex.classes)}
+            ex.predicted = np.array([index.get(str(p), 0) for p in pred])
+            if hasattr(model, "predict_proba"):
+                ex.proba = np.asarray(model.predict_proba(Xe), dtype=float)
+        elif ex.classes is None:
+            ex.prediction = np.asarray(model.predict(Xe), dtype=float).reshape(len(Xe), -1)[:, 0]
+    except Exception:  # a model that predicts differently in bulk: the views go without
+        pass
 
 
 # -- the verb -------------------------------------------------------------------------------------------
 def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int | None = None,
-            background: Any = None, class_: Any = None, cache: bool = True, progress: bool = True,
-            pickle: bool = False, out=None) -> Explanation:
+            background: Any = None, class_: Any = None, y: Any = None, seed: int = SEED, cache: bool = True,
+            progress: bool = True, pickle: bool = False, out=None) -> Explanation:
     """Explain *model* on *X* with SHAP (default) or LIME; see the module docstring.
 
     Args:
@@ -303,19 +383,26 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
         X: a DataFrame (pandas or polars), an array, or a dataset ref (``test@v2``).
         method: ``shap`` or ``lime``.
         rows: explain at most this many rows (the first ones) - deep tree ensembles are slow.
-        row: the row shown in the per-row views (default 0).
+        row: the position of the row shown first in the per-row views (default 0).
         background: rows for the model-agnostic and linear explainers and for LIME
-            (default: a sample of 100 rows of X).
-        class_: for classifiers, the class the per-row views start on (default: predicted).
+            (default: a sample of 100 rows of X for SHAP, 1000 for LIME).
+        class_: for classifiers, the class the per-row views start on (default: the positive
+            class of a binary model, the predicted one for more classes).
+        y: the true labels of X's rows, shown by the row picker ("row 17 · label 1 · P(1)=0.93").
+        seed: LIME's sampling seed (the same seed gives the same LIME explanation of a row).
         out: a function to say what will be done (the magic prints; default: silent).
     """
     from ..store import open_store
+    from . import explain_store
+    from .explain_lime import training_sample
     from .registry import Registry
 
     if method not in ("shap", "lime"):
         raise BadInput(f"unknown method {method!r}: use shap or lime")
     if not isinstance(rows, int) or rows < 1:
         raise BadInput("--rows must be a positive number")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise BadInput(f"--seed must be a whole number from 0 to {2 ** 32 - 1}, not {seed!r}")
     store = open_store()
     reg = Registry(store)
     model_version = None
@@ -338,9 +425,9 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
         from ..data.api import version_of
 
         data_version = version_of(X)
-    _check_fitted(model)
+    check_fitted(model)
     names = getattr(model, "feature_names_in_", None)
-    Xf = _as_frame(X, [str(c) for c in names] if names is not None else None)
+    Xf = as_frame(X, [str(c) for c in names] if names is not None else None)
     if len(Xf) == 0:
         raise BadInput("X has no rows to explain")
     if Xf.shape[1] == 0:
@@ -357,14 +444,15 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
     row = 0 if row is None else row
     if not 0 <= row < len(Xe):
         raise BadInput(f"--row {row} is outside the {len(Xe):,} explained rows (0..{len(Xe) - 1})")
-    bg = _as_frame(background, list(Xf.columns)) if background is not None else None
+    labels = _labels_of(y, total, len(Xe))
+    bg = as_frame(background, list(Xf.columns)) if background is not None else None
     if bg is not None and list(bg.columns) != list(Xf.columns):
         missing = [c for c in Xf.columns if c not in bg.columns]
         if missing:
             raise BadInput(f"--background lacks column(s) {', '.join(map(str, missing[:10]))}")
         bg = bg[list(Xf.columns)]
     if method == "lime":
-        text = [str(c) for c, t in Xe.dtypes.items() if not _numeric(t)]
+        text = [str(c) for c, t in Xe.dtypes.items() if not numeric(t)]
         if text:
             raise BadInput(f"LIME cannot perturb non-numeric column(s) {', '.join(text[:10])}: encode them as "
                            "numbers first, or use --method shap")
@@ -373,295 +461,63 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
     except Exception as e:
         raise BadInput(f"the model cannot predict on X: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     if class_ is not None:
-        labels = [str(c) for c in getattr(model, "classes_", [])]
-        if str(class_) not in labels:
+        known = [str(c) for c in getattr(model, "classes_", [])]
+        if str(class_) not in known:
             raise BadInput(f"--class {class_!r} is not one of the model's classes"
-                           + (f": {', '.join(labels)}" if labels else " (it has none: not a classifier)"))
+                           + (f": {', '.join(known)}" if known else " (it has none: not a classifier)"))
     options = {"method": method, "rows": len(Xe), "row": row, "class": None if class_ is None else str(class_),
-               "background": frame_digest(bg) if bg is not None else None, "v": 1}
+               "background": frame_digest(bg) if bg is not None else None, "seed": int(seed), "v": 2}
     model_digest = model_digest or content_digest(model)
     data_digest = frame_digest(Xe)
+    lime_from = bg if bg is not None else Xf
     key = None
     if model_digest:
         from ..store.blobs import hash_bytes
 
         key = hash_bytes(json.dumps([model_digest, data_digest, options], sort_keys=True).encode())
         if cache:
-            got = _from_store(store, key)
-            if got is not None:
-                got._model = model
-                got._background = bg
+            fields = explain_store.load(store, key)
+            if fields is not None:
+                got = Explanation(**fields)
+                got.model = model
+                got.lime_training = training_sample(lime_from, got.seed)
                 got.model_version = model_version.ref if model_version else None
                 got.data_version = data_version
+                if labels is not None:
+                    got.labels = labels
+                if class_ is not None and got.classes is not None:
+                    got.start_class = [str(c) for c in got.classes].index(str(class_))
                 return got
     say = out or (lambda s: None)
     if total > len(Xe):
         say(f"explaining the first {len(Xe):,} of {total:,} rows (--rows changes this)")
     if method == "shap":
-        ex = _shap(model, Xe, bg, progress, say, pool=Xf)
+        from .explain_shap import shap_values
+
+        ex = Explanation(**shap_values(model, Xe, bg, progress, say, pool=Xf))
     else:
-        ex = _lime_setup(model, Xe, bg if bg is not None else Xf, bg is not None)
-    ex.row = row
-    ex.key = key
-    ex._model = model
+        ex = Explanation("lime", "LimeTabularExplainer", [str(c) for c in Xe.columns], Xe.reset_index(drop=True),
+                         None, None, list(getattr(model, "classes_", [])) or None,
+                         "probability" if is_classifier(model) else "prediction")
+    ex.lime_training = training_sample(lime_from, seed)
+    if method == "lime":
+        ex.notes.append(f"training sample: {len(ex.lime_training):,} rows "
+                        + ("of --background" if bg is not None else "of X"))
+    ex.row, ex.key, ex.model, ex.seed = row, key, model, int(seed)
     ex.model_version = model_version.ref if model_version else None
     ex.data_version = data_version
-    if ex.classes is not None and _is_classifier(model):
-        try:
-            pred = np.asarray(model.predict(Xe))
-            index = {str(c): i for i, c in enumerate(ex.classes)}
-            ex.predicted = np.array([index.get(str(p), 0) for p in pred])
-        except Exception:
-            ex.predicted = None
+    ex.index = [str(i) for i in Xe.index]
+    ex.labels = labels
+    _predictions(ex, model, Xe)
     if class_ is not None and ex.classes is not None:
         ex.start_class = [str(c) for c in ex.classes].index(str(class_))
     if method == "lime":
         ex.lime_row(row)
     if key is not None:
-        _to_store(store, ex, model_digest, data_digest, options, model_version)
+        explain_store.save(store, ex, model_digest, data_digest, options, model_version)
     return ex
 
 
 # model objects registered or loaded in this session -> their ModelVersion, so that explaining the
 # object links the version
 REGISTERED = ObjectMap()
-
-
-def _shap(model, Xe, bg, progress: bool, say, pool=None) -> Explanation:
-    import warnings
-
-    try:
-        import shap
-    except ImportError:
-        raise BadInput("SHAP explanations need the shap package: pip install shap") from None
-    est = _final_estimator(model)
-    features = [str(c) for c in Xe.columns]
-    classes = list(getattr(model, "classes_", [])) or None
-    notes: list[str] = []
-    classifier = _is_classifier(model)
-    explainer = None
-    name = ""
-    output = "prediction"
-    numeric = all(_numeric(t) for t in Xe.dtypes)
-    if est is model and _is_tree(model) and numeric:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                explainer = shap.TreeExplainer(model)
-            name = "TreeExplainer (exact, tree path dependent)"
-            output = "log-odds" if classifier and type(model).__name__.startswith(("GradientBoosting", "XGB", "LGBM")) \
-                else ("probability" if classifier else "prediction")
-        except Exception as e:  # a tree model shap does not know
-            notes.append(f"TreeExplainer does not support this model ({str(e).splitlines()[0][:80]})")
-            explainer = None
-    sample = bg if bg is not None else (pool if pool is not None else Xe)
-    if len(sample) > BACKGROUND:
-        sample = sample.sample(BACKGROUND, random_state=0)
-    bg_note = (f"background: {len(sample)} rows " + ("of --background" if bg is not None else "sampled from X"))
-    if explainer is None and est is model and _is_linear(model) and numeric:
-        explainer = shap.LinearExplainer(model, sample.to_numpy(dtype=float))
-        name = "LinearExplainer"
-        output = "log-odds" if classifier else "prediction"
-        notes.append(bg_note)
-    encode = None
-    if explainer is None:
-        import pandas as pd
-
-        # explainers mask numbers: text and categorical columns travel as codes, decoded for the model
-        cats = {c: pd.Index(pd.concat([Xe[c], sample[c]]).astype(object).unique())
-                for c, t in Xe.dtypes.items() if not _numeric(t)}
-
-        def encode(df):
-            out = df.copy()
-            for c, index in cats.items():
-                out[c] = index.get_indexer(df[c].astype(object))
-            return out.to_numpy(dtype=float)
-
-        f = _predict_fn(model, list(Xe.columns), list(Xe.dtypes), proba=classifier and hasattr(model, "predict_proba"),
-                        decode={list(Xe.columns).index(c): index for c, index in cats.items()})
-        masker = shap.maskers.Independent(encode(sample), max_samples=len(sample))
-        explainer = shap.PermutationExplainer(f, masker, feature_names=features)
-        name = "PermutationExplainer (model-agnostic)"
-        output = "probability" if classifier and hasattr(model, "predict_proba") else "prediction"
-        notes.append(bg_note)
-    is_tree = name.startswith("TreeExplainer")
-    arr = Xe if is_tree else Xe.to_numpy(dtype=float) if name.startswith("Linear") else encode(Xe)
-
-    def run(part):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                if name.startswith("Permutation"):
-                    return explainer(part, silent=True)
-                return explainer(part)
-        except (MlopsError, KeyboardInterrupt):
-            raise
-        except Exception as e:
-            raise MlopsError(f"SHAP's {name.split(' ')[0]} failed on this model: {type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
-
-    n = len(Xe)
-    # time a small first chunk; go on in one call when the rest is quick, else in chunks under a bar
-    first = min(n, 5 if not is_tree else 20)
-    t0 = time.perf_counter()
-    parts = [run(arr.iloc[:first] if is_tree else arr[:first])]
-    per_row = (time.perf_counter() - t0) / first
-    left = n - first
-    if left:
-        estimate = per_row * left
-        if estimate > 1.0:
-            say(f"SHAP {name}: {n:,} rows, about {estimate:.0f} s")
-            from tqdm.auto import tqdm
-
-            step = max(1, int(1.0 / max(per_row, 1e-9)))  # about a second a chunk: the bar moves, calls stay few
-            with tqdm(total=n, initial=first, unit="row", desc="SHAP", disable=not progress, leave=False) as bar:
-                i = first
-                while i < n:
-                    j = min(n, i + step)
-                    parts.append(run(arr.iloc[i:j] if is_tree else arr[i:j]))
-                    bar.update(j - i)
-                    i = j
-        else:
-            parts.append(run(arr.iloc[first:] if is_tree else arr[first:]))
-    values = np.concatenate([np.asarray(p.values) for p in parts])
-    base = np.concatenate([np.asarray(p.base_values).reshape(len(p.values), -1) for p in parts])
-    if base.shape[1] == 1:
-        base = base[:, 0]
-    if values.ndim == 3 and values.shape[2] == 1:
-        values, base = values[:, :, 0], base
-    if values.ndim == 2 and classifier and classes and len(classes) == 2:
-        output = f"{output} of class {classes[1]}"
-    return Explanation("shap", name, features, Xe.reset_index(drop=True), values, base, classes, output, notes)
-
-
-def _lime_setup(model, Xe, train, from_user: bool) -> Explanation:
-    features = [str(c) for c in Xe.columns]
-    classes = list(getattr(model, "classes_", [])) or None
-    ex = Explanation("lime", "LimeTabularExplainer", features, Xe.reset_index(drop=True), None, None, classes,
-                     "probability" if _is_classifier(model) else "prediction",
-                     [f"training statistics: {min(len(train), 1000)} rows "
-                      + ("of --background" if from_user else "of X")])
-    ex._background = train
-    return ex
-
-
-def _lime_one(ex: Explanation, row: int) -> dict:
-    try:
-        from lime.lime_tabular import LimeTabularExplainer
-    except ImportError:
-        raise BadInput("LIME explanations need the lime package: pip install lime") from None
-    model = ex._model
-    classifier = _is_classifier(model) and hasattr(model, "predict_proba")
-    if ex._lime_explainer is None:
-        train = ex._background if ex._background is not None else ex.data
-        if len(train) > 1000:
-            train = train.sample(1000, random_state=0)
-        ex._lime_explainer = LimeTabularExplainer(
-            train.to_numpy(dtype=float), feature_names=ex.features,
-            class_names=[str(c) for c in ex.classes] if ex.classes else None,
-            mode="classification" if classifier else "regression", discretize_continuous=True, random_state=0)
-    f = _predict_fn(model, list(ex.data.columns), list(ex.data.dtypes), proba=classifier)
-    x = ex.data.iloc[row].to_numpy(dtype=float)
-    if classifier:
-        k = ex.default_class(row) if ex.predicted is not None else int(np.argmax(f(x[None, :])[0]))
-        got = ex._lime_explainer.explain_instance(x, f, num_features=min(10, len(ex.features)), labels=(k,),
-                                                  num_samples=2000)
-        return {"class": ex.class_label(k), "weights": [(str(a), float(b)) for a, b in got.as_list(label=k)]}
-    got = ex._lime_explainer.explain_instance(x, f, num_features=min(10, len(ex.features)), num_samples=2000)
-    return {"class": "the prediction", "weights": [(str(a), float(b)) for a, b in got.as_list()]}
-
-
-# -- the store ----------------------------------------------------------------------------------------
-def _npy(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, a, allow_pickle=False)
-    return buf.getvalue()
-
-
-def _to_store(store, ex: Explanation, model_digest: str, data_digest: str, options: dict, model_version) -> None:
-    from ..data import frames
-    from ..store import schema as S
-    from ..tracking.run import active_run
-
-    files: dict[str, bytes] = {"data.parquet": frames.to_parquet(frames.to_arrow(ex.data))}
-    if ex.values is not None:
-        files["values.npy"] = _npy(np.asarray(ex.values, dtype=np.float64))
-        files["base_values.npy"] = _npy(np.asarray(ex.base_values, dtype=np.float64))
-    if ex.predicted is not None:
-        files["predicted.npy"] = _npy(np.asarray(ex.predicted, dtype=np.int64))
-    if ex.lime:
-        files["lime.json"] = json.dumps({str(k): v for k, v in ex.lime.items()}).encode()
-    files.update(ex.standard_pictures())
-    stored = {name: store.blobs.put_bytes(b) for name, b in files.items()}
-    meta = {"explainer": ex.explainer, "features": ex.features, "classes": _jsonable_list(ex.classes),
-            "output": ex.output, "notes": ex.notes, "row": ex.row}
-    run = active_run()
-    data_version_id = None
-    if ex.data_version:
-        from ..data.api import get as data_get
-
-        try:
-            data_version_id = data_get(ex.data_version).id
-        except MlopsError:
-            data_version_id = None
-    row = dict(key=ex.key, method=ex.method, model_digest=model_digest, data_digest=data_digest,
-               model_version_id=model_version.id if model_version else None, data_version_id=data_version_id,
-               run_id=run.run_id if run else None, created=time.time(), options=json.dumps(options),
-               meta=json.dumps(meta))
-
-    def work(conn):
-        ins = store.meta.insert_statement(S.explanations).on_conflict_do_nothing()
-        conn.execute(ins, [row])
-        conn.execute(S.explanation_files.delete().where(S.explanation_files.c.key == ex.key))
-        conn.execute(S.explanation_files.insert(), [dict(key=ex.key, name=n, digest=d, size=s)
-                                                    for n, (d, s) in stored.items()])
-
-    store.meta.run_transaction(work)
-    if run is not None:
-        run.store.meta.add_artifacts([dict(run_id=run.run_id, path=f"explanations/{ex.key[:12]}/{n}", digest=d,
-                                           size=s, kind="file") for n, (d, s) in stored.items()])
-
-
-def _jsonable_list(xs):
-    if xs is None:
-        return None
-    return [x.item() if hasattr(x, "item") else x for x in xs]
-
-
-def _from_store(store, key: str) -> Explanation | None:
-    import sqlalchemy as sa
-
-    from ..data import frames
-    from ..store import schema as S
-
-    with store.meta.read() as conn:
-        r = conn.execute(sa.select(S.explanations).where(S.explanations.c.key == key)).first()
-        if r is None:
-            return None
-        files = {f.name: f.digest for f in conn.execute(
-            sa.select(S.explanation_files).where(S.explanation_files.c.key == key))}
-    try:
-        meta = json.loads(r.meta)
-        data = frames.read_parquet(store.blobs.get_bytes(files["data.parquet"]))
-
-        def npy(name):
-            return np.load(io.BytesIO(store.blobs.get_bytes(files[name])), allow_pickle=False) if name in files \
-                else None
-
-        ex = Explanation(r.method, meta["explainer"], meta["features"], data, npy("values.npy"),
-                         npy("base_values.npy"), meta["classes"], meta["output"], meta["notes"], row=meta["row"],
-                         predicted=npy("predicted.npy"), key=key, cached=True)
-        if "lime.json" in files:
-            ex.lime = {int(k): {"class": v["class"], "weights": [tuple(w) for w in v["weights"]]}
-                       for k, v in json.loads(store.blobs.get_bytes(files["lime.json"])).items()}
-        k_all = None if ex.multiclass else ex.default_class()
-        names = {"global_bar.png": f"bar:None:{k_all}", "beeswarm.png": f"beeswarm:None:{ex.default_class()}",
-                 f"waterfall_row{ex.row}.png": f"waterfall:{ex.row}:{ex.default_class(ex.row)}"}
-        for fname, digest in files.items():
-            if fname in names:
-                ex.images[names[fname]] = store.blobs.get_bytes(digest)
-            elif fname.startswith("lime_row") and fname.endswith(".png"):
-                ex.images[f"lime:{int(fname[8:-4])}:None"] = store.blobs.get_bytes(digest)
-        return ex
-    except (MlopsError, KeyError, ValueError):
-        return None  # a damaged entry is computed again

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .charts import PALETTE
-from .html import CSS, fmt_time, shown, table
+from .html import CSS, figure, fmt_time, shown, table
 
 REF_COLOR, CUR_COLOR = "#7f7f7f", PALETTE[1]
 
@@ -128,7 +128,7 @@ def monitor_html(m, charts: bool = True) -> str:
     for n in m.notes:
         parts.append(f'<div style="font-size:12px">note: {shown(n)}</div>')
     if charts and (len(w) or (m.drift is not None and len(m.drift))):
-        parts.append(f'<div class="mlops-chart">{m.chart().svg()}</div>')
+        parts.append(figure(m.chart().svg()))
     if len(w):
         cols = [c for c in m.table_columns() if c in w.columns]
         rows = [[fmt_time(r["start"]), *[_num(r[c]) for c in cols[1:]]] for r in w[cols].to_dict("records")]

@@ -13,6 +13,18 @@ STATUS_COLORS = {
 }
 # `.mlops-t.mlops-t`: as specific as JupyterLab's `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`
 # (right-aligned cells), so that ours, coming later, wins; colours from the theme's --jp-* variables.
+# A chart drawn offline (vl-convert's SVG) inside an HTML card: its black text, grey axes and white
+# background follow JupyterLab's theme (CSS outranks SVG presentation attributes), and text a
+# browser draws a little wider than vl-convert measured it may run past the picture's edge.
+CHART_CSS = """<style>
+.mlops-chart{margin:4px 0 10px 0;max-width:100%;overflow-x:auto;padding-right:24px}
+.mlops-chart>svg{overflow:visible}
+.mlops-chart>svg>rect:first-child{fill:var(--jp-layout-color0,white)}
+.mlops-chart svg [fill="#000"]{fill:var(--jp-ui-font-color1,#000)}
+.mlops-chart svg [stroke="#888"]{stroke:var(--jp-border-color1,#888)}
+.mlops-chart svg [stroke="#ddd"]{stroke:var(--jp-border-color2,#ddd)}
+</style>"""
+
 CSS = """<style>
 table.mlops-t{border-collapse:collapse;font-size:12px;font-family:var(--jp-ui-font-family,sans-serif);
  margin:2px 0 6px 0;table-layout:auto;color:var(--jp-ui-font-color1,#222)}
@@ -38,7 +50,7 @@ table.mlops-t{border-collapse:collapse;font-size:12px;font-family:var(--jp-ui-fo
 .mlops-cell pre{margin:2px 0;font-size:11px;white-space:pre-wrap}
 .mlops-err{border-left-color:#d93025}
 .mlops-note{font:11px var(--jp-ui-font-family,sans-serif);color:var(--jp-ui-font-color2,#666);margin:4px 0}
-</style>"""
+</style>""" + CHART_CSS
 
 
 def shown(value: Any) -> str:
@@ -552,3 +564,8 @@ def lineage_svg(g) -> str:
                    f'<text x="{x + 8}" y="{y + 27}" fill="#666">{shown(kind)} · {shown(status)}</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def figure(svg: str) -> str:
+    """An offline-drawn chart (SVG text) for an HTML card, following the notebook's theme."""
+    return f'{CHART_CSS}<div class="mlops-chart">{svg}</div>'

@@ -9,7 +9,7 @@ drawing code (pandas, ipywidgets, matplotlib), which load when an object is firs
 
 from __future__ import annotations
 
-from ..rendering import HTML, INTERACTIVE, PNG, TERMINAL, TEXT, register
+from ..rendering import HTML, INTERACTIVE, TERMINAL, TEXT, register
 
 _PKG = "mlops_jupyter"
 
@@ -29,7 +29,6 @@ RENDERERS = [
     ("models.registry.ModelVersion", HTML, "html:model_version_html"),
     ("models.explain.Explanation", HTML, "explain_view:static_html"),
     ("models.explain.Explanation", INTERACTIVE, "explain_view:show"),
-    ("models.explain.ExplanationPicture", PNG, "explain_plots:draw"),
     ("monitoring.drift.DriftReport", HTML, "drift_view:report_html"),
     ("monitoring.drift.DriftReport", INTERACTIVE, "drift_view:show"),
     ("monitoring.perf.MonitorReport", HTML, "drift_view:monitor_html"),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import html
 
-from .html import CSS, badge, fmt_duration, fmt_time, fmt_value, shown, table
+from .html import CSS, badge, figure, fmt_duration, fmt_time, fmt_value, shown, table
 
 MAX_CHARTS = 12
 
 
 def _svg(chart) -> str:
-    return f'<div class="mlops-chart">{chart.svg()}</div>'
+    return figure(chart.svg())
 
 
 def _options(obj) -> dict:
