@@ -36,10 +36,10 @@ def nice_step(span: float, max_bins: int = MAX_BINS) -> float:
 
 
 def nice_edges(lo: float, hi: float, max_bins: int = MAX_BINS, integer: bool = False) -> list[float]:
-    """Bin edges on round numbers covering ``[lo, hi]`` (the last bin holds *hi*, as numpy's
-    histogram counts it): at most *max_bins* bins, the step 1, 2 or 5 times a power of ten; whole
-    steps for *integer* columns, each value with a bin of its own when the range is small. One
-    value: one bin around it."""
+    """Bin edges on round numbers covering ``[lo, hi]``, each bin holding ``low <= x < high``:
+    about *max_bins* bins (one more when *hi* falls on an edge), the step 1, 2 or 5 times a power
+    of ten. *integer* columns (whole values) get whole steps, and a bin centred on each value when
+    the range is small. One value: one bin around it."""
     if not (finite(lo) and finite(hi)):
         return []
     if hi < lo:
@@ -48,22 +48,31 @@ def nice_edges(lo: float, hi: float, max_bins: int = MAX_BINS, integer: bool = F
         half = 0.5 if integer or lo == 0 else nice_step(abs(lo), 10) / 2
         return [lo - half, lo + half]
     if integer and hi - lo < max_bins:
-        return [float(v) - 0.5 for v in range(int(math.floor(lo)), int(math.floor(hi)) + 2)]
+        return [float(v) - 0.5 for v in range(math.floor(lo), math.floor(hi) + 2)]
     step = nice_step(hi - lo, max_bins)
     if integer:
         step = max(step, 1.0)
     start = math.floor(lo / step) * step
     edges = [start]
-    while edges[-1] < hi:
+    while edges[-1] <= hi:
         edges.append(_round(start + len(edges) * step, step))
     return [_round(e, step) for e in edges]
 
 
 def _round(v: float, step: float) -> float:
     """*v* without the float noise of repeated addition (0.30000000000000004 -> 0.3)."""
-    digits = max(0, -int(math.floor(math.log10(step))) + 2)
+    digits = max(0, -math.floor(math.log10(step)) + 2)
     out = round(v, digits)
     return 0.0 if out == 0 else out
+
+
+def whole_ticks(edges: Sequence[float], most: int = 6) -> list[int]:
+    """Ticks on whole numbers inside *edges*, a round step apart, at most about *most* of them
+    (Vega-Lite's own tick choice can fall on halves, meaningless for counts of things)."""
+    lo, hi = math.ceil(edges[0]), math.floor(edges[-1])
+    step = max(1, int(nice_step(hi - lo, most))) if hi > lo else 1
+    first = math.ceil(lo / step) * step
+    return list(range(first, hi + 1, step))
 
 
 def _large_numbers(edges: Sequence[float]) -> dict[str, str]:
@@ -75,11 +84,12 @@ def _large_numbers(edges: Sequence[float]) -> dict[str, str]:
 
 
 def column_histogram(column: str, *, bins: Sequence[tuple[float, float, int]] | None = None,
-                     top: Sequence[tuple[Any, int]] | None = None, other: int = 0, width: int = WIDTH,
-                     height: int = HEIGHT) -> Chart:
-    """The small histogram of one column: *bins* for a numeric column, or *top* (its most frequent
-    values, most first) and *other* (rows holding any other value) for a categorical one. The x
-    axis is titled with the column's name; the row counts are in the tooltip."""
+                     whole: bool = False, top: Sequence[tuple[Any, int]] | None = None, other: int = 0,
+                     width: int = WIDTH, height: int = HEIGHT) -> Chart:
+    """The small histogram of one column: *bins* for a numeric column (*whole*: it holds whole
+    numbers, so ticks are whole too), or *top* (its most frequent values, most first) and *other*
+    (rows holding any other value) for a categorical one. The x axis is titled with the column's
+    name; the row counts are in the tooltip."""
     if bins is not None:
         rows = [{"lo": lo, "hi": hi, "rows": int(n)} for lo, hi, n in bins]
         edges = sorted({r["lo"] for r in rows} | {r["hi"] for r in rows})
@@ -90,7 +100,9 @@ def column_histogram(column: str, *, bins: Sequence[tuple[float, float, int]] | 
                 "x": {"field": "lo", "type": "quantitative", "bin": "binned", "title": column,
                       "scale": {"nice": False, "zero": False, **({"domain": [edges[0], edges[-1]]} if edges else {})},
                       "axis": {"tickCount": 4, "labelFontSize": 10, "titleFontSize": 10, "grid": False,
-                               "titlePadding": 2, "labelFlush": True, **_large_numbers(edges)}},
+                               "titlePadding": 4, "labelFlush": True, **_large_numbers(edges),
+                               **({"values": whole_ticks(edges), "format": "d"}
+                                  if whole and edges and not _large_numbers(edges) else {})}},
                 "x2": {"field": "hi"},
                 "y": {"field": "rows", "type": "quantitative", "title": "rows", "axis": None,
                       "scale": {"zero": True}},
@@ -113,7 +125,7 @@ def column_histogram(column: str, *, bins: Sequence[tuple[float, float, int]] | 
                 "x": {"field": "value", "type": "nominal", "sort": order,
                       "title": column if few else f"{column} (top {len(top or ())})",
                       "axis": {"labels": few, "ticks": few, "labelAngle": 0, "labelFontSize": 10,
-                               "titleFontSize": 10, "titlePadding": 2, "labelLimit": width // 3}},
+                               "titleFontSize": 10, "titlePadding": 4, "labelLimit": width // 3}},
                 "y": {"field": "rows", "type": "quantitative", "title": "rows", "axis": None,
                       "scale": {"zero": True}},
                 "color": {"condition": {"test": "datum.other", "value": OTHER}, "value": BAR},
