@@ -158,7 +158,7 @@ def _x_encoding(x: str, unit: str) -> dict[str, Any]:
         return {"field": "x", "type": "temporal", "title": "time", "axis": {"labelOverlap": True}}
     if x == "relative":
         return {"field": "x", "type": "quantitative", "title": f"relative time ({unit})",
-                "scale": {"zero": False, "nice": True}}
+                "scale": {"zero": True, "nice": True}}  # from the run's start
     return {"field": "x", "type": "quantitative", "title": "step",
             "scale": {"zero": False, "nice": True}, "axis": {"tickMinStep": 1, "format": ",d"}}
 
@@ -234,8 +234,10 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
                        "encoding": {**marker["encoding"], "color": {**col, "legend": None}, "tooltip": [
                            {"field": "label", "type": "nominal", "title": "best"},
                            {"field": "run", "type": "nominal"}]}})
-        layers.append({**marker, "mark": {"type": "text", "dy": -14, "align": "right", "dx": -6, "fontSize": 11,
-                                          "fontWeight": "bold"},  # in the run's colour: legible in both themes
+        # the value beside its ring, inside the plot: under the ring when it is in the upper half
+        upper = bool(values) and best["value"] >= (vlo + vhi) / 2
+        layers.append({**marker, "mark": {"type": "text", "dy": 18 if upper else -16, "align": "right", "dx": -4,
+                                          "fontSize": 11, "fontWeight": "bold"},  # in the run's colour
                        "encoding": {**marker["encoding"], "text": {"field": "label"},
                                     "color": {**col, "legend": None}}})
     return {"data": {"name": f"m{i}"}, "width": width, "height": height,
