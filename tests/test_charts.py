@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 import mlops_jupyter as mj
-from mlops_jupyter.charts import SVG_MIME, VEGALITE_MIME, Chart
+from mlops_jupyter.charts import CHART_MIME, SVG_MIME, VEGALITE_MIME, Chart
 from mlops_jupyter.charts.compare import parallel_coordinates, param_scatter
 from mlops_jupyter.charts.metrics import metric_chart
 from mlops_jupyter.charts.spec import HOVER, thin
@@ -171,7 +171,7 @@ def test_static_picture_drops_interactive_layers_but_keeps_the_data():
 def test_chart_bundle_and_save(tmp_path):
     chart = CHARTS["parallel"]()
     bundle = chart.mimebundle()
-    assert set(bundle) == {VEGALITE_MIME, SVG_MIME, "text/plain"}
+    assert set(bundle) == {VEGALITE_MIME, SVG_MIME, CHART_MIME, "text/plain"}
     assert "Chart" in bundle["text/plain"] and "acc" in bundle["text/plain"]
     for suffix in ("svg", "png", "json", "html"):
         path = chart.save(tmp_path / f"c.{suffix}")
@@ -330,3 +330,16 @@ def test_show_and_compare_draw_with_the_options_asked(project, ip, capsys):
 
     kinds = [(c.spec["usermeta"]["mlops"]["kind"], c.spec["usermeta"]["mlops"].get("x")) for c in compare_charts(comp)]
     assert kinds == [("metrics", "time"), ("parallel", None), ("scatter", None)]
+
+
+def test_each_chart_keeps_its_own_y_in_the_vega_lite_jupyterlab_ships():
+    """JupyterLab 4 draws Vega-Lite 5.6, whose compiler mixed the last chart's values into every
+    chart's y domain (acc drawn on trees' 0-100); the specs give each chart its own domain."""
+    import vl_convert
+
+    series = {"a": {"acc": [(i, 0.94 + i / 1000, T0 + i) for i in range(10)],
+                    "trees": [(i, 10.0 * (i + 1), T0 + i) for i in range(10)]}}
+    vega = vl_convert.vegalite_to_vega(metric_chart(series).spec, vl_version="5.8")  # the oldest 5.x it has
+    scales = {s["name"]: s for s in vega["scales"]}
+    assert scales["concat_0_y"]["domain"] == [0.94, 0.949]
+    assert scales["concat_1_y"]["domain"] == [10.0, 100.0]

@@ -13,6 +13,7 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { DatasetView, ModelView } from './assetviews';
 import { Charts } from './charts';
 import { JobView } from './jobview';
+import { chartOutputs } from './outputs';
 import { MlopsPanel, Section } from './panel';
 import { promote } from './promote';
 import { CompareView, RunView } from './runviews';
@@ -78,6 +79,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     };
     ctx.nav = makeNav(ctx);
+    // chart outputs of notebooks, drawn again when the theme changes (before any notebook opens,
+    // so each notebook's copy of the registry has it)
+    rendermime?.addFactory(chartOutputs(ctx.charts), 40);
     panel = new MlopsPanel(ctx);
     const sidebar = panel;
     app.shell.add(sidebar, 'left', { rank: 600 });

@@ -18,6 +18,9 @@ from typing import Any
 
 VEGALITE_MIME = "application/vnd.vegalite.v5+json"
 SVG_MIME = "image/svg+xml"
+# A marker our JupyterLab extension renders (ranked ahead of Vega-Lite): the same spec, drawn again
+# when the theme changes. Other front ends ignore it.
+CHART_MIME = "application/vnd.mlops.chart+json"
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 
 
@@ -59,7 +62,8 @@ class Chart:
     def mimebundle(self, static: bool = True) -> dict[str, Any]:
         """What a notebook output carries: the spec for JupyterLab, an SVG for everything that
         does not render Vega-Lite (nbconvert, GitHub, nbviewer), and a line of text."""
-        data: dict[str, Any] = {VEGALITE_MIME: self.spec, "text/plain": f"<Chart: {self.title or 'untitled'}>"}
+        data: dict[str, Any] = {VEGALITE_MIME: self.spec, CHART_MIME: {"spec": VEGALITE_MIME},
+                                "text/plain": f"<Chart: {self.title or 'untitled'}>"}
         if static:
             data[SVG_MIME] = self.svg()
         return data

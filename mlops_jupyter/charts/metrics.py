@@ -97,7 +97,9 @@ def metric_chart(series: Series, keys: Sequence[str] | None = None, *, x: str = 
         body.update(charts[0])
     else:
         body.update(concat=charts, columns=max(1, min(columns, len(charts))),
-                    resolve={"scale": {"color": "shared"}, "legend": {"color": "shared"}})
+                    # said outright: the Vega-Lite in JupyterLab 4 (5.6) shares y between charts otherwise
+                    resolve={"scale": {"color": "shared", "x": "independent", "y": "independent"},
+                             "legend": {"color": "shared"}})
     spec = frame(body, title=title, kind="metrics")
     spec["usermeta"]["mlops"].update(x=x, log_y=log_y, runs=runs, keys=keys,
                                      datasets={k: f"m{i}" for i, k in enumerate(keys)})
@@ -177,18 +179,29 @@ def _one(i: int, key: str, rows: list[dict], runs: list[str], x_enc: dict, x: st
     if log_y:
         y_scale["type"] = "log" if values and vlo > 0 else "symlog"
         y_scale["nice"] = False  # a nice log domain runs to whole decades and flattens the curve
+    # Each chart's domains are given outright (Vega still rounds them): the Vega-Lite that
+    # JupyterLab 4 ships (5.6) otherwise mixes the last chart's values into every chart's domain
+    # when a chart has two layers over the same data (fixed in Vega-Lite 5.20).
     dom = padded_domain([vlo], floor=0.0 if vlo >= 0 else None) if values and vlo == vhi else None
     if dom is not None:
         y_scale["domain"] = dom
         y_scale["nice"] = False
+    elif values:
+        y_scale["domain"] = [vlo, vhi]
     xe = dict(x_enc)
-    if x != "time" and rows:
+    if rows:
         xs = [r["x"] for r in rows]
         xlo, xhi = min(xs), max(xs)
-        xdom = padded_domain([xlo], floor=0.0) if xlo == xhi else None
+        xdom = padded_domain([xlo], floor=0.0) if xlo == xhi and x != "time" else None
         if xdom is not None:
             xe["scale"] = {**xe.get("scale", {}), "domain": xdom, "nice": False}
-        if x == "step":  # a few steps: a tick on each, never a fractional step
+        else:
+            xe["scale"] = {**xe.get("scale", {}), "domain": [0 if x == "relative" else xlo, xhi]}
+        if x == "time":  # clock labels to the second for a short run, to the minute for a long one
+            span = (xhi - xlo) / 1000
+            fmt = "%H:%M:%S" if span < 600 else "%H:%M" if span < 2 * 86400 else "%b %d %H:%M"
+            xe["axis"] = {**xe.get("axis", {}), "format": fmt}
+        if x == "step" and not isinstance(xe["scale"]["domain"][0], str):  # a few steps: a tick on each
             lo, hi = (xdom if xdom is not None else (xlo, xhi))
             if hi - lo <= 12:
                 xe["axis"] = {**xe["axis"], "values": list(range(int(lo), int(hi) + 1))}

@@ -92,7 +92,7 @@ def monitor_chart(windows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[
     elif len(panels) == 1:
         body.update(panels[0])
     else:
-        body.update(vconcat=panels, resolve={"scale": {"x": "shared", "color": "shared"}})
+        body.update(vconcat=panels, resolve={"scale": {"x": "shared", "y": "independent", "color": "shared"}})
     spec = frame(body, title=title, kind="monitor")
     spec["usermeta"]["mlops"].update(versions=labels, columns=[c for c, _ in columns], window=window)
     return Chart(spec)
