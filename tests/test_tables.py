@@ -63,11 +63,14 @@ def test_listings_in_a_notebook_are_dataframes_drawn_for_people(ip, capsys):
     capsys.readouterr()
     ip.user_ns["extra"] = pd.DataFrame({"x": [1.0, None, 3.0]})
     r = run_cell(ip, "%mlops data add extra")
-    assert r.success and r.result is None  # no card: one line
-    (line,) = capsys.readouterr().out.splitlines()
+    assert r.success and r.result.ref == "extra@v1"  # the version, for `v = %mlops data add extra`
+    # and no card: one line (a terminal shell also prints its empty "Out[n]:" prompt)
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if not x.startswith("Out[")]
     assert re.fullmatch(r"added extra@v1: 3 rows × 1 column, [\d.]+ kB in \d+\.\ds \(statistics: data show extra@v1\)",
                         line), line
-    shown = ip.display_formatter.format(ip.run_line_magic("mlops", "data show extra"))[0]["text/html"]
+    run_cell(ip, "_")  # the same version shown again, on purpose: now its card
+    assert "extra@v1" in capsys.readouterr().out
+    shown = ip.run_line_magic("mlops", "data show extra")._repr_html_()
     assert ">missing</th>" in shown and "1 (33%)" in shown and "nulls" not in shown
 
 

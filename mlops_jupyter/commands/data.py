@@ -59,7 +59,12 @@ def _add(ns, ctx):
     v = data.add(obj, name=name, message=ns.message, output=ns.output,
                  source=f"variable {ns.source}" if is_var else None)
     ctx.out(added_line(v, time.monotonic() - started))
-    return None  # the statistics are `data show NAME`'s
+    if not ctx.has_kernel:
+        return None  # the statistics are `data show NAME`'s
+    # In a notebook `v = %mlops data add df` keeps the version; shown as the cell's value it has
+    # just been said in one line, so it shows nothing more (once: `v` later shows its card).
+    v.said_in_one_line = True
+    return v
 
 
 def added_line(v, seconds: float) -> str:

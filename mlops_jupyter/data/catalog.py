@@ -38,7 +38,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, int(m.group(1))
 
 
-@dataclass
+@dataclass(repr=False)
 class DatasetVersion:
     id: int
     name: str
@@ -65,8 +65,14 @@ class DatasetVersion:
         what = f"{self.rows:,} rows" if self.rows is not None else f"{self.n_files:,} file(s)"
         return f"{self.ref} ({self.kind}, {what}, {self.size:,} bytes, {self.digest[:12]})"
 
+    def __repr__(self) -> str:  # one line (the notebook's text form), not every field
+        return f"<DatasetVersion {self}>"
+
     def _repr_html_(self) -> str:
         return rendering.render(self, rendering.HTML)
+
+    def _ipython_display_(self) -> None:
+        rendering.show(self)
 
 
 def _row_to_version(r) -> DatasetVersion:

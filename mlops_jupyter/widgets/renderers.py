@@ -22,6 +22,7 @@ RENDERERS = [
     ("tracking.query.RunsFrame", INTERACTIVE, "views:show_runs_frame"),
     ("tracking.query.RunsFrame", HTML, "html:runs_frame_html"),
     ("data.catalog.DatasetVersion", HTML, "html:dataset_version_html"),
+    ("data.catalog.DatasetVersion", INTERACTIVE, "views:show_dataset_version"),
     ("data.api.FilesDiff", HTML, "html:files_diff_html"),
     ("data.lineage.Lineage", HTML, "html:lineage_svg"),
     ("data.frames.TableDiff", HTML, "html:table_diff_html"),

@@ -242,3 +242,11 @@ def display_runs(frame) -> None:
             return
         where = f"user = '{q['user']}'" + (f" and ({where})" if where else "")
     RunsTable(open_store(), where, q.get("order_by"), q.get("limit")).show()
+
+
+def show_dataset_version(v) -> None:
+    """A data version in a notebook: its card, unless ``data add`` has just said it in one line."""
+    if getattr(v, "said_in_one_line", False):
+        v.said_in_one_line = False
+        return
+    show_formats(v)
