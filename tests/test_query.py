@@ -93,11 +93,17 @@ def test_resolve_refs(three_runs, store):
 
 
 def test_compare(three_runs):
+    from mlops_jupyter.widgets.runs_view import compare_charts
+
     comp = mj.compare(["a", "b", "c"])
     rows = {k: (vals, differs) for k, vals, differs in comp.param_rows}
     assert rows["lr"][1] is True and rows["lr"][0] == [0.1, 0.01, 0.001]
     html = comp._repr_html_()
-    assert 'class="diff"' in html and "<svg" not in html or "polyline" in html
+    assert 'class="diff"' in html  # the params that differ, highlighted
+    # acc has a curve (logged twice), val-loss none (once): curves, parallel coordinates, scatter
+    charts = compare_charts(comp)
+    assert [c.spec["usermeta"]["mlops"]["kind"] for c in charts] == ["metrics", "parallel", "scatter"]
+    assert charts[0].spec["usermeta"]["mlops"]["keys"] == ["acc"] and html.count("<svg") == 3
     assert comp.metric_keys == ["acc", "val-loss"]
     assert comp.frame().shape[1] == 3
     with pytest.raises(BadInput):
