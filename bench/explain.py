@@ -96,7 +96,7 @@ def main() -> None:
         "", "time", "vs shap + views", "vs shap values only"], [
         ["shap: TreeExplainer values", fmt_spread(a), "", ""],
         ["shap: values + bar, beeswarm, waterfall PNGs", fmt_spread(b), "", ""],
-        ["mj.explain (values, 3 PNGs, stored)", fmt_spread(c), f"{(c[0] / b[0] - 1) * 100:+.0f}%",
+        ["mj.explain (values, 3 Vega-Lite charts with their SVG, stored)", fmt_spread(c), f"{(c[0] / b[0] - 1) * 100:+.0f}%",
          f"{(c[0] / a[0] - 1) * 100:+.0f}%"],
         ["%mlops explain --no-cache", fmt_spread(m), f"{(m[0] / b[0] - 1) * 100:+.0f}%", ""],
         ["repeat answered from the store (displayed)", fmt_spread(d), "", ""],
