@@ -21,6 +21,7 @@ from .spec import (
     frame,
     lower_is_better,
     padded_domain,
+    thin_index,
     time_unit,
 )
 
@@ -129,28 +130,8 @@ def _kept(pts: Sequence[tuple], max_points: int) -> list[int] | None:
         values = values[where]
         if not len(values):
             return None
-    keep = _thin_index(values, max_points)
+    keep = thin_index(values, max_points)
     return (keep if where is None else where[keep]).tolist()
-
-
-def _thin_index(values, max_points: int):
-    """The indices of at most about *max_points* of *values* (in order): in each bucket its first
-    point and its lowest and highest, and the last point, so a spike is never thinned away."""
-    import numpy as np
-
-    n = len(values)
-    if n <= max_points:
-        return np.arange(n)
-    buckets = max(1, max_points // 3)
-    size = -(-n // buckets)
-    padded = np.full(buckets * size, np.nan)
-    padded[:n] = values
-    grid = padded.reshape(buckets, size)
-    starts = np.arange(buckets) * size
-    live = starts < n
-    lo = starts + np.argmin(np.where(np.isnan(grid), np.inf, grid), axis=1)
-    hi = starts + np.argmax(np.where(np.isnan(grid), -np.inf, grid), axis=1)
-    return np.unique(np.concatenate([starts[live], lo[live], hi[live], [n - 1]]))
 
 
 def _x_of(point: tuple, x: str, first: float | None, divisor: float) -> float:

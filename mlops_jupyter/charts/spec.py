@@ -78,21 +78,32 @@ def finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def thin(points: Sequence[tuple], max_points: int = 2000, value_index: int = 1) -> list[tuple]:
-    """At most about *max_points* of *points* (sorted by x), keeping each bucket's first point and
-    its lowest and highest value, so a spike is never thinned away."""
-    n = len(points)
+def thin_index(values, max_points: int):
+    """The indices of at most about *max_points* of *values* (in order): in each bucket its first
+    point and its lowest and highest, and the last point, so a spike is never thinned away."""
+    import numpy as np
+
+    n = len(values)
     if n <= max_points:
+        return np.arange(n)
+    buckets = max(1, max_points // 3)
+    size = -(-n // buckets)
+    padded = np.full(buckets * size, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(buckets, size)
+    starts = np.arange(buckets) * size
+    live = starts < n
+    lo = starts + np.argmin(np.where(np.isnan(grid), np.inf, grid), axis=1)
+    hi = starts + np.argmax(np.where(np.isnan(grid), -np.inf, grid), axis=1)
+    return np.unique(np.concatenate([starts[live], lo[live], hi[live], [n - 1]]))
+
+
+def thin(points: Sequence[tuple], max_points: int = 2000, value_index: int = 1) -> list[tuple]:
+    """At most about *max_points* of *points* (sorted by x), chosen by :func:`thin_index` on their
+    values."""
+    if len(points) <= max_points:
         return list(points)
-    bucket = math.ceil(n / (max_points // 3))
-    out: list[tuple] = []
-    for i in range(0, n, bucket):
-        chunk = points[i:i + bucket]
-        lo = min(chunk, key=lambda p: p[value_index])
-        hi = max(chunk, key=lambda p: p[value_index])
-        keep = {id(chunk[0]): chunk[0], id(lo): lo, id(hi): hi}
-        out.extend(sorted(keep.values(), key=lambda p: p[0]))
-    return out
+    return [points[i] for i in thin_index([p[value_index] for p in points], max_points).tolist()]
 
 
 def padded_domain(values: Iterable[float], *, floor: float | None = None) -> list[float] | None:

@@ -138,10 +138,8 @@ def monitor_html(m, charts: bool = True) -> str:
 
 def show_monitor(m) -> None:
     """In a notebook: the card, then the interactive chart (with its SVG for the saved notebook)."""
-    from IPython.display import display
+    from .saved import display_card, display_chart
 
-    from .saved import display_chart
-
-    display({"text/html": monitor_html(m, charts=False), "text/plain": str(m)}, raw=True)
+    display_card(monitor_html(m, charts=False), str(m))
     if len(m.windows) or (m.drift is not None and len(m.drift)):
         display_chart(m.chart())

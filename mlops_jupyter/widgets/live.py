@@ -109,12 +109,12 @@ class LiveRun:
             return
         if not redraw_chart:
             return
-        bundle = self.chart.mimebundle(static=static)
+        from .saved import display_chart, update_chart
+
         if self._plot is None:
-            self._plot = DisplayHandle()
-            self._plot.display(bundle, raw=True)
+            self._plot = display_chart(self.chart, static=static)
         else:
-            self._plot.update(bundle, raw=True)
+            update_chart(self._plot, self.chart, static=static)
 
     def finish(self) -> None:
         """The last drawing, once the run has ended: the final chart with its SVG copy, so the

@@ -127,18 +127,12 @@ def compare_html(comp, charts: bool = True) -> str:
     return "".join(parts)
 
 
-def _display_card(page: str, text: str) -> None:
-    from IPython.display import display
-
-    display({"text/html": page, "text/plain": text}, raw=True)
-
-
 def show_run(rec) -> None:
     """A run in a notebook: its card, then its metric curves as an interactive chart (with an SVG
     copy that the saved notebook keeps)."""
-    from .saved import display_chart
+    from .saved import display_card, display_chart
 
-    _display_card(run_html(rec, charts=False), repr(rec))
+    display_card(run_html(rec, charts=False), repr(rec))
     keys = _charted_keys(rec)
     if keys:
         o = _options(rec)
@@ -146,8 +140,8 @@ def show_run(rec) -> None:
 
 
 def show_compare(comp) -> None:
-    from .saved import display_chart
+    from .saved import display_card, display_chart
 
-    _display_card(compare_html(comp, charts=False), f"<Comparison of {len(comp.runs)} runs>")
+    display_card(compare_html(comp, charts=False), f"<Comparison of {len(comp.runs)} runs>")
     for chart in compare_charts(comp):
         display_chart(chart)

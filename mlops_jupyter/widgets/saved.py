@@ -35,6 +35,13 @@ def update(handle, widget: Any, static_html: str, text: str) -> None:
     handle.update(bundle(widget, static_html, text), raw=True)
 
 
+def display_card(static_html: str, text: str) -> None:
+    """Display an HTML card with its one line of text (what a terminal shell prints)."""
+    from IPython.display import display
+
+    display({"text/html": static_html, "text/plain": text}, raw=True)
+
+
 def display_chart(chart, static: bool = True):
     """Display a :class:`~mlops_jupyter.charts.Chart` (Vega-Lite, plus its SVG when *static*);
     returns the handle to update it in place."""
