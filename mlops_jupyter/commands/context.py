@@ -56,9 +56,16 @@ class Context:
         if word is None:
             return None
         value, is_var = self.lookup(word)
-        if not is_var:
-            raise BadInput(f"{word!r} is not a variable in the notebook ({what})")
-        return value
+        if is_var:
+            return value
+        if self.shell is not None and rooted_in(word, self.shell.user_ns):
+            # a slice or attribute of a variable (X_val[:32], df.iloc[:100]): the user's own
+            # expression, evaluated in the user's own namespace, as the cell would
+            try:
+                return eval(word, self.shell.user_ns)  # noqa: S307
+            except Exception as e:
+                raise BadInput(f"{word} ({what}) failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from None
+        raise BadInput(f"{word!r} is not a variable in the notebook ({what})")
 
     def progress(self, desc: str) -> Callable | None:
         """A tqdm wrapper for long loops when someone is watching, else None."""
@@ -140,3 +147,16 @@ def quick_store_url() -> str:
     from ..config import settings
 
     return settings().store_url
+
+
+def rooted_in(text: str, namespace: dict) -> bool:
+    """Whether *text* is one expression of subscripts, attributes and calls on a variable of *namespace*."""
+    import ast
+
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return False
+    while isinstance(node, (ast.Subscript, ast.Attribute, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return isinstance(node, ast.Name) and node.id in namespace

@@ -38,6 +38,7 @@ class Saved:
     model_class: str
     trusted: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    signature: dict | None = None  # when the format reads the signature itself (networks: tensors)
 
 
 @dataclass
@@ -78,12 +79,19 @@ class ModelFormat:
     def is_fitted(self, model: Any) -> bool:
         return True
 
-    def save(self, model: Any, library: Library, allow_pickle: bool = False) -> Saved:
+    def save(self, model: Any, library: Library, allow_pickle: bool = False, example: Any = None) -> Saved:
+        """*model*'s bytes; *example* is the registration's input example (networks are traced on it)."""
         raise NotImplementedError
 
     def load(self, data: bytes, trusted: list[str], extra: dict, allow_pickle: bool = False,
              label: str = "this model") -> Any:
         raise NotImplementedError
+
+    def predictor(self, model: Any, signature: dict | None) -> Any:
+        """What the server, explainers and evaluation call: an object with ``predict`` (and
+        ``predict_proba`` for classifiers) on the signature's input. The loaded model itself, unless
+        it lacks that face (a network: :class:`~mlops_jupyter.models.nets.NetPredictor`)."""
+        return model
 
 
 class SklearnFormat(ModelFormat):
@@ -110,8 +118,8 @@ class SklearnFormat(ModelFormat):
             pass
         return True
 
-    def save(self, model: Any, library: Library, allow_pickle: bool = False) -> Saved:
-        import skops.io as sio
+    def save(self, model: Any, library: Library, allow_pickle: bool = False, example: Any = None) -> Saved:
+        sio = import_skops()
 
         try:
             data = sio.dumps(model)
@@ -124,7 +132,7 @@ class SklearnFormat(ModelFormat):
 
     def load(self, data: bytes, trusted: list[str], extra: dict, allow_pickle: bool = False,
              label: str = "this model") -> Any:
-        import skops.io as sio
+        sio = import_skops()
 
         return sio.loads(data, trusted=list(trusted))
 
@@ -149,7 +157,7 @@ class XGBoostFormat(ModelFormat):
             return False
         return True
 
-    def save(self, model: Any, library: Library, allow_pickle: bool = False) -> Saved:
+    def save(self, model: Any, library: Library, allow_pickle: bool = False, example: Any = None) -> Saved:
         name = type(model).__name__
         if name not in XGB_CLASSES:
             raise BadInput(f"unsupported XGBoost class {name}; supported: {', '.join(XGB_CLASSES)}")
@@ -184,7 +192,7 @@ class LightGBMFormat(ModelFormat):
     def is_fitted(self, model: Any) -> bool:
         return type(model).__name__ == "Booster" or hasattr(model, "fitted_")
 
-    def save(self, model: Any, library: Library, allow_pickle: bool = False) -> Saved:
+    def save(self, model: Any, library: Library, allow_pickle: bool = False, example: Any = None) -> Saved:
         import numpy as np
 
         name = type(model).__name__
@@ -245,7 +253,7 @@ class PickleFormat(ModelFormat):
     def detect(self, model: Any) -> bool:
         return False  # only when asked for (allow_pickle), never as a safe format
 
-    def save(self, model: Any, library: Library, allow_pickle: bool = False) -> Saved:
+    def save(self, model: Any, library: Library, allow_pickle: bool = False, example: Any = None) -> Saved:
         import pickle
 
         try:
@@ -267,6 +275,9 @@ model_formats: Registry[ModelFormat] = Registry("model format", entry_point_grou
 model_formats.register("sklearn", SklearnFormat())
 model_formats.register("xgboost", XGBoostFormat())
 model_formats.register("lightgbm", LightGBMFormat())
+# Keras before PyTorch: with the torch backend a Keras model is a torch.nn.Module too
+model_formats.register("keras", "mlops_jupyter.models.keras_format:FORMAT")
+model_formats.register("torch", "mlops_jupyter.models.torch_format:FORMAT")
 model_formats.register("pickle", PickleFormat())
 
 
@@ -291,17 +302,24 @@ def check_fitted(model: Any, doing: str = "registering it") -> None:
         raise BadInput(f"the {type(model).__name__} is not fitted yet: call fit() before {doing}")
 
 
-def save(model: Any, allow_pickle: bool = False) -> Saved:
+def save(model: Any, allow_pickle: bool = False, example: Any = None) -> Saved:
     flavor = flavor_of(model)
     if flavor is None:
         if not allow_pickle:
-            raise BadInput(f"a {qualname(model)} cannot be saved safely: scikit-learn (skops), XGBoost and LightGBM "
-                           "models can; pass --pickle (pickle=True) to store it as a pickle, which runs code "
-                           "when it is loaded")
+            raise BadInput(f"a {qualname(model)} cannot be saved safely: scikit-learn (skops), XGBoost, LightGBM, "
+                           "PyTorch and Keras models can; pass --pickle (pickle=True) to store it as a pickle, "
+                           "which runs code when it is loaded")
         flavor = "pickle"
     else:
         check_fitted(model)
-    return model_formats.get(flavor).save(model, Library.of(model), allow_pickle)
+    return model_formats.get(flavor).save(model, Library.of(model), allow_pickle, example=example)
+
+
+def predictor(model: Any, flavor: str | None, signature: dict | None) -> Any:
+    """*model* (loaded from format *flavor*) with ``predict`` / ``predict_proba`` on its signature's input."""
+    if flavor in model_formats:
+        return model_formats.get(flavor).predictor(model, signature)
+    return model
 
 
 def load(data: bytes, flavor: str, trusted: list[str] | None, extra: dict | None, allow_pickle: bool = False,
@@ -325,6 +343,31 @@ def file_name(flavor: str) -> str:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+ARRAY_API_WRAPPERS = ("torch", "dask")  # sklearn.externals.array_api_compat.<name> imports that library
+
+
+def import_skops():
+    """``skops.io``, without importing PyTorch or Dask on the way.
+
+    skops lists scikit-learn's estimators with ``sklearn.utils.all_estimators``, which walks every
+    scikit-learn package, ``sklearn.externals.array_api_compat.torch`` included: importing that
+    package imports torch (4 s) when it is installed. The wrappers of libraries this process has not
+    imported are hidden for that walk (an ImportError the walk skips), and shown again after it."""
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    hidden = [f"sklearn.externals.array_api_compat.{lib}" for lib in ARRAY_API_WRAPPERS
+              if lib not in sys.modules and f"sklearn.externals.array_api_compat.{lib}" not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        import skops.io as sio
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return sio
+
+
 def qualname(obj: Any) -> str:
     t = type(obj)
     return f"{t.__module__}.{t.__qualname__}"

@@ -144,8 +144,8 @@ class Registry:
         """Save the model's bytes; the fields of its version row (all but name, version, run)."""
         from . import flavors, signature
 
-        saved = flavors.save(model, allow_pickle=allow_pickle)
-        sig = signature.infer(example, model)
+        saved = flavors.save(model, allow_pickle=allow_pickle, example=example)
+        sig = saved.signature if saved.signature is not None else signature.infer(example, model)
         digest, size = self.store.blobs.put_bytes(saved.data)
         return dict(flavor=saved.flavor, library=saved.library, library_version=saved.library_version,
                     model_class=saved.model_class, digest=digest, size=size,

@@ -171,6 +171,11 @@ def check(sig: dict | None, X: Any, what: str = "X") -> None:
     """Raise one BadInput line naming what does not fit the signature."""
     if not sig or "type" not in sig:
         return
+    if sig["type"] == "tensors":
+        from .nets import inputs_from
+
+        inputs_from(sig, X)
+        return
     X = as_pandas(X)
     import numpy as np
     import pandas as pd
@@ -202,6 +207,10 @@ def check(sig: dict | None, X: Any, what: str = "X") -> None:
 def describe(sig: dict | None) -> str:
     if not sig or "type" not in sig:
         return "no signature"
+    if sig["type"] == "tensors":
+        from .nets import describe as describe_tensors
+
+        return describe_tensors(sig)
     if sig["type"] == "dataframe":
         cols = sig["columns"]
         shown = ", ".join(f"{c['name']}: {c['dtype']}" for c in cols[:8])
