@@ -1,5 +1,5 @@
-"""Model explanations: global importance, a beeswarm of SHAP values, one row's waterfall, and LIME's
-local weights.
+"""Model explanations: global importance, a beeswarm of SHAP values, one row's waterfall, LIME's
+local weights, and for image inputs a heat map of the attribution over the picture.
 
 Every chart names what its colours mean for the class it explains ("raises P(1)", "supports
 class 1"), shows at most ``TOP`` features and says how many more there are, and lets long feature
@@ -27,6 +27,12 @@ RAISE, LOWER = "#e4455b", "#1f88e5"  # SHAP's red and blue, readable on a light 
 LOW, HIGH = "#1f88e5", "#e4455b"  # beeswarm: low and high feature values
 NO_VALUE = "#8c8c8c"  # a beeswarm point whose feature is not a number
 RULE = "#8c8c8c"
+NEUTRAL = "#f7f7f7"  # the middle of the diverging attribution scale: no effect
+MAGNITUDE = "#5e3c99"  # mean |SHAP|: a size, neither raising nor lowering, so neither red nor blue
+HEAT_SIDE = 224  # pixels of a heat map panel's longer side
+HEAT_SIDE_MANY = 120  # ... when every class gets its own panel
+HEAT_CELLS = 64  # cells along a side at most: a larger image is pooled into blocks
+HEAT_COLUMNS = 5  # attribution panels a row
 LEGEND_TOP = {"orient": "top", "direction": "horizontal", "symbolType": "square", "labelLimit": 300,
               "columnPadding": 18}
 
@@ -318,3 +324,104 @@ def _short(v: Any) -> str:
         return f"{float(v):.4g}"
     s = str(v)
     return s if len(s) <= 24 else s[:23] + "…"
+
+
+def _pool(a, f: int, how: str):
+    """*a* (rows x cols [x channels]) in blocks of f x f: their mean (a picture) or sum (SHAP values,
+    whose sum over a block is the block's attribution)."""
+    import numpy as np
+
+    if f == 1:
+        return a
+    h, w = a.shape[:2]
+    ph, pw = -h % f, -w % f
+    pad = [(0, ph), (0, pw)] + [(0, 0)] * (a.ndim - 2)
+    a = np.pad(a.astype(float), pad, constant_values=np.nan)
+    blocks = a.reshape((h + ph) // f, f, (w + pw) // f, f, *a.shape[2:])
+    return np.nanmean(blocks, axis=(1, 3)) if how == "mean" else np.nansum(blocks, axis=(1, 3))
+
+
+def attribution_heatmap(image: Any, values: Any, *, title: str, legend: str, note: str = "",
+                        input_title: str = "input", absolute: bool = False) -> Chart:
+    """An input picture beside its attribution, pixel for pixel: the input in greys (or its own
+    colours when it has three channels), the SHAP values on a diverging scale centred on 0 (red
+    raises the output, blue lowers it; the neutral middle is no effect), one square cell per pixel
+    and no axes. *absolute* draws magnitudes (mean |SHAP|) on a scale from 0 instead.
+
+    Args:
+        image: rows x columns (grey) or rows x columns x channels.
+        values: rows x columns, or ``{panel title: rows x columns}`` for several panels on one
+            colour scale (one per class).
+        legend: the colour legend's title ("SHAP value (toward class 3)").
+        input_title: the input panel's heading ("input", "mean input").
+    """
+    import numpy as np
+
+    img = np.asarray(image, dtype=float)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 3 and img.shape[2] not in (3, 4):
+        img = img.mean(axis=2)  # channels that are no colours: their mean, in greys
+    if img.ndim not in (2, 3):
+        raise ValueError(f"an image is rows x columns [x channels], not shape {img.shape}")
+    panels = {str(k): np.asarray(v, dtype=float) for k, v in values.items()} if isinstance(values, Mapping) \
+        else {"SHAP values": np.asarray(values, dtype=float)}
+    for name, v in panels.items():
+        if v.shape != img.shape[:2]:
+            raise ValueError(f"{name}: values of shape {v.shape} for an image of {img.shape[:2]}")
+    f = max(1, math.ceil(max(img.shape[:2]) / HEAT_CELLS))
+    img = _pool(img, f, "mean")
+    panels = {k: _pool(v, f, "sum") for k, v in panels.items()}
+    h, w = img.shape[:2]
+    side = HEAT_SIDE if len(panels) == 1 else HEAT_SIDE_MANY
+    cell = max(2, side // max(h, w))  # whole pixels a cell: fractional cells leave seams between them
+    width, height = cell * w, cell * h
+    finite_img = img[np.isfinite(img)]
+    lo, hi = (float(finite_img.min()), float(finite_img.max())) if finite_img.size else (0.0, 1.0)
+    rgb = img.ndim == 3
+    pixels = []
+    for y in range(h):
+        for x in range(w):
+            row: dict[str, Any] = {"panel": input_title, "x": x, "y": y}
+            if rgb:
+                c = np.clip((img[y, x, :3] - lo) / ((hi - lo) or 1.0), 0, 1)
+                row["rgb"] = "#" + "".join(f"{round(float(v) * 255):02x}" for v in c)
+                row["value"] = " ".join(_short(float(v)) for v in img[y, x, :3])
+            else:
+                row["level"] = round(float((img[y, x] - lo) / (hi - lo)), 4) if hi > lo else 0.5
+                row["value"] = _short(float(img[y, x]))
+            pixels.append(row)
+    cells = [{"panel": name, "x": x, "y": y, "shap": _value(float(v[y, x]))}
+             for name, v in panels.items() for y in range(h) for x in range(w) if finite(float(v[y, x]))]
+    m = max((abs(c["shap"]) for c in cells), default=0.0) or 1.0
+    scale = ({"domain": [0, _value(m)], "range": [NEUTRAL, MAGNITUDE]} if absolute
+             else {"domain": [-_value(m), 0, _value(m)], "range": [LOWER, NEUTRAL, RAISE]})
+    pos = {"x": {"field": "x", "type": "ordinal", "axis": None, "scale": {"paddingInner": 0, "paddingOuter": 0}},
+           "y": {"field": "y", "type": "ordinal", "axis": None, "scale": {"paddingInner": 0, "paddingOuter": 0}}}
+    where = [{"field": "y", "type": "ordinal", "title": "row"}, {"field": "x", "type": "ordinal", "title": "column"}]
+    header = {"labelFontSize": 12, "labelPadding": 4, "title": None}
+
+    def facet(data: str, order: list[str], color: dict, tooltip: list, columns: int) -> dict[str, Any]:
+        return {"data": {"name": data}, "columns": columns,
+                "facet": {"field": "panel", "type": "nominal", "sort": order, "header": header},
+                "spec": {"width": width, "height": height, "mark": {"type": "rect", "aria": False},  # no label a cell: 784 of them
+                         "encoding": {**pos, "color": color, "tooltip": where + tooltip}}}
+
+    grey = ({"field": "rgb", "type": "nominal", "scale": None, "legend": None} if rgb else
+            {"field": "level", "type": "quantitative", "scale": {"domain": [0, 1], "scheme": "greys"}, "legend": None})
+    shap_color = {"field": "shap", "type": "quantitative", "scale": scale, "title": legend,
+                  "legend": {"orient": "right", "gradientLength": max(80, min(height, 240)), "titleLimit": 300,
+                             "format": "~g", "values": [s for s in scale["domain"]]}}
+    body = {"datasets": {"input": pixels, "attribution": cells}, "hconcat": [
+        facet("input", [input_title], grey, [{"field": "value", "type": "nominal", "title": "input value"}], 1),
+        facet("attribution", list(panels), shap_color,
+              [{"field": "shap", "type": "quantitative", "format": ".4~g", "title": legend}],
+              min(len(panels), HEAT_COLUMNS)),
+    ], "resolve": {"scale": {"color": "independent"}}, "spacing": 16}
+    spec = frame(body, kind="explain.heatmap")
+    pooled = f"each cell pools {f}×{f} pixels (their mean input, their summed SHAP value)" if f > 1 else ""
+    spec["title"] = _title(title, note, pooled)
+    spec["usermeta"]["mlops"].update(shape=[h, w], pooled=f, panels=list(panels), domain=scale["domain"],
+                                     absolute=absolute)
+    return Chart(spec, title=title)
+

@@ -5,9 +5,10 @@
 
 The explainer follows the model: tree ensembles -> TreeExplainer (exact), linear models ->
 LinearExplainer, anything else -> PermutationExplainer on a bounded background sample
-(:mod:`.explain_shap`). LIME is seeded, so a row gets the same explanation wherever it is asked
-for (:mod:`.explain_lime`). For a binary classifier every picture explains the positive class
-(``classes_[1]``); for more classes, a chosen one, or each class side by side.
+(:mod:`.explain_shap`); networks (torch, Keras) -> DeepExplainer or its fallbacks (:mod:`.explain_nets`).
+LIME is seeded, so a row gets the same explanation wherever it is asked for (:mod:`.explain_lime`).
+For a binary classifier every picture explains the positive class (``classes_[1]``); for more
+classes, a chosen one, or each class side by side.
 
 Each picture is a Vega-Lite chart (:mod:`mlops_jupyter.charts.explain`). Results are stored
 (values as .npy, the explained rows as Parquet, the pictures as SVG, :mod:`.explain_store`),
@@ -27,7 +28,7 @@ from .. import rendering
 from ..exceptions import BadInput, MlopsError
 from ..identity import ObjectMap
 from .explain_lime import SEED
-from .explain_model import as_frame, check_fitted, content_digest, frame_digest, is_classifier, numeric
+from .explain_model import as_frame, check_fitted, content_digest, frame_digest, is_classifier, labels_of, numeric
 
 PICTURES = ("global", "beeswarm", "waterfall", "lime")
 NAME_LIMIT = 40  # characters of a feature name in "name = value" labels
@@ -192,6 +193,10 @@ class Explanation:
                                        n_features=len(self.features), title=self.row_label(r), note=note)
         if self.values is None:
             raise BadInput(f"a {self.method.upper()} explanation has no {name} picture")
+        from .explain_nets import image_chart
+
+        if (heat_map := image_chart(self, name, row, k)) is not None:  # images: heat maps, not bars
+            return heat_map
         if name == "global":
             if k is None and self.multiclass:
                 v = np.abs(self.values).mean(axis=0)
@@ -347,16 +352,6 @@ def _short(v) -> str:
     return s if len(s) <= 16 else s[:15] + "…"
 
 
-def _labels_of(y: Any, total: int, n: int) -> list | None:
-    arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object).reshape(-1) if y is not None \
-        else None
-    if arr is None:
-        return None
-    if len(arr) != total:
-        raise BadInput(f"--labels has {len(arr):,} values for the {total:,} rows of X")
-    return [v.item() if hasattr(v, "item") else v for v in arr[:n]]
-
-
 def _predictions(ex: Explanation, model, Xe) -> None:
     """What the model says about each explained row: its class and probabilities, or its value."""
     try:
@@ -384,8 +379,8 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
         method: ``shap`` or ``lime``.
         rows: explain at most this many rows (the first ones) - deep tree ensembles are slow.
         row: the position of the row shown first in the per-row views (default 0).
-        background: rows for the model-agnostic and linear explainers and for LIME
-            (default: a sample of 100 rows of X for SHAP, 1000 for LIME).
+        background: rows for the model-agnostic, linear and network explainers and for LIME
+            (default: a sample of X: 100 rows for SHAP, 200 for a network, 1000 for LIME).
         class_: for classifiers, the class the per-row views start on (default: the positive
             class of a binary model, the predicted one for more classes).
         y: the true labels of X's rows, shown by the row picker ("row 17 · label 1 · P(1)=0.93").
@@ -395,6 +390,7 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
     from ..store import open_store
     from . import explain_store
     from .explain_lime import training_sample
+    from .explain_nets import explain_network, is_network
     from .registry import Registry
 
     if method not in ("shap", "lime"):
@@ -425,6 +421,10 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
         from ..data.api import version_of
 
         data_version = version_of(X)
+    if is_network(model):
+        return explain_network(model, X, method=method, rows=rows, row=row, background=background, class_=class_, y=y,
+                               seed=seed, cache=cache, progress=progress, out=out, store=store,
+                               model_version=model_version, model_digest=model_digest, data_version=data_version)
     check_fitted(model)
     names = getattr(model, "feature_names_in_", None)
     Xf = as_frame(X, [str(c) for c in names] if names is not None else None)
@@ -444,7 +444,7 @@ def explain(model: Any, X: Any, method: str = "shap", rows: int = 1000, row: int
     row = 0 if row is None else row
     if not 0 <= row < len(Xe):
         raise BadInput(f"--row {row} is outside the {len(Xe):,} explained rows (0..{len(Xe) - 1})")
-    labels = _labels_of(y, total, len(Xe))
+    labels = labels_of(y, total, len(Xe))
     bg = as_frame(background, list(Xf.columns)) if background is not None else None
     if bg is not None and list(bg.columns) != list(Xf.columns):
         missing = [c for c in Xf.columns if c not in bg.columns]

@@ -62,6 +62,16 @@ def as_frame(X, features: list[str] | None = None):
     return pd.DataFrame(arr, columns=cols)
 
 
+def labels_of(y: Any, total: int, n: int) -> list | None:
+    """The true labels *y* of X's *total* rows, the first *n* of them as plain values."""
+    if y is None:
+        return None
+    arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y, dtype=object).reshape(-1)
+    if len(arr) != total:
+        raise BadInput(f"--labels has {len(arr):,} values for the {total:,} rows of X")
+    return [v.item() if hasattr(v, "item") else v for v in arr[:n]]
+
+
 def check_fitted(model) -> None:
     from .flavors import check_fitted as fitted
 
