@@ -208,7 +208,10 @@ def requirements(nb) -> tuple[list[str], list[str]]:
                 missing.append(mod)
                 continue
             key = dist.lower().replace("_", "-")
-            lines.setdefault(key, f"{key}=={version}")
+            public, _, local = version.partition("+")
+            # A local build label (torch's +cpu, +cu121) names a wheel of another index than PyPI: pin the
+            # release, which any index resolves (the image's pip finds the CPU build where it is offered)
+            lines.setdefault(key, f"{key}=={public}" + (f"  # here: {version}" if local else ""))
     return [lines[k] for k in sorted(lines)], missing
 
 
