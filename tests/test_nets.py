@@ -232,6 +232,7 @@ def test_keras_round_trip_and_safe_mode(store, project):
     assert v.signature["inputs"][0]["name"] == "x"
     m = mj.models.load("kdigits")
     assert np.abs(m.predict(X, verbose=0) - model.predict(X, verbose=0)).max() <= 1e-6
+    assert np.array_equal(m.mlops_example["x"], X[:32])  # kept in the .keras zip for ONNX and int8 checks
 
     lam = keras.Sequential([keras.Input((20,)), keras.layers.Lambda(lambda t: t * 2), keras.layers.Dense(3)])
     with pytest.raises(BadInput, match=r"safe mode will not load \(Lambda layer\); pass --pickle"):

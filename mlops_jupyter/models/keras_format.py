@@ -56,6 +56,8 @@ class KerasFormat(ModelFormat):
                 model.save(path)
             except Exception as e:
                 raise BadInput(f"Keras cannot save this {type(model).__name__}: {first_line(e)}") from None
+            with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED) as z:
+                z.writestr(EXAMPLE_FILE, example_bytes(ex))
             with open(path, "rb") as f:
                 data = f.read()
         custom = custom_code(data)
@@ -81,9 +83,11 @@ class KerasFormat(ModelFormat):
             with open(path, "wb") as f:
                 f.write(data)
             try:
-                return keras.saving.load_model(path, safe_mode=not allow_pickle)
+                model = keras.saving.load_model(path, safe_mode=not allow_pickle)
             except Exception as e:
                 raise BadInput(f"Keras cannot load {label}: {first_line(e)}") from None
+        model.mlops_example = read_example(data)
+        return model
 
     def predictor(self, model: Any, signature: dict | None) -> nets.NetPredictor:
         sig = signature or {}
@@ -92,6 +96,28 @@ class KerasFormat(ModelFormat):
             return nets.read_outputs(call(model, arrays, sig.get("call", "args")))
 
         return nets.NetPredictor(forward, sig, module=model)
+
+
+EXAMPLE_FILE = "mlops_example.safetensors"  # added to the .keras zip; Keras reads only its own members
+
+
+def example_bytes(ex: nets.Example) -> bytes:
+    """The registration example (up to 256 rows) as safetensors: what ONNX and int8 forms are checked on."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    return save({k: np.ascontiguousarray(v) for k, v in ex.arrays.items()})
+
+
+def read_example(data: bytes) -> dict | None:
+    """The stored example arrays by input name (None for a file registered before examples were kept)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        if EXAMPLE_FILE not in z.namelist():
+            return None
+        raw = z.read(EXAMPLE_FILE)
+    from safetensors.numpy import load
+
+    return load(raw)
 
 
 def input_names(model: Any) -> list[str]:

@@ -145,6 +145,7 @@ def inputs_from(sig: dict, X: Any) -> dict[str, Any]:
         raise BadInput(f"unknown input(s) {', '.join(map(str, unknown))}; the model takes "
                        f"{', '.join(s['name'] for s in specs)}")
     out = {}
+    rows = {}
     for s in specs:
         arr = as_numpy(X[s["name"]], f"input {s['name']}")
         want = s["shape"]
@@ -155,6 +156,10 @@ def inputs_from(sig: dict, X: Any) -> dict[str, Any]:
             out[s["name"]] = arr.astype(s["dtype"], copy=False)
         except (TypeError, ValueError):
             raise BadInput(f"input {s['name']} of type {arr.dtype} cannot be read as {s['dtype']}") from None
+        rows[s["name"]] = len(arr)
+    if len(set(rows.values())) > 1:
+        raise BadInput("the inputs have different numbers of rows: "
+                       + ", ".join(f"{k} {n}" for k, n in rows.items()))
     return out
 
 

@@ -153,7 +153,11 @@ def export(model: Any, ex: nets.Example, device, allow_pickle: bool):
                         if not allow_pickle else "")
                 raise BadInput(f"torch.export cannot export this {type(model).__name__}: {first_line(e)}"
                                f"{'; ' + hint if hint else ''}") from None
-            got = nets.read_outputs(ep.module()(*args, **kwargs))
+            try:
+                got = nets.read_outputs(ep.module()(*args, **kwargs))
+            except Exception as e:  # exported, but the program cannot run (a submodule named like a GraphModule attribute)
+                raise BadInput(f"the exported {type(model).__name__} cannot run: {first_line(e)}; pass --pickle "
+                               "(pickle=True) to store it as a pickle") from None
     finally:
         model.train(was_training)
     import numpy as np
