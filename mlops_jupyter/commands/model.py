@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .context import Listing, listing_frame, project_store, quick_store_url
+from .values import share
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,13 +43,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mo.add_argument("--pickle", action="store_true", help="allow loading a pickle (runs code from the file)")
     mo.add_argument("--to", metavar="FILE", help="also write the saved model file here")
     mo.set_defaults(func=_load)
-    mx = msub.add_parser("export", help="write a version as ONNX for other runtimes: model export churn@v3 "
-                                        "--format onnx")
+    mx = msub.add_parser("export", help="write a version as ONNX for other runtimes and edge devices: model "
+                                        "export churn@v3 --format onnx (scikit-learn, PyTorch, Keras)")
     mx.add_argument("ref")
     mx.add_argument("--format", default="onnx", choices=["onnx"], help="file format (default onnx)")
     mx.add_argument("--output", "-o", metavar="FILE", help="where to write it (default NAME-vN.onnx here)")
     mx.add_argument("--quantize", action="store_true", help="dynamic int8 quantization of the weights")
+    mx.add_argument("--min-agreement", type=share, metavar="SHARE", help=MIN_AGREEMENT_HELP)
     mx.set_defaults(func=_export)
+
+
+# The same words as `serve --min-agreement` (onnx_nets documents the measure).
+MIN_AGREEMENT_HELP = ("with --quantize, for PyTorch and Keras networks: how closely the int8 model must agree with "
+                      "the original on the version's stored example, or nothing is written. Classifiers: the share "
+                      "of rows predicting the same class (default 0.99). Regressors: 1 - the largest error as a share "
+                      "of the spread (max - min) of the original's predictions (default 0.95)")
 
 
 def _register(ns, ctx):
@@ -114,10 +123,14 @@ def _export(ns, ctx):
     import os
 
     from .. import models
+    from ..exceptions import BadInput
 
-    path, note = models.export_with_note(ns.ref, format=ns.format, path=ns.output, quantize=ns.quantize)
+    if ns.min_agreement is not None and not ns.quantize:
+        raise BadInput("--min-agreement applies with --quantize")
+    path, note = models.export_with_note(ns.ref, format=ns.format, path=ns.output, quantize=ns.quantize,
+                                         min_agreement=ns.min_agreement)
     ctx.out(f"wrote {path} ({os.path.getsize(path):,} bytes; {note}); ONNX Runtime predicts as the model does "
-            "on its signature example")
+            "on its example")
     return None
 
 

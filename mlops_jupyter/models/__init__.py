@@ -73,21 +73,33 @@ def export(ref: str, format: str = "onnx", path: str | None = None, quantize: bo
     return export_with_note(ref, format, path, quantize)[0]
 
 
-def export_with_note(ref: str, format: str = "onnx", path: str | None = None,
-                     quantize: bool = False) -> tuple[str, str]:
-    """:func:`export`, also returning what was done (size, operators quantized)."""
+def export_with_note(ref: str, format: str = "onnx", path: str | None = None, quantize: bool = False,
+                     min_agreement: float | None = None) -> tuple[str, str]:
+    """:func:`export`, also returning what was done (size, operators quantized, agreement measured).
+
+    PyTorch and Keras versions go through :mod:`.onnx_nets` (checked on the stored example; int8
+    refused below *min_agreement*, there documented), scikit-learn ones through :mod:`.onnx_export`.
+    Nothing is written unless the checks pass."""
     from pathlib import Path
 
     from ..exceptions import BadInput
     from ..store.blobs import write_atomic
-    from .onnx_export import export_onnx
 
     if format != "onnx":
         raise BadInput(f"unknown export format {format!r}: onnx is the one supported")
     reg = _registry()
     v = reg.get(ref)
     model = reg.load_version(v)
-    data, note = export_onnx(model, v.signature, quantize=quantize, ref=v.ref)
+    if v.signature and v.signature.get("type") == "tensors":
+        from .onnx_nets import convert
+
+        form = convert(model, v.signature, v.flavor, quantize=quantize, min_agreement=min_agreement, ref=v.ref)
+        data, note = form.data, form.note
+        quantize = form.precision == "int8"  # the file is named for what it holds
+    else:
+        from .onnx_export import export_onnx
+
+        data, note = export_onnx(model, v.signature, quantize=quantize, ref=v.ref)
     out = Path(path) if path else Path(f"{v.name}-v{v.version}{'.int8' if quantize else ''}.onnx")
     if out.is_dir():
         out = out / f"{v.name}-v{v.version}{'.int8' if quantize else ''}.onnx"

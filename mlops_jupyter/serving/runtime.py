@@ -11,9 +11,10 @@ single-row prediction turning a DataFrame back into an array). The fast path is 
 model predicts the same on the signature's example both ways, with no warning; otherwise the
 DataFrame path is used, unchanged.
 
-``onnx`` converts a scikit-learn model with skl2onnx (optionally quantized with onnxruntime's
-dynamic quantization) and checks, before serving, that it answers as the original does on the
-example (:mod:`mlops_jupyter.models.onnx_export`).
+``onnx`` converts a scikit-learn model with skl2onnx, a PyTorch or Keras network with its library's
+ONNX exporter (optionally quantized with onnxruntime's dynamic quantization), and checks, before
+serving, that it answers as the original does on the example (:mod:`mlops_jupyter.models.onnx_export`,
+:mod:`mlops_jupyter.models.onnx_nets`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Predictor:
     matrix: bool  # give it a float64 matrix (True) or a DataFrame (False)
     runtime: str  # "sklearn", "xgboost", ..., or "onnx"
     note: str = ""
+    precision: str | None = None  # what the numbers are computed in ("float32", "int8"), where it is known
 
 
 class Runtime:
@@ -51,6 +53,11 @@ class NativeRuntime(Runtime):
                 ref: str = "") -> Predictor:
         if quantize:
             raise BadInput("--quantize applies to --runtime onnx")
+        if signature and signature.get("type") == "tensors":  # a network: predict over its forward
+            from ..models.flavors import predictor
+
+            return Predictor(predictor(model, library, signature), False, library or "native",
+                             precision=tensor_precision(signature))
         fast = matrix_model(model, signature)
         if fast is not None:
             return Predictor(fast, True, library or "native", "columns given as one float matrix")
@@ -63,7 +70,17 @@ class OnnxRuntime(Runtime):
     quantizes = True
 
     def prepare(self, model: Any, signature: dict | None, *, library: str | None = None, quantize: bool = False,
-                ref: str = "") -> Predictor:
+                ref: str = "", min_agreement: float | None = None) -> Predictor:
+        """*min_agreement*: the int8 form's agreement with the original a network must reach on its
+        example (:mod:`~mlops_jupyter.models.onnx_nets`; None: 0.99 for classifiers, 0.95 for
+        regressors). scikit-learn models keep their stricter check: every example class the same."""
+        if signature and signature.get("type") == "tensors":
+            from ..models import onnx_nets
+
+            form = onnx_nets.convert(model, signature, library, quantize=quantize, min_agreement=min_agreement,
+                                     ref=ref, hint="serve it with --runtime native")
+            return Predictor(form.predictor(signature), matrix=False, runtime="onnx", note=form.note,
+                             precision=form.precision)
         from ..models import onnx_export
 
         data, note = onnx_export.export_onnx(model, signature, quantize=quantize, ref=ref)
@@ -77,9 +94,16 @@ runtimes.register("onnx", OnnxRuntime())
 
 
 def prepare(model: Any, signature: dict | None, library: str | None = None, runtime: str = "native",
-            quantize: bool = False, ref: str = "") -> Predictor:
+            quantize: bool = False, ref: str = "", min_agreement: float | None = None) -> Predictor:
     """*model* ready to serve with the runtime registered as *runtime* (BadInput naming the known ones)."""
-    return runtimes.get(runtime).prepare(model, signature, library=library, quantize=quantize, ref=ref)
+    extra = {} if min_agreement is None else {"min_agreement": min_agreement}  # only runtimes that quantize take it
+    return runtimes.get(runtime).prepare(model, signature, library=library, quantize=quantize, ref=ref, **extra)
+
+
+def tensor_precision(signature: dict) -> str:
+    """The dtype a network's first input is given in (its weights' precision is not in the signature)."""
+    inputs = signature.get("inputs") or [{}]
+    return str(inputs[0].get("dtype") or "float32")
 
 
 # -- the native runtime's matrix path ---------------------------------------------------------------
