@@ -193,7 +193,7 @@ class Explanation:
                                        n_features=len(self.features), title=self.row_label(r), note=note)
         if self.values is None:
             raise BadInput(f"a {self.method.upper()} explanation has no {name} picture")
-        from .explain_nets import image_chart
+        from .explain_images import image_chart
 
         if (heat_map := image_chart(self, name, row, k)) is not None:  # images: heat maps, not bars
             return heat_map
