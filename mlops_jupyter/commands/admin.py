@@ -69,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     p.set_defaults(func=_gc)
 
-    p = subparsers.add_parser("fsck", help="verify every blob; exit code 1 if any is corrupted or missing")
+    p = subparsers.add_parser("fsck", help="verify every blob, and that PyTorch and Keras model files open as their "
+                                           "archives; exit code 1 if any is corrupted, missing or damaged")
     p.set_defaults(func=_fsck)
 
 

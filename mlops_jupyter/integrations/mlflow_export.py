@@ -42,8 +42,9 @@ def export_mlflow(to: str, runs: list[str] | None = None, experiment: str | None
     ``mlops.truncated`` tag), tags, every metric point (step, value, timestamp), its files from
     the blob store under their recorded paths, and its parent (``mlflow.parentRunId``; a run's
     parents are exported with it). Each model version becomes an MLflow model version whose
-    files (an MLflow-loadable ``MLmodel`` for scikit-learn) are logged to the exported run that
-    registered it, or to a run of its own; aliases follow.
+    files (with an ``MLmodel`` MLflow loads without pickle for scikit-learn, Keras and PyTorch:
+    :mod:`.mlflow_models`) are logged to the exported run that registered it, or to a run of its
+    own; aliases follow.
 
     Exporting again creates nothing twice: runs are found by their ``mlops.run_id`` tag and only
     what changed is sent (new metric points, a new status, new params and tags, changed files);

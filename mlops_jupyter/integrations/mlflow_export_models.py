@@ -1,8 +1,9 @@
 """Export registered model versions and their aliases to MLflow's model registry.
 
 Each version's file goes into the exported MLflow run that registered it (or into a run of its
-own), beside an ``mlops_model.json`` card and, for scikit-learn, an ``MLmodel`` around the skops
-file as it is, so ``mlflow.sklearn.load_model("models:/NAME@ALIAS")`` works. Part of
+own), beside an ``mlops_model.json`` card and, for scikit-learn, Keras and PyTorch, an ``MLmodel``
+(:mod:`.mlflow_models`), so ``mlflow.sklearn.load_model("models:/NAME@ALIAS")`` (``mlflow.keras``,
+``mlflow.pytorch``, ``mlflow.pyfunc``) works, without pickle. Part of
 :func:`.mlflow_export.export_mlflow`, which exports the runs first.
 """
 
@@ -14,13 +15,12 @@ from typing import TYPE_CHECKING
 
 from ..exceptions import MlopsError
 from .mlflow_common import T_ALIASES, T_DIGEST, T_MODEL, first_line, is_not_found, millis, pages, with_progress
+from .mlflow_models import write_mlmodel
 
 if TYPE_CHECKING:
     from .mlflow_export import RunExporter
 
-# Where model files go inside the run that holds them, and their file name per flavor.
-MODEL_DIR = "models"
-MODEL_FILES = {"sklearn": "model.skops", "xgboost": "model.ubj", "lightgbm": "model.txt", "pickle": "model.pkl"}
+MODEL_DIR = "models"  # where model files go inside the run that holds them
 
 
 class ModelVersionExporter:
@@ -94,7 +94,9 @@ class ModelVersionExporter:
                     "mlops.class": v.model_class or "", "mlops.library": f"{v.library or ''} {v.library_version or ''}",
                     "mlops.metrics": json.dumps(v.metrics, sort_keys=True, default=str),
                     "mlops.signature": json.dumps(v.signature, default=str) if v.signature else "",
-                    "mlops.datasets": json.dumps(v.datasets, default=str)}
+                    "mlops.datasets": json.dumps(v.datasets, default=str),
+                    # a Keras model with Lambda or custom layers: MLflow loads it only out of safe mode
+                    "mlops.runs_code": "true" if (v.extra or {}).get("runs_code") else ""}
             tags = {k: val for k, val in tags.items() if val}
             metrics = ", ".join(f"{k}={x:.4g}" if isinstance(x, float) else f"{k}={x}"
                                 for k, x in sorted(v.metrics.items()))
@@ -123,15 +125,17 @@ class ModelVersionExporter:
         return run.info.run_id
 
     def _model_files(self, v, folder: Path, mid: str, path: str) -> None:
-        fname = MODEL_FILES.get(v.flavor, "model.bin")
-        self.store.blobs.copy_to(v.digest, folder / fname)
+        from ..models.flavors import file_name
+
+        fname = file_name(v.flavor)
+        self.store.blobs.copy_to(v.digest, folder / fname)  # the digest is checked on the way
+        mlflow_flavor = write_mlmodel(v, folder, fname, mid, path)
         meta = dict(name=v.name, version=v.version, created=v.created, run_id=v.run_id, username=v.username,
                     flavor=v.flavor, library=v.library, library_version=v.library_version,
                     model_class=v.model_class, file=fname, digest=v.digest, size=v.size, signature=v.signature,
-                    metrics=v.metrics, datasets=v.datasets, trusted=v.trusted, extra=v.extra, message=v.message)
+                    metrics=v.metrics, datasets=v.datasets, trusted=v.trusted, extra=v.extra, message=v.message,
+                    mlflow_flavor=mlflow_flavor)
         (folder / "mlops_model.json").write_text(json.dumps(meta, indent=2, default=str))
-        if v.flavor == "sklearn":
-            _write_mlmodel(v, folder, fname, mid, path)
 
     def _sync_aliases(self, name: str, want: dict[str, str], ours: set[str]) -> None:
         """Point MLflow's aliases of *name* where ours point (*want*: alias -> MLflow version); remove
@@ -153,74 +157,3 @@ class ModelVersionExporter:
         mine = json.dumps(sorted(set(want) | (ours_before & ours)))
         if rm.tags.get(T_ALIASES) != mine:
             self.client.set_registered_model_tag(name, T_ALIASES, mine)
-
-
-_MLFLOW_TYPES = {"float64": "double", "float32": "float", "int64": "long", "int32": "integer", "bool": "boolean",
-                 "object": "string", "string": "string", "str": "string", "datetime64[ns]": "datetime"}
-
-
-def _mlflow_signature(sig: dict | None):
-    """Our signature as MLflow's, when every column type has an MLflow equivalent (else None)."""
-    if not sig or "type" not in sig:
-        return None
-    from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
-
-    if sig["type"] == "dataframe":
-        cols = []
-        for c in sig.get("columns", []):
-            t = _MLFLOW_TYPES.get(str(c.get("dtype")))
-            if t is None:
-                return None
-            cols.append(ColSpec(t, c["name"]))
-        return ModelSignature(inputs=Schema(cols)) if cols else None
-    import numpy as np
-
-    try:
-        dtype = np.dtype(sig.get("dtype"))
-    except TypeError:
-        return None
-    shape = tuple(-1 if s is None else int(s) for s in sig.get("shape") or [])
-    return ModelSignature(inputs=Schema([TensorSpec(dtype, shape)]))
-
-
-def _write_mlmodel(v, folder: Path, fname: str, mid: str, path: str) -> None:
-    """An ``MLmodel`` around the skops file as it is, so MLflow can load the version (mlflow.sklearn).
-
-    Written only when this MLflow reads skops files (3.x); the skops file is ours byte for byte,
-    loaded by MLflow with the types we recorded as trusted when it was saved."""
-    import platform
-
-    import mlflow
-    from mlflow import pyfunc
-    from mlflow.models import Model
-
-    try:
-        import mlflow.sklearn as mlflow_sklearn
-    except ImportError:  # pragma: no cover - scikit-learn missing, yet a sklearn model: leave it
-        return
-    if "skops" not in getattr(mlflow_sklearn, "SUPPORTED_SERIALIZATION_FORMATS", ()):
-        return
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        skops_version = version("skops")
-    except PackageNotFoundError:  # pragma: no cover
-        skops_version = None
-    model = Model(artifact_path=path, run_id=mid)
-    signature = _mlflow_signature(v.signature)
-    if signature is not None:
-        model.signature = signature
-    pyfunc.add_to_model(model, loader_module="mlflow.sklearn", model_path=fname, python_env="python_env.yaml")
-    model.add_flavor("sklearn", pickled_model=fname, sklearn_version=v.library_version,
-                     serialization_format="skops", code=None, skops_trusted_types=list(v.trusted or []))
-    model.save(str(folder / "MLmodel"))
-    reqs = [f"mlflow=={mlflow.__version__}"]
-    if v.library_version:
-        reqs.append(f"scikit-learn=={v.library_version}")
-    if skops_version:
-        reqs.append(f"skops=={skops_version}")
-    (folder / "requirements.txt").write_text("\n".join(reqs) + "\n")
-    (folder / "python_env.yaml").write_text(f"python: {platform.python_version()}\nbuild_dependencies:\n- pip\n"
-                                            "dependencies:\n- -r requirements.txt\n")
-

@@ -44,9 +44,6 @@ def _artifact_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:120] or "item"
 
 
-_MODEL_FILE = {"sklearn": "model.skops", "xgboost": "model.ubj", "lightgbm": "model.txt", "pickle": "model.pkl"}
-
-
 def _upload_limit(cfg) -> int:
     section = (cfg.extra or {}).get("wandb") or {}
     mb = os.environ.get("MLOPS_WANDB_UPLOAD_LIMIT_MB", section.get("upload_limit_mb", 512))
@@ -279,11 +276,16 @@ class Mirror:
     def _model_artifact(self, v, tmp: str):
         import wandb
 
+        from ..models.flavors import file_name
+
+        fname = file_name(v.flavor)
         meta = {"blake3": v.digest, "mlops_ref": v.ref, "flavor": v.flavor, "library": v.library,
                 "library_version": v.library_version, "class": v.model_class, "signature": v.signature,
-                "metrics": v.metrics, "datasets": v.datasets, "run_id": v.run_id}
+                "metrics": v.metrics, "datasets": v.datasets, "run_id": v.run_id, "file": fname}
+        if (v.extra or {}).get("runs_code"):  # a Keras model with Lambda or custom layers: not safe-mode loadable
+            meta["runs_code"] = True
         art = wandb.Artifact(_artifact_name(v.name), type="model", description=v.message or None, metadata=meta)
-        dest = Path(tmp) / _MODEL_FILE.get(v.flavor, "model.bin")
+        dest = Path(tmp) / fname
         self.store.blobs.copy_to(v.digest, dest)
         art.add_file(str(dest))
         card = Path(tmp) / "mlops-model.json"
