@@ -246,7 +246,7 @@ model_versions = Table(
     Column("created", Float, nullable=False),
     Column("run_id", String(32)),
     Column("username", String(128)),
-    Column("flavor", String(16), nullable=False),  # sklearn | xgboost | lightgbm | pickle
+    Column("flavor", String(16), nullable=False),  # sklearn | xgboost | lightgbm | keras | torch | pickle
     Column("library", String(64)),
     Column("library_version", String(64)),
     Column("model_class", Text),
