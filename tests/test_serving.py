@@ -144,7 +144,9 @@ def test_serve_resolves_loads_and_converts_each_ref_once(store, counted):
         with httpx.Client(base_url=bg.url, timeout=10, headers={"Authorization": "Bearer t0k"}) as c:
             r = c.post("/predict", json=X.iloc[:5].to_dict("records"))
             assert r.status_code == 200 and r.json()["model_version"] == "churn@v1", r.text
-            assert c.get("/health").json()["models"] == [{"version": "churn@v1", "weight": 1.0, "runtime": "onnx"}]
+            [m] = c.get("/health").json()["models"]
+            assert {k: m[k] for k in ("version", "weight", "runtime", "batching")} == {
+                "version": "churn@v1", "weight": 1.0, "runtime": "onnx", "batching": None}
     finally:
         server.stop_background(options.port)
     # one parse (by the options; the lookup takes the parsed ref), one lookup, one load, one conversion

@@ -125,7 +125,10 @@ def test_log_sample_zero_logs_nothing_and_store_errors_never_fail_predictions(st
     finally:
         _stop(port)
     assert "prediction log record(s) could not be written" in capfd.readouterr().err
-    assert _log().request_id.tolist() == [ok.json()["request_id"]]  # the log works again once the store does
+    # The log works again once the store does. Requests answered while the writer was still retrying
+    # the first failed batch may be written after the table comes back: only the first batch is lost.
+    logged = _log().request_id.tolist()
+    assert ok.json()["request_id"] in logged and len(logged) <= 20, logged
 
 
 @pytest.mark.backends

@@ -29,6 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", choices=["native", "onnx"], default="native",
                    help="native: the model's own library (default); onnx: convert with skl2onnx, run on onnxruntime")
     p.add_argument("--quantize", action="store_true", help="with --runtime onnx: dynamic int8 quantization")
+    p.add_argument("--min-agreement", metavar="SHARE",
+                   help="with --quantize: least share of predictions the quantized model must share with the "
+                        "original (0 to 1)")
+    p.add_argument("--batch", nargs="?", const="", metavar="max_size=ROWS,max_wait_ms=MS",
+                   help="merge requests that arrive together into one model call of at most max_size rows "
+                        "(default 64); none waits more than max_wait_ms (default 2) for company")
     p.add_argument("--reload-alias", type=positive_float, nargs="?", const=2.0, metavar="SECONDS",
                    help="follow the alias: when it moves, load the new version and switch without dropping "
                         "requests (checked every 2 s, or every SECONDS)")
@@ -55,7 +61,8 @@ def serve_model(ns: argparse.Namespace, ctx) -> None:
     options = ServeOptions.from_user(
         ref=ns.ref, ab=ns.ab, host=ns.host, port=ns.port, token_file=ns.token_file, tls_cert=ns.tls_cert,
         tls_key=ns.tls_key, workers=ns.workers, allow_pickle=ns.pickle, log_sample=ns.log_sample,
-        runtime=ns.runtime, quantize=ns.quantize, reload_alias=ns.reload_alias)
+        runtime=ns.runtime, quantize=ns.quantize, reload_alias=ns.reload_alias, batch=ns.batch,
+        min_agreement=ns.min_agreement)
     # Resolved, loaded and prepared (with onnx: converted and checked) once, now: a ref or a model
     # that cannot be served is one line, not a dead server.
     served = load_models(options, project_store())

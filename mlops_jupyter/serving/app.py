@@ -2,12 +2,14 @@
 
 :func:`build_app` assembles it from small pieces: the :class:`~.service.ModelService` (the models
 that answer, the traffic split, the metrics and the prediction log), the routes
-(:mod:`.routes`) and the bearer-token guard (:mod:`.auth`), all configured by one
+(:mod:`.routes`, with the plain-ASGI lane for ``POST /predict`` and ``/invocations``) and the
+bearer-token guard (:mod:`.auth`) in front of all of it, all configured by one
 :class:`~.options.ServeOptions`.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .options import INLINE_ROWS, MAX_BODY, ServeOptions
@@ -34,19 +36,44 @@ def build_app(options: ServeOptions, preload: list[Served] | None = None, store:
             tuning is allowed.
         versions: the registry versions to load instead of resolving the refs again (``--workers``).
     """
-    from fastapi import FastAPI
-
-    from .auth import guard
-    from .routes import Routes
+    from .auth import BearerGuard, guard
+    from .routes import PredictLane, Routes
     from .service import ModelService
 
     service = ModelService(options, preload=preload, store=store, dedicated=dedicated, versions=versions)
-    app = FastAPI(title="mlops-jupyter model server", lifespan=service.lifespan, docs_url="/docs", redoc_url=None)
+    app = serving_app_class()(title="mlops-jupyter model server", lifespan=service.lifespan, docs_url="/docs",
+                              redoc_url=None)
     app.state.mlops = service
-    if options.token is not None:
+    routes = Routes(service)
+    routes.add_to(app)
+    lane = PredictLane(routes)
+    if options.token is not None:  # the same guard in front of the lane and of everything else
+        lane = BearerGuard(lane, options.token, service.metrics)
         guard(app, options.token, service.metrics)
-    Routes(service).add_to(app)
+    app.lane = lane
     return app
+
+
+@functools.cache
+def serving_app_class():
+    """FastAPI, with ``POST /predict`` and ``/invocations`` sent to its ``lane`` (set by
+    :func:`build_app`) before FastAPI's own per-request work (a telemetry probe that reads the
+    environment, middleware, routing), which costs more than answering a one-row prediction."""
+    from fastapi import FastAPI
+
+    from .routes import LANE_PATHS
+
+    class ServingApp(FastAPI):
+        lane = None
+
+        async def __call__(self, scope, receive, send):
+            if (self.lane is not None and scope["type"] == "http" and scope["method"] == "POST"
+                    and scope["path"] in LANE_PATHS):
+                await self.lane(scope, receive, send)
+                return
+            await super().__call__(scope, receive, send)
+
+    return ServingApp
 
 
 def app_from_env():

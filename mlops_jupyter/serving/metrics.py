@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # requests merged into one model call
 
 
 class Metrics:
@@ -19,6 +20,10 @@ class Metrics:
         self.log_errors = 0
         self.logged = 0
         self.labels = 0
+        self.batches: dict[str, list[int]] = {}  # version -> bucket counts of requests per model call (+Inf last)
+        self.batch_sums: dict[str, int] = {}
+        self.batch_rows: dict[str, int] = {}
+        self.batch_fallbacks = 0
 
     def observe(self, route: str, version: str, status: int, seconds: float, rows: int = 0) -> None:
         k = (route, version, status)
@@ -31,6 +36,15 @@ class Metrics:
             self.sums[version] = self.sums.get(version, 0.0) + seconds
             self.counts[version] = self.counts.get(version, 0) + 1
             self.rows[version] = self.rows.get(version, 0) + rows
+
+    def observe_batch(self, version: str, requests: int, rows: int) -> None:
+        """One model call of a batching server: how many requests (and rows) it answered."""
+        h = self.batches.get(version)
+        if h is None:
+            h = self.batches[version] = [0] * (len(BATCH_BUCKETS) + 1)
+        h[bisect.bisect_left(BATCH_BUCKETS, requests)] += 1
+        self.batch_sums[version] = self.batch_sums.get(version, 0) + requests
+        self.batch_rows[version] = self.batch_rows.get(version, 0) + rows
 
     def render(self) -> str:
         out = ["# HELP mlops_requests_total Requests by route, model version and status.",
@@ -58,4 +72,24 @@ class Metrics:
                 f'mlops_prediction_log_total{{outcome="error"}} {self.log_errors}',
                 "# HELP mlops_labels_total Labels stored through /feedback.",
                 "# TYPE mlops_labels_total counter", f"mlops_labels_total {self.labels}"]
+        if self.batches or self.batch_fallbacks:
+            out += self._render_batches()
         return "\n".join(out) + "\n"
+
+    def _render_batches(self) -> list[str]:
+        out = ["# HELP mlops_batch_requests Requests answered by one model call (--batch), by model version.",
+               "# TYPE mlops_batch_requests histogram"]
+        for v, h in sorted(self.batches.items()):
+            acc = 0
+            for le, n in zip([*map(str, BATCH_BUCKETS), "+Inf"], h):
+                acc += n
+                out.append(f'mlops_batch_requests_bucket{{version="{v}",le="{le}"}} {acc}')
+            out.append(f'mlops_batch_requests_sum{{version="{v}"}} {self.batch_sums[v]}')
+            out.append(f'mlops_batch_requests_count{{version="{v}"}} {acc}')
+        out += ["# HELP mlops_batch_rows_total Rows predicted in batched model calls, by model version.",
+                "# TYPE mlops_batch_rows_total counter"]
+        out += [f'mlops_batch_rows_total{{version="{v}"}} {n}' for v, n in sorted(self.batch_rows.items())]
+        out += ["# HELP mlops_batch_fallbacks_total Merged model calls that raised and were retried one request "
+                "at a time.", "# TYPE mlops_batch_fallbacks_total counter",
+                f"mlops_batch_fallbacks_total {self.batch_fallbacks}"]
+        return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..exceptions import BadInput
@@ -20,6 +20,7 @@ from ..exceptions import BadInput
 MAX_BODY = 10 << 20
 INLINE_ROWS = 64  # batches up to this size are predicted on the event loop; larger ones in a thread
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_WAIT_MS = 1000.0  # a batch that waits longer than a second for company is a mistake, not a setting
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,58 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
+class BatchOptions:
+    """Adaptive batching (``--batch max_size=64,max_wait_ms=2``): requests that arrive together are
+    merged into one model call of at most *max_size* rows; none waits more than *max_wait_ms*."""
+
+    max_size: int = 64
+    max_wait_ms: float = 2.0
+
+    def __post_init__(self) -> None:
+        _whole(self.max_size, "--batch max_size", 1)
+        w = self.max_wait_ms
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= MAX_WAIT_MS:
+            raise BadInput(f"--batch max_wait_ms takes milliseconds between 0 and {MAX_WAIT_MS:g}; got {w!r}")
+        object.__setattr__(self, "max_wait_ms", float(w))
+
+    @classmethod
+    def parse(cls, text: str) -> "BatchOptions":
+        """``max_size=64,max_wait_ms=2`` (either may be left out; empty text: the defaults)."""
+        given: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            key = key.strip()
+            if not sep or key not in ("max_size", "max_wait_ms"):
+                raise BadInput(f"--batch takes max_size=ROWS,max_wait_ms=MS (e.g. max_size=64,max_wait_ms=2); "
+                               f"got {part!r}")
+            try:
+                given[key] = int(value) if key == "max_size" else float(value)
+            except ValueError:
+                what = "a whole number of rows" if key == "max_size" else "milliseconds"
+                raise BadInput(f"--batch {key} takes {what}; got {value.strip()!r}") from None
+        return cls(**given)
+
+    @classmethod
+    def of(cls, value: Any) -> "BatchOptions | None":
+        """*value* as BatchOptions: None (or False), True (the defaults), BatchOptions, the ``--batch``
+        text, ``(max_size, max_wait_ms)`` or a dict of them (how the options come back from JSON)."""
+        if value is None or value is False or isinstance(value, cls):
+            return value or None
+        if value is True:
+            return cls()
+        if isinstance(value, str):
+            return cls.parse(value)
+        if isinstance(value, dict):
+            unknown = set(value) - {"max_size", "max_wait_ms"}
+            if unknown:
+                raise BadInput(f"batching takes max_size and max_wait_ms; got {', '.join(sorted(unknown))}")
+            return cls(**value)
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            return cls(*value)
+        raise BadInput(f"batching takes max_size=ROWS,max_wait_ms=MS or (max_size, max_wait_ms); got {value!r}")
+
+
+@dataclass(frozen=True)
 class ServeOptions:
     """The server's options. *refs*: ``[(ref, weight), ...]`` or :class:`ModelRef` objects."""
 
@@ -67,10 +120,13 @@ class ServeOptions:
     runtime: str = "native"
     quantize: bool = False
     reload_alias: float | None = None  # seconds between checks of moving refs (aliases, latest)
+    batch: BatchOptions | None = None  # adaptive batching; off by default
+    min_agreement: float | None = None  # --quantize: least share of answers agreeing with the original model
 
     def __post_init__(self) -> None:
         refs = [self.refs] if isinstance(self.refs, (str, ModelRef)) else self.refs
         object.__setattr__(self, "refs", tuple(_model_ref(r) for r in refs))
+        object.__setattr__(self, "batch", BatchOptions.of(self.batch))
         self._check()
 
     # -- building ------------------------------------------------------------------------------
@@ -82,6 +138,12 @@ class ServeOptions:
         refs = parse_ab(ab) if ab else [(ref, 1.0)]
         if "token" not in options:
             options["token"] = read_token(token_file)
+        if isinstance(options.get("min_agreement"), str):  # as typed after --min-agreement
+            try:
+                options["min_agreement"] = float(options["min_agreement"])
+            except ValueError:
+                raise BadInput(f"--min-agreement takes a share between 0 and 1; got {options['min_agreement']!r}") \
+                    from None
         return cls(refs=refs, port=port or 8080, workers=workers or 1, **options)
 
     # -- checking ------------------------------------------------------------------------------
@@ -106,6 +168,12 @@ class ServeOptions:
         _whole(self.inline_rows, "the inline batch limit", 0)
         if not isinstance(self.log_sample, (int, float)) or not 0 <= self.log_sample <= 1:
             raise BadInput(f"--log-sample takes a share between 0 and 1; got {self.log_sample!r}")
+        if self.min_agreement is not None:
+            m = self.min_agreement
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m <= 1:
+                raise BadInput(f"--min-agreement takes a share between 0 and 1; got {m!r}")
+            if not self.quantize:
+                raise BadInput("--min-agreement applies only with --quantize")
         if self.reload_alias is not None:
             if not isinstance(self.reload_alias, (int, float)) or not self.reload_alias > 0:
                 raise BadInput(f"--reload-alias takes seconds above 0; got {self.reload_alias!r}")
@@ -127,6 +195,7 @@ class ServeOptions:
         """Everything but the token (passed to workers in MLOPS_SERVE_TOKEN, never in this blob)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
         d["refs"] = [[r.text, r.weight] for r in self.refs]
+        d["batch"] = asdict(self.batch) if self.batch is not None else None
         return json.dumps(d)
 
     @classmethod

@@ -166,6 +166,33 @@ class PredictionLog:
             self._drain()
 
 
+class RequestIds:
+    """Request ids for one server's event loop: 32 hex digits (what :func:`check_request_id` takes),
+    the time in milliseconds (12) then 80 random bits (20).
+
+    Time first, as in UUIDv7, because the request id is the prediction log's primary key: random
+    ids made every logged batch touch index pages all over the table (several times the cost of
+    writing the rows, and growing with the table), ordered ones add at the index's end. The
+    random part is read from the system in bulk: one ``getrandom`` call per 256 ids, not one per
+    request. Not shared between threads (each server makes its own).
+    """
+
+    CHUNK = 256
+
+    def __init__(self):
+        self._random = ""
+        self._at = 0
+
+    def new(self) -> str:
+        if self._at >= len(self._random):
+            import os
+
+            self._random, self._at = os.urandom(10 * self.CHUNK).hex(), 0
+        at = self._at
+        self._at = at + 20
+        return f"{time.time_ns() // 1_000_000:012x}{self._random[at:at + 20]}"
+
+
 def _dumps(obj) -> str:
     import orjson
 

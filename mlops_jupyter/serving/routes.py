@@ -3,17 +3,25 @@
 Handlers take the raw request and parse JSON with orjson (no per-field model validation on the
 hot path); the request schema is still declared in the OpenAPI document, so clients and fuzzers
 see it. Bad input is a 4xx JSON body ``{"error": ...}`` naming the problem, never a 5xx.
+
+``POST /predict`` and ``/invocations`` are answered by :class:`PredictLane`, plain ASGI ahead of
+FastAPI: the framework's per-request layers (its telemetry probe, middleware, routing, dependency
+solving, request and response objects) cost more than reading, checking, predicting and logging
+a one-row request. FastAPI keeps the same two routes, for the OpenAPI document (they answer too,
+with the same :meth:`Routes.respond`, if the app is run without its lane).
 """
 
 import time
-import uuid
+from urllib.parse import parse_qs
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from .inputs import InputError, parse, to_frame, to_matrix
+from .batching import rows_of
+from .inputs import InputError, parse
+from .predlog import RequestIds
 from .service import ModelService
 
 REQUEST_SCHEMA = {
@@ -52,6 +60,7 @@ FEEDBACK_DOC = {"requestBody": {"required": True, "content": {"application/json"
                               "503": {"description": "the store could not take the labels; send again"}}}
 
 TRUE = ("1", "true", "yes")
+ERROR_LOADING = b'{"error":"the model is still loading"}'
 
 
 def json_response(obj, status: int = 200) -> Response:
@@ -71,22 +80,75 @@ def first_line(e: Exception, limit: int) -> str:
 
 async def read_json(request: Request, max_body: int):
     """The request's JSON body: 415 unless sent as JSON, 413 over *max_body* bytes, 400 if malformed."""
-    ctype = request.headers.get("content-type", "")
-    if not ctype.split(";")[0].strip().lower() == "application/json":
-        raise InputError(f"send JSON with Content-Type: application/json (got {ctype or 'none'})", 415)
-    length = request.headers.get("content-length")
+    return await read_body(request.scope, request.receive, max_body)
+
+
+async def read_body(scope, receive, max_body: int):
+    """The JSON body of the ASGI request *scope*: 415 unless sent as JSON, 413 over *max_body* bytes,
+    400 if malformed."""
+    ctype = length = None
+    for k, v in scope["headers"]:
+        if k == b"content-type":
+            ctype = v
+        elif k == b"content-length":
+            length = v
+    if ctype is None or ctype.split(b";")[0].strip().lower() != b"application/json":
+        got = ctype.decode("latin-1") if ctype else "none"
+        raise InputError(f"send JSON with Content-Type: application/json (got {got})", 415)
     if length is not None and length.isdigit() and int(length) > max_body:
         raise InputError(f"body of {int(length):,} bytes is over the {max_body:,}-byte limit", 413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body:
-            raise InputError(f"body is over the {max_body:,}-byte limit", 413)
-        chunks.append(chunk)
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InputError("the client went away", 400)
+        chunk = message.get("body", b"")
+        if chunk:
+            body = body + chunk if body else chunk
+            if len(body) > max_body:
+                raise InputError(f"body is over the {max_body:,}-byte limit", 413)
+        if not message.get("more_body", False):
+            break
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise InputError(f"malformed JSON: {e}", 400) from None
+
+
+def asks_proba(scope) -> bool:
+    """``?proba=true`` (or 1, yes) on the request *scope*."""
+    qs = scope.get("query_string")
+    if not qs:
+        return False
+    return any(v.lower() in TRUE for v in parse_qs(qs.decode("latin-1")).get("proba", ()))
+
+
+def request_key(scope) -> str | None:
+    for k, v in scope["headers"]:
+        if k == b"x-request-key":
+            return v.decode("latin-1") or None
+    return None
+
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+LANE_PATHS = frozenset({"/predict", "/invocations"})
+
+
+class PredictLane:
+    """ASGI: ``POST /predict`` or ``/invocations`` answered by :meth:`Routes.respond`, without the
+    framework's per-request layers. The app sends it those requests only (:mod:`.app`), through the
+    bearer-token guard when there is a token."""
+
+    def __init__(self, routes: "Routes"):
+        self.routes = routes
+
+    async def __call__(self, scope, receive, send):
+        status, body, headers = await self.routes.respond(scope, receive, scope["path"])
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": body})
 
 
 class Routes:
@@ -96,8 +158,11 @@ class Routes:
         self.service = service
         self.max_body = service.options.max_body
         self.inline_rows = service.options.inline_rows
+        self.request_ids = RequestIds()
 
     def add_to(self, app) -> None:
+        """The routes on *app* (FastAPI). ``/predict`` and ``/invocations`` are declared here for the
+        OpenAPI document; the server answers them through :class:`PredictLane`, the same code."""
         app.post("/predict", openapi_extra=PREDICT_DOC)(self.predict_route)
         app.post("/invocations", openapi_extra=PREDICT_DOC)(self.invocations)
         app.post("/feedback", openapi_extra=FEEDBACK_DOC)(self.feedback)
@@ -112,36 +177,52 @@ class Routes:
         return await self.answer(request, "/invocations")
 
     async def answer(self, request: Request, route: str) -> Response:
-        """Parse, pick the answering model, predict (in a thread for big batches), log, answer."""
+        """:meth:`respond` as a Starlette response."""
+        status, body, headers = await self.respond(request.scope, request.receive, route)
+        response = Response(body, status_code=status, media_type="application/json")
+        for k, v in headers:
+            response.headers[k.decode()] = v.decode()
+        return response
+
+    async def respond(self, scope, receive, route: str) -> tuple[int, bytes, list]:
+        """Read, parse, pick the answering model, check and convert, predict (batched with --batch;
+        in a thread for big requests), log, answer: (status, JSON body, extra headers)."""
         t0 = time.perf_counter()
         service = self.service
         if not service.ready:
-            return error("the model is still loading", 503)
+            return 503, ERROR_LOADING, []
+        batch_size = None
         try:
-            parsed = parse(await read_json(request, self.max_body))
-            key = request.headers.get("x-request-key") or parsed.key
-            proba = parsed.proba or request.query_params.get("proba", "").lower() in TRUE
+            parsed = parse(await read_body(scope, receive, self.max_body))
+            key = request_key(scope) or parsed.key
+            proba = parsed.proba or asks_proba(scope)
             s = service.pick(key)
-            X = to_matrix(parsed, s.signature) if s.predictor.matrix else to_frame(parsed, s.signature)
-            n = len(X)
-            if n > self.inline_rows:
+            X = service.convert(s, parsed)
+            n = rows_of(X)
+            batcher = service.batcher(s)
+            if batcher is not None:
+                if proba:
+                    service.check_proba(s)  # before joining: the batch need not hear of it
+                result, batch_size = await batcher.predict(X, proba)
+            elif n > self.inline_rows:
                 result = await run_in_threadpool(service.predict, s, X, proba)
             else:
                 result = service.predict(s, X, proba)
         except InputError as e:
             service.metrics.observe(route, "", e.status, 0)
-            return error(str(e), e.status)
+            return e.status, orjson.dumps({"error": str(e)}), []
         except Exception as e:  # the model refused the input (a dtype it cannot take, ...)
             service.metrics.observe(route, "", 422, 0)
-            return error(f"the model could not predict: {first_line(e, 300)}", 422)
-        rid = uuid.uuid4().hex
+            return 422, orjson.dumps({"error": f"the model could not predict: {first_line(e, 300)}"}), []
+        rid = self.request_ids.new()
         took = time.perf_counter() - t0
         if service.log is not None:
             service.log.record(rid, s.name, s.version, route, parsed.columns, parsed.rows, result, took)
         result["model_version"] = s.ref
         result["request_id"] = rid
         service.metrics.observe(route, s.ref, 200, took, n)
-        return json_response(result)
+        body = orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
+        return 200, body, [] if batch_size is None else [(b"x-batch-size", str(batch_size).encode())]
 
     async def feedback(self, request: Request):
         # Labels for earlier predictions, by request id (unknown ids are kept, and named).
@@ -187,8 +268,12 @@ class Routes:
         service = self.service
         if not service.ready:
             return error("loading", 503)
+        batch = service.options.batch
+        batching = None if batch is None else {"max_size": batch.max_size, "max_wait_ms": batch.max_wait_ms}
         return json_response({"status": "ready", "models": [{"version": s.ref, "weight": s.weight,
-                                                             "runtime": s.predictor.runtime}
+                                                             "runtime": s.predictor.runtime,
+                                                             "precision": getattr(s.predictor, "precision", None),
+                                                             "batching": batching}
                                                             for s in service.served]})
 
     async def metrics(self, request: Request):

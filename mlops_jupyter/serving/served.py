@@ -44,8 +44,10 @@ def load_served(registry: Registry, ref: ModelRef, options: ServeOptions,
 
     v = version if version is not None else registry.get(ref.lookup)
     model = registry.load_version(v, allow_pickle=options.allow_pickle)
+    # min_agreement only when asked for: runtimes registered by others need not know the keyword.
+    agreement = {} if options.min_agreement is None else {"min_agreement": options.min_agreement}
     predictor = runtimes.get(options.runtime).prepare(model, v.signature, library=v.library,
-                                                      quantize=options.quantize, ref=v.ref)
+                                                      quantize=options.quantize, ref=v.ref, **agreement)
     classes = getattr(model, "classes_", None)
     return Served(v.ref, v.name, v.version, ref.text, predictor, v.signature, ref.weight,
                   [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None,

@@ -51,7 +51,10 @@ def as_options(options: ServeOptions | Sequence, args: tuple = (), kw: dict | No
 
 
 def config(options: ServeOptions, preload: list[Served] | None = None, dedicated: bool = False):
-    """The uvicorn configuration of one server process."""
+    """The uvicorn configuration of one server process.
+
+    No proxy-header rewriting: nothing here reads the client's address or scheme, and the
+    middleware costs every request a pass over its headers."""
     import uvicorn
 
     from .app import build_app
@@ -59,7 +62,7 @@ def config(options: ServeOptions, preload: list[Served] | None = None, dedicated
     app = build_app(options, preload=preload, dedicated=dedicated)
     return uvicorn.Config(app, host=options.host, port=options.port, log_level="warning", access_log=False,
                           ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key, lifespan="on",
-                          timeout_graceful_shutdown=30)
+                          timeout_graceful_shutdown=30, proxy_headers=False)
 
 
 def run_foreground(options: ServeOptions | Sequence, *args: Any, preload: list[Served] | None = None,
@@ -90,7 +93,7 @@ def run_foreground(options: ServeOptions | Sequence, *args: Any, preload: list[S
         os.environ[VERSIONS_ENV] = versions_to_json(preload)
     uvicorn.run("mlops_jupyter.serving.app:app_from_env", factory=True, workers=options.workers, host=options.host,
                 port=options.port, log_level="warning", access_log=False, ssl_certfile=options.tls_cert,
-                ssl_keyfile=options.tls_key, lifespan="on", timeout_graceful_shutdown=30)
+                ssl_keyfile=options.tls_key, lifespan="on", timeout_graceful_shutdown=30, proxy_headers=False)
 
 
 def start_background(options: ServeOptions | Sequence, *args: Any, preload: list[Served] | None = None,

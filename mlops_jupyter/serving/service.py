@@ -11,7 +11,7 @@ import sys
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .inputs import InputError
+from .inputs import InputError, Parsed, to_frame, to_matrix
 from .metrics import Metrics
 from .options import ModelRef, ServeOptions
 from .served import Served, load_models, load_served
@@ -33,6 +33,7 @@ class ModelService:
         self._versions = versions  # resolved by the parent process (--workers)
         self._dedicated = dedicated
         self._follower: asyncio.Task | None = None
+        self._batchers: dict[int, Any] = {}  # id(Served) -> batching.Batcher (with --batch)
 
     # -- the models ------------------------------------------------------------------------------
     def set_served(self, served: list[Served]) -> None:
@@ -41,8 +42,23 @@ class ModelService:
         for s in served:
             acc += s.weight / total
             cum.append(acc)
+        batchers = self._batchers
+        if self.options.batch is not None:
+            from .batching import Batcher
+
+            # A batch per Served: a version swapped in gets its own; the one swapped out finishes
+            # the batch it holds (its requests keep a reference to it).
+            old, batchers = batchers, {}
+            for s in served:
+                b = old.get(id(s))
+                batchers[id(s)] = b if b is not None and b.served is s else Batcher(
+                    s, self.options.batch, self.metrics, self.options.inline_rows)
         # One assignment each: a request already past pick() keeps the Served it got.
-        self.served, self.cumulative, self.ready = served, cum, True
+        self.served, self.cumulative, self._batchers, self.ready = served, cum, batchers, True
+
+    def batcher(self, s: Served):
+        """The :class:`~.batching.Batcher` of *s*, or None when batching is off."""
+        return self._batchers.get(id(s))
 
     def pick(self, key: str | None) -> Served:
         """The model that answers: by weight, at random or (with a key) always the same for one key."""
@@ -62,22 +78,45 @@ class ModelService:
                 return s
         return served[-1]
 
+    # -- answering ---------------------------------------------------------------------------------
     @staticmethod
-    def predict(s: Served, X, proba: bool) -> dict:
-        """The answer of *s* on *X*: predictions, and with *proba* probabilities and classes."""
+    def convert(s: Served, parsed: Parsed) -> Any:
+        """The request's rows as *s*'s model takes them, checked against its signature (InputError
+        naming the first problem): a float matrix or a DataFrame. Every kind of input is made here,
+        and what this returns is what batching stacks (:func:`~.batching.merge_inputs`)."""
+        return to_matrix(parsed, s.signature) if s.predictor.matrix else to_frame(parsed, s.signature)
+
+    @staticmethod
+    def check_proba(s: Served) -> None:
+        if not s.classifier:
+            raise InputError(f"{s.ref} is not a classifier: no probabilities", 422)
+
+    @staticmethod
+    def infer(s: Served, X, proba: bool) -> tuple:
+        """The model's outputs on *X*: (predictions, probabilities or None), as arrays."""
         import numpy as np
 
         model = s.predictor.model
         y = np.asarray(model.predict(X))
+        return y, (np.asarray(model.predict_proba(X)) if proba else None)
+
+    @staticmethod
+    def reply(s: Served, y, p) -> dict:
+        """The answer's body: predictions, and with probabilities *p* the classes they are of."""
         out: dict = {"predictions": y.tolist()}
-        if proba:
-            if not s.classifier:
-                raise InputError(f"{s.ref} is not a classifier: no probabilities", 422)
-            p = np.asarray(model.predict_proba(X))
+        if p is not None:
             out["probabilities"] = p.tolist()
             if s.classes is not None:
                 out["classes"] = s.classes
         return out
+
+    @staticmethod
+    def predict(s: Served, X, proba: bool) -> dict:
+        """The answer of *s* on *X*: predictions, and with *proba* probabilities and classes."""
+        if proba:
+            ModelService.check_proba(s)
+        y, p = ModelService.infer(s, X, proba)
+        return ModelService.reply(s, y, p)
 
     # -- start and stop --------------------------------------------------------------------------
     @asynccontextmanager
