@@ -18,6 +18,8 @@ signature asks for. A body that is no table is refused only when a model that ta
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -205,10 +207,18 @@ def to_matrix(p: Parsed, signature: dict):
     if not np.isfinite(arr).all():
         to_frame(p, signature)
         raise InputError("NaN or infinity is not allowed", 422)  # pragma: no cover
-    ints = [j for j, c in enumerate(cols) if np.dtype(c["dtype"]).kind in "iu"]
+    ints = int_columns(tuple(c["dtype"] for c in cols))
     if ints and (np.mod(arr[:, ints], 1) != 0).any():
         to_frame(p, signature)
     return arr
+
+
+@functools.lru_cache(maxsize=64)
+def int_columns(dtypes: tuple[str, ...]) -> list[int]:
+    """Positions of the integer columns (asked on every request: numpy's dtype parsing, once per signature)."""
+    import numpy as np
+
+    return [j for j, d in enumerate(dtypes) if np.dtype(d).kind in "iu"]
 
 
 def _column(name: str, values: list, dtype: str, np):
