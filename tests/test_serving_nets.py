@@ -122,6 +122,7 @@ def test_every_tensor_form_predicts_as_the_model_does(store):
         r = httpx.post(bg.url + "/invocations?proba=true", json={"inputs": rows}, timeout=30)
         p = np.asarray(r.json()["probabilities"])
         assert p.shape == (7, 3) and np.allclose(p.sum(axis=1), 1) and p.argmax(1).tolist() == want
+        assert r.json()["classes"] == [0, 1, 2]
     finally:
         stop(bg)
 

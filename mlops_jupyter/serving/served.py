@@ -49,6 +49,8 @@ def load_served(registry: Registry, ref: ModelRef, options: ServeOptions,
     predictor = runtimes.get(options.runtime).prepare(model, v.signature, library=v.library,
                                                       quantize=options.quantize, ref=v.ref, **agreement)
     classes = getattr(model, "classes_", None)
+    if classes is None:  # a network: its predict face knows the classes its signature records
+        classes = getattr(predictor.model, "classes_", None)
     return Served(v.ref, v.name, v.version, ref.text, predictor, v.signature, ref.weight,
                   [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None,
                   moving=ref.moving, record=v)
