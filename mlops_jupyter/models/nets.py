@@ -71,7 +71,7 @@ def example_of(example: Any, input_names: list[str] | None = None) -> Example:
         arrays = {str(k): as_numpy(v, f"example[{k!r}]") for k, v in example.items()}
         names = set(input_names or [])
         call = "kwargs" if names and set(arrays) <= names else "dict"
-    elif isinstance(example, (tuple, list)) and example and not _is_number_list(example):
+    elif isinstance(example, (tuple, list)) and example and all(hasattr(v, "shape") for v in example):
         names = list(input_names or [])
         arrays = {(names[i] if i < len(names) else f"input_{i}"): as_numpy(v, f"example[{i}]")
                   for i, v in enumerate(example)}
@@ -86,10 +86,6 @@ def example_of(example: Any, input_names: list[str] | None = None) -> Example:
     if sizes.pop() < 1:
         raise BadInput("the example has no rows")
     return Example({k: v[:EXAMPLE_ROWS_KEPT] for k, v in arrays.items()}, call)
-
-
-def _is_number_list(x: Any) -> bool:
-    return all(isinstance(v, (int, float)) for v in x[:5])
 
 
 def read_outputs(out: Any) -> Any:
