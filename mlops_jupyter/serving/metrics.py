@@ -14,7 +14,6 @@ class Metrics:
         self.rows: dict[str, int] = {}
         self.hist: dict[str, list[int]] = {}  # version -> bucket counts (+Inf last)
         self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
         self.unauthorized = 0
         self.log_dropped = 0
         self.log_errors = 0
@@ -34,7 +33,6 @@ class Metrics:
                 h = self.hist[version] = [0] * (len(BUCKETS) + 1)
             h[bisect.bisect_left(BUCKETS, seconds)] += 1
             self.sums[version] = self.sums.get(version, 0.0) + seconds
-            self.counts[version] = self.counts.get(version, 0) + 1
             self.rows[version] = self.rows.get(version, 0) + rows
 
     def observe_batch(self, version: str, requests: int, rows: int) -> None:
@@ -57,12 +55,7 @@ class Metrics:
         out += ["# HELP mlops_request_seconds Latency of successful predictions by model version.",
                 "# TYPE mlops_request_seconds histogram"]
         for v, h in sorted(self.hist.items()):
-            acc = 0
-            for le, n in zip([*map(str, BUCKETS), "+Inf"], h):
-                acc += n
-                out.append(f'mlops_request_seconds_bucket{{version="{v}",le="{le}"}} {acc}')
-            out.append(f'mlops_request_seconds_sum{{version="{v}"}} {self.sums[v]:.6f}')
-            out.append(f'mlops_request_seconds_count{{version="{v}"}} {self.counts[v]}')
+            out += histogram("mlops_request_seconds", v, BUCKETS, h, f"{self.sums[v]:.6f}")
         out += ["# HELP mlops_unauthorized_total Requests refused for a missing or wrong token.",
                 "# TYPE mlops_unauthorized_total counter", f"mlops_unauthorized_total {self.unauthorized}",
                 "# HELP mlops_prediction_log_total Prediction log records written, dropped, failed.",
@@ -80,12 +73,7 @@ class Metrics:
         out = ["# HELP mlops_batch_requests Requests answered by one model call (--batch), by model version.",
                "# TYPE mlops_batch_requests histogram"]
         for v, h in sorted(self.batches.items()):
-            acc = 0
-            for le, n in zip([*map(str, BATCH_BUCKETS), "+Inf"], h):
-                acc += n
-                out.append(f'mlops_batch_requests_bucket{{version="{v}",le="{le}"}} {acc}')
-            out.append(f'mlops_batch_requests_sum{{version="{v}"}} {self.batch_sums[v]}')
-            out.append(f'mlops_batch_requests_count{{version="{v}"}} {acc}')
+            out += histogram("mlops_batch_requests", v, BATCH_BUCKETS, h, str(self.batch_sums[v]))
         out += ["# HELP mlops_batch_rows_total Rows predicted in batched model calls, by model version.",
                 "# TYPE mlops_batch_rows_total counter"]
         out += [f'mlops_batch_rows_total{{version="{v}"}} {n}' for v, n in sorted(self.batch_rows.items())]
@@ -93,3 +81,14 @@ class Metrics:
                 "at a time.", "# TYPE mlops_batch_fallbacks_total counter",
                 f"mlops_batch_fallbacks_total {self.batch_fallbacks}"]
         return out
+
+
+def histogram(name: str, version: str, buckets, counts: list[int], total: str) -> list[str]:
+    """The Prometheus lines of one version's histogram: cumulative buckets, sum and count."""
+    out, acc = [], 0
+    for le, n in zip([*map(str, buckets), "+Inf"], counts):
+        acc += n
+        out.append(f'{name}_bucket{{version="{version}",le="{le}"}} {acc}')
+    out.append(f'{name}_sum{{version="{version}"}} {total}')
+    out.append(f'{name}_count{{version="{version}"}} {acc}')
+    return out
