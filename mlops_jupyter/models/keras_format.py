@@ -22,6 +22,7 @@ from typing import Any
 
 from ..exceptions import BadInput
 from . import nets
+from .nets import first_line
 from .flavors import Library, ModelFormat, Saved, qualname, version_of
 
 
@@ -190,10 +191,6 @@ def backend_name() -> str:
     except Exception:
         return ""
 
-
-def first_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
 
 
 FORMAT = KerasFormat()  # what models.flavors.model_formats registers as "keras"

@@ -225,3 +225,10 @@ def probabilities(y: Any, sig: dict):
         return y
     z = np.exp(y - y.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
+
+
+def first_line(e: Exception) -> str:
+    """``TypeName: the first non-empty line of its message`` (at most 300 characters): torch's and
+    Keras' errors run to many lines, and a refusal is one."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..exceptions import BadInput
 from . import nets
+from .nets import first_line
 from .flavors import Library, ModelFormat, Saved, qualname, version_of
 
 FILES = ("program.json", "weights.safetensors", "constants.safetensors", "example.safetensors")
@@ -253,10 +254,6 @@ def forward_function(module: Any, signature: dict | None):
 
     return forward
 
-
-def first_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
 
 
 FORMAT = TorchFormat()  # what models.flavors.model_formats registers as "torch"
