@@ -239,7 +239,7 @@ def test_a_new_model_format_is_one_class_and_one_register_line(store):
         assert mj.models.load("cuts@v1").cuts == [0.1, 0.2]
     finally:
         model_formats.unregister("thresholds")
-    with pytest.raises(BadInput, match="unknown model format 'thresholds'; known: sklearn, xgboost, lightgbm, pickle"):
+    with pytest.raises(BadInput, match="unknown model format 'thresholds'; known: sklearn, xgboost, lightgbm, keras, torch, pickle"):
         mj.models.load("cuts@v1")
 
 
@@ -252,13 +252,13 @@ def test_formats_are_chosen_by_the_objects_library_before_a_base_class():
     class Custom(BaseEstimator):
         pass
 
-    assert model_formats.names() == ["sklearn", "xgboost", "lightgbm", "pickle"]
+    assert model_formats.names() == ["sklearn", "xgboost", "lightgbm", "keras", "torch", "pickle"]
     assert flavor_of(LogisticRegression()) == "sklearn" and flavor_of(Custom()) == "sklearn"
     assert flavor_of(Thresholds([1])) is None and flavor_of({"a": 1}) is None
     xgb = pytest.importorskip("xgboost")
     assert flavor_of(xgb.XGBClassifier()) == "xgboost"  # a scikit-learn estimator too
-    assert [file_name(f) for f in ("sklearn", "xgboost", "lightgbm", "pickle", "nope")] == [
-        "model.skops", "model.ubj", "model.txt", "model.pkl", "model.bin"]
+    assert [file_name(f) for f in ("sklearn", "xgboost", "lightgbm", "keras", "torch", "pickle", "nope")] == [
+        "model.skops", "model.ubj", "model.txt", "model.keras", "model.pt2.zip", "model.pkl", "model.bin"]
 
 
 def test_a_format_that_runs_code_is_refused_before_it_loads(monkeypatch):

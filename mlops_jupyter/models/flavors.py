@@ -312,7 +312,20 @@ def save(model: Any, allow_pickle: bool = False, example: Any = None) -> Saved:
         flavor = "pickle"
     else:
         check_fitted(model)
-    return model_formats.get(flavor).save(model, Library.of(model), allow_pickle, example=example)
+    fmt = model_formats.get(flavor)
+    if takes_example(fmt):
+        return fmt.save(model, Library.of(model), allow_pickle, example=example)
+    return fmt.save(model, Library.of(model), allow_pickle)  # a format written before examples were passed
+
+
+def takes_example(fmt: ModelFormat) -> bool:
+    """Whether *fmt*'s ``save`` takes the registration example (formats registered by others may not)."""
+    import inspect
+
+    try:
+        return "example" in inspect.signature(fmt.save).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def predictor(model: Any, flavor: str | None, signature: dict | None) -> Any:
