@@ -34,6 +34,7 @@ from typing import Any
 
 from ..exceptions import BadInput
 from . import nets
+from .nets import first_line
 
 FLOAT_RTOL = 1e-4
 FLOAT_ATOL = 1e-5
@@ -364,8 +365,3 @@ def quiet():
 
 def kib(data: bytes) -> str:
     return f"{len(data) / 1024:,.1f} KiB"
-
-
-def first_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"

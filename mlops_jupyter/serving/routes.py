@@ -97,20 +97,21 @@ async def read_body(scope, receive, max_body: int):
         raise InputError(f"send JSON with Content-Type: application/json (got {got})", 415)
     if length is not None and length.isdigit() and int(length) > max_body:
         raise InputError(f"body of {int(length):,} bytes is over the {max_body:,}-byte limit", 413)
-    body = b""
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise InputError("the client went away", 400)
         chunk = message.get("body", b"")
         if chunk:
-            body = body + chunk if body else chunk
-            if len(body) > max_body:
+            size += len(chunk)
+            if size > max_body:
                 raise InputError(f"body is over the {max_body:,}-byte limit", 413)
+            chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    try:
-        return orjson.loads(body)
+    try:  # one chunk (a small request) is used as it is; many are joined once, not re-copied per chunk
+        return orjson.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
     except orjson.JSONDecodeError as e:
         raise InputError(f"malformed JSON: {e}", 400) from None
 
@@ -272,7 +273,7 @@ class Routes:
         batching = None if batch is None else {"max_size": batch.max_size, "max_wait_ms": batch.max_wait_ms}
         return json_response({"status": "ready", "models": [{"version": s.ref, "weight": s.weight,
                                                              "runtime": s.predictor.runtime,
-                                                             "precision": getattr(s.predictor, "precision", None),
+                                                             "precision": s.predictor.precision,
                                                              "batching": batching}
                                                             for s in service.served]})
 
