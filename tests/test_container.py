@@ -101,8 +101,8 @@ def test_job_image_builds_offline_retrains_and_serves(project, backend, podman, 
                 pass
             time.sleep(0.5)
         else:
-            logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True, env=podman).stdout
-            raise AssertionError(f"the container did not become ready: {logs[-2000:]}")
+            logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True, env=podman)
+            raise AssertionError(f"the container did not become ready: {(logs.stdout + logs.stderr)[-3000:]}")
         row = [{"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}]
         assert httpx.post(url + "/predict", json=row).status_code == 401  # listening beyond 127.0.0.1: a token
         r = httpx.post(url + "/predict", json=row, headers={"Authorization": "Bearer s3cret"}, timeout=10)

@@ -223,3 +223,39 @@ def test_promote_magic_uses_the_current_notebook(ip, project, monkeypatch, capsy
 
     with pytest.raises(UsageError, match="registers no model"):
         ip.run_line_magic("mlops", "retrain plain")
+
+
+def test_job_serve_serves_the_jobs_alias_in_a_real_process(project):
+    """``mlops job serve`` (the container's default command) takes every ``serve`` default: it used to
+    build its options by hand and broke when ``serve`` gained an option."""
+    import time
+
+    import httpx
+
+    from .conftest import PY, python_env
+    from .system import stop_group
+    from .test_serving import free_port
+
+    write_notebook(project / "train.ipynb")
+    champion(0.6)
+    assert main(["promote", "train.ipynb", "--name", "churn-job", "--model", "churn", "--metric", "auc"]) == 0
+    port = free_port()
+    proc = subprocess.Popen([PY, "-m", "mlops_jupyter.cli", "job", "serve", "churn-job", "--port", str(port)],
+                            cwd=project, env=python_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(f"job serve did not become ready: {proc.stdout.read()[-2000:]}")
+        assert health.json()["models"][0]["version"] == "churn@v1"
+        r = httpx.post(f"http://127.0.0.1:{port}/predict", json=[{"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}], timeout=10)
+        assert r.status_code == 200 and r.json()["predictions"] in ([0], [1]), r.text
+    finally:
+        stop_group(proc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..exceptions import BadInput
-from .serve import serve_model
+from .serve import serve_args, serve_model
 from .values import key_values, parse_literal, positive_float, positive_int
 
 
@@ -143,9 +143,8 @@ def _serve(ns, ctx):
     spec = find_job(ns.job)
     if not spec.serves:
         raise BadInput(f"job {spec.name} registers no model (promoted without --model): nothing to serve")
-    args = argparse.Namespace(ref=f"{spec.model}@{spec.alias}", port=ns.port, host=ns.host, token_file=ns.token_file,
-                              ab=None, tls_cert=None, tls_key=None, pickle=False, workers=None, log_sample=1.0,
-                              runtime="native", quantize=False, reload_alias=2.0)
+    args = serve_args(f"{spec.model}@{spec.alias}", port=ns.port, host=ns.host, token_file=ns.token_file,
+                      reload_alias=2.0)
     return serve_model(args, ctx)
 
 

@@ -41,6 +41,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=serve_model)
 
 
+def serve_args(ref: str, **given) -> argparse.Namespace:
+    """What ``serve REF`` parses to, with ``given`` on top: other commands that serve (``job serve``) take
+    every serve default from here, so an option added to ``serve`` never leaves them behind."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_parser(parser.add_subparsers())
+    ns = parser.parse_args(["serve", ref])
+    unknown = set(given) - set(vars(ns))
+    if unknown:
+        raise TypeError(f"serve has no option {sorted(unknown)}")
+    vars(ns).update(given)
+    return ns
+
+
 def serve_model(ns: argparse.Namespace, ctx) -> None:
     """Serve ``ns.ref`` (or ``ns.ab``'s split) as ``serve`` asks; also ``job serve``'s way to serve.
 
