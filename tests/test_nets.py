@@ -289,3 +289,71 @@ def test_registering_imports_only_the_models_framework(store, project):
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_what_a_networks_outputs_mean_sigmoid_logit_and_several_regression_outputs(store, ip):
+    """One output ending in a sigmoid is a binary classifier; one logit (trained with
+    BCEWithLogitsLoss) is one when the user says so; several outputs that are not class scores are a
+    regression when the user says so. Predictions, probabilities, int8 agreement and explanations
+    read the outputs alike."""
+    import mlops_jupyter as mj
+    from mlops_jupyter.models import flavors
+
+    X, y = data()
+    binary = (y > 0).astype("float32")
+    torch.manual_seed(0)
+    sig_net = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1), torch.nn.Sigmoid())
+    v = mj.models.register(sig_net, name="churn-sigmoid", example=X[:32])
+    assert (v.signature["task"], v.signature["outputs"], v.signature["classes"]) == ("classification", "probability",
+                                                                                      [0, 1])
+    p = flavors.predictor(mj.models.load(v.ref), v.flavor, v.signature)
+    out = sig_net(torch.from_numpy(X)).detach().numpy()[:, 0]
+    assert (p.predict(X) == (out >= 0.5)).all()
+    assert np.allclose(p.predict_proba(X), np.stack([1 - out, out], axis=1), atol=1e-6)
+
+    logit_net = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    opt = torch.optim.Adam(logit_net.parameters(), lr=0.05)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(logit_net(torch.from_numpy(X))[:, 0],
+                                                             torch.from_numpy(binary)).backward()
+        opt.step()
+    assert mj.models.register(logit_net, name="churn-logit", example=X[:32]).signature["task"] == "regression"
+    ip.user_ns.update(logit_net=logit_net, X=X)
+    ip.run_cell("%mlops model register logit_net --name churn-logit --example X[:32] --task classification"
+                ).raise_error()
+    v = mj.models.get("churn-logit")
+    assert v.version == 2 and (v.signature["task"], v.signature["outputs"]) == ("classification", "logit")
+    p = flavors.predictor(mj.models.load(v.ref), v.flavor, v.signature)
+    z = logit_net(torch.from_numpy(X)).detach().numpy()[:, 0]
+    assert (p.predict(X) == (z >= 0)).all() and np.allclose(p.predict_proba(X)[:, 1], 1 / (1 + np.exp(-z)), atol=1e-6)
+    # int8 agreement compares the logits' signs (argmax of one column would agree with anything)
+    from mlops_jupyter.models.onnx_nets import agreement_of
+
+    assert agreement_of(z[:, None], z[:, None], v.signature)[0] == 1.0
+    assert agreement_of(-z[:, None], z[:, None], v.signature)[0] < 0.05
+
+    multi = torch.nn.Sequential(torch.nn.Linear(20, 3))
+    assert mj.models.register(multi, name="three-targets", example=X[:8]).signature["task"] == "classification"
+    v = mj.models.register(multi, name="three-targets", example=X[:8], task="regression")
+    assert v.signature["task"] == "regression" and "classes" not in v.signature and "outputs" not in v.signature
+    p = flavors.predictor(mj.models.load(v.ref), v.flavor, v.signature)
+    assert np.allclose(p.predict(X[:5]), multi(torch.from_numpy(X[:5])).detach().numpy(), atol=1e-6)
+    with pytest.raises(AttributeError, match="regressor has no probabilities"):
+        p.predict_proba(X[:5])
+
+    # explanations read the outputs by the same rules
+    e = mj.explain(sig_net, X[:6], background=X[100:140])
+    assert e.classes == [0, 1] or list(e.classes) == [0, 1]
+
+    # bad input: one line, nothing stored
+    n = len(mj.models.versions("three-targets"))
+    with pytest.raises(UsageError, match="invalid choice: 'binary'"):
+        ip.run_cell("%mlops model register logit_net --name three-targets --example X[:8] --task binary").raise_error()
+    with pytest.raises(BadInput, match="task 'binary' is not one of classification, regression"):
+        mj.models.register(multi, name="three-targets", example=X[:8], task="binary")
+    from sklearn.linear_model import LogisticRegression
+
+    with pytest.raises(BadInput, match="task= is for neural networks"):
+        mj.models.register(LogisticRegression().fit(X, y), name="three-targets", example=X[:8], task="regression")
+    assert len(mj.models.versions("three-targets")) == n

@@ -22,6 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mr.add_argument("--pickle", action="store_true",
                     help="store a model skops/XGBoost/LightGBM cannot save as a pickle (loading it runs code)")
     mr.add_argument("--message", "-m", help="what this version is")
+    mr.add_argument("--task", choices=["classification", "regression"],
+                    help="a neural network's outputs, where they cannot tell: regression for several outputs "
+                         "that are not class scores, classification for one output that is class 1's logit")
     mr.set_defaults(func=_register, kernel_only="model register")
     ml = msub.add_parser("ls", help="models with their latest version and aliases, or the versions of one model")
     ml.add_argument("name", nargs="?")
@@ -68,7 +71,7 @@ def _register(ns, ctx):
     if ns.pickle:
         ctx.out("warning: stored as a pickle; loading it will run code from the file (load with --pickle)")
     v = models.register(model, name=ns.name, example=example, alias=ns.alias, pickle=ns.pickle,
-                        message=ns.message)
+                        message=ns.message, task=ns.task)
     if v.staged_for:
         ctx.out(f"staged {v.name} as a candidate of job {v.staged_for}: the batch registers its best execution's "
                 f"model{' and decides about @' + ns.alias if ns.alias else ''}")

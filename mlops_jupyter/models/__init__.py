@@ -33,14 +33,17 @@ def _registry():
 
 
 def register(model: Any, name: str, example: Any = None, alias: str | None = None, pickle: bool = False,
-             message: str | None = None) -> ModelVersion:
+             message: str | None = None, task: str | None = None) -> ModelVersion:
     """Save *model* as the next version of *name*.
 
     Records the active run (its metrics are copied into the version) and the dataset
     versions that run used, the input signature inferred from *example*, the library and
     its version, and the size. scikit-learn models are saved with skops, XGBoost and
     LightGBM in their own formats; anything else needs ``pickle=True`` (loading a pickle
-    runs code from the file).
+    runs code from the file). PyTorch and Keras networks are stored without pickle; their task is
+    read off their outputs on *example*, and *task* (``"classification"`` or ``"regression"``)
+    says it where the outputs cannot: several outputs that are not class scores, or one output that
+    is the logit of class 1.
     """
     from ..tracking.run import active_run
 
@@ -48,7 +51,7 @@ def register(model: Any, name: str, example: Any = None, alias: str | None = Non
 
     run = active_run()
     v = _registry().register(model, name, example=example, alias=alias, allow_pickle=pickle, message=message,
-                             run_id=run.run_id if run is not None else None)
+                             run_id=run.run_id if run is not None else None, task=task)
     if not v.staged_for:
         REGISTERED.set(model, v)
     return v

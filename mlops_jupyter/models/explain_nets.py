@@ -14,9 +14,10 @@ passed over saying why in the explanation's notes:
 3. The model-agnostic ``PermutationExplainer`` over the network's outputs, when no gradient can be
    taken (integer codes into an embedding, a ``forward`` that leaves autograd).
 
-Two or more outputs are read as class scores (logits, or probabilities when every row's add up to
-1); every class is explained and the per-row views start on the predicted one. One output is a
-regression, or the probability of class 1 when the network ends in a sigmoid.
+Outputs are read by the registry's rules (:func:`nets.read_task`): two or more are class scores
+(logits, or probabilities when every row's add up to 1), every class is explained and the per-row
+views start on the predicted one; one output is a regression, or the probability of class 1 when the
+network ends in a sigmoid.
 
 Rows of more than one dimension (images: rows x [channels x] height x width) are flattened into
 features named by position (``pixel (c=0, y=3, x=5)``), which keeps the image's shape in every
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import BadInput, MlopsError
+from . import nets
 from .explain import Explanation
 from .explain_images import feature_names, image_dims  # noqa: F401 (image rows are named here)
 
@@ -116,19 +118,7 @@ class Network:
 
     def ends_in_sigmoid(self) -> bool:
         """The last operation is a sigmoid: one output is then the probability of class 1."""
-        m = self.model
-        if self.keras:
-            layers = getattr(m, "layers", None) or [m]
-            return getattr(getattr(layers[-1], "activation", None), "__name__", "") == "sigmoid"
-        graph = getattr(m, "graph", None)
-        if graph is not None:  # a torch.fx GraphModule: the node feeding the output
-            out = [n for n in graph.nodes if n.op == "output"]
-            last = out[0].args[0] if out else None
-            if getattr(last, "op", None) == "call_module":
-                return type(m.get_submodule(last.target)).__name__ == "Sigmoid"
-            return "sigmoid" in str(getattr(last, "target", ""))
-        leaves = [x for x in m.modules() if not list(x.children())]
-        return bool(leaves) and type(leaves[-1]).__name__ == "Sigmoid"
+        return nets.ends_in_sigmoid(self.model)
 
 
 @contextmanager
@@ -195,19 +185,17 @@ def read_outputs(net: Network, out: np.ndarray) -> dict[str, Any]:
     """What the network's outputs are: classes, the measure the values are in, and the predictions
     of each row (the Explanation's ``predicted``/``proba`` or ``prediction``)."""
     names = getattr(net.model, "classes_", None)
-    k = out.shape[1]
-    if k == 1:
-        p = out[:, 0]
-        if net.ends_in_sigmoid() and np.all((p >= 0) & (p <= 1)):
-            classes = list(names) if names is not None and len(names) == 2 else [0, 1]
-            return {"classes": classes, "output": f"probability of class {classes[1]}",
-                    "predicted": (p >= 0.5).astype(np.int64), "proba": np.stack([1 - p, p], axis=1)}
-        return {"classes": None, "output": "prediction", "prediction": p}
-    classes = list(names) if names is not None and len(names) == k else list(range(k))
-    probability = bool(np.all((out >= 0) & (out <= 1)) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4))
-    proba = out if probability else np.exp(out - out.max(axis=1, keepdims=True))
-    return {"classes": classes, "output": "probability" if probability else "logit",
-            "predicted": out.argmax(axis=1), "proba": proba / proba.sum(axis=1, keepdims=True)}
+    said = nets.read_task(out, net.ends_in_sigmoid())
+    if said["task"] == "regression":
+        return {"classes": None, "output": "prediction", "prediction": out[:, 0] if out.shape[1] == 1 else out}
+    k = len(said["classes"])
+    classes = list(names) if names is not None and len(names) == k else said["classes"]
+    proba = nets.probabilities(out, said)
+    if said["outputs"] == "probability":
+        return {"classes": classes, "output": f"probability of class {classes[1]}",
+                "predicted": nets.top_class(out, said), "proba": proba}
+    return {"classes": classes, "output": "probability" if said["outputs"] == "probabilities" else "logit",
+            "predicted": nets.top_class(out, said), "proba": proba}
 
 
 def network_digest(model: Any) -> str | None:

@@ -70,7 +70,7 @@ class KerasFormat(ModelFormat):
         saved = lib.saved(data, "keras", extra={"call": ex.call, "inputs": list(ex.arrays),
                                                 "runs_code": bool(custom), "custom": custom[:20],
                                                 "backend": backend_name()})
-        saved.signature = nets.tensor_signature(ex, output)
+        saved.signature = nets.tensor_signature(ex, output, sigmoid=nets.ends_in_sigmoid(model))
         return saved
 
     def load(self, data: bytes, trusted: list[str], extra: dict, allow_pickle: bool = False,

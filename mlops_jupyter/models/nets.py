@@ -6,7 +6,13 @@ input's name, shape (the first axis, the batch, left free) and dtype, how the mo
 
 - ``(n, k)`` with k >= 2: a classifier; ``"outputs": "probabilities"`` when every row is already a
   probability distribution, else ``"logits"`` (probabilities are their softmax);
-- ``(n,)`` or ``(n, 1)``: a regressor.
+- ``(n,)`` or ``(n, 1)``: a regressor, or a binary classifier (``"outputs": "probability"``, the
+  probability of class 1) when the network ends in a sigmoid.
+
+What the outputs cannot tell, the user says with ``task=``: ``"regression"`` for a network with
+several outputs that are not class scores, ``"classification"`` for one output that is the logit of
+class 1 (a network trained with ``BCEWithLogitsLoss``: ``"outputs": "logit"``, probabilities are its
+sigmoid). The explainers read outputs by the same rules (:func:`read_task`).
 
 :class:`NetPredictor` gives a network the face the server, the explainers and evaluation use
 (``predict`` / ``predict_proba`` on numpy arrays, or on a dict of them for several inputs), over a
@@ -97,27 +103,89 @@ def read_outputs(out: Any) -> Any:
     return as_numpy(out, "the model's output")
 
 
-def tensor_signature(ex: Example, output: Any) -> dict:
-    """The ``tensors`` signature of a model called as *ex* that answered *output* (numpy)."""
+def tensor_signature(ex: Example, output: Any, sigmoid: bool = False, task: str | None = None) -> dict:
+    """The ``tensors`` signature of a model called as *ex* that answered *output* (numpy); *sigmoid*:
+    the network ends in one; *task*: what the user said the outputs are (else read off them)."""
     import numpy as np
 
     inputs = [{"name": k, "shape": [None, *map(int, v.shape[1:])], "dtype": str(v.dtype)} for k, v in ex.arrays.items()]
     sig: dict = {"type": "tensors", "inputs": inputs, "call": ex.call,
                  "output": {"shape": [None, *map(int, output.shape[1:])], "dtype": str(output.dtype)}}
-    if output.ndim == 2 and output.shape[1] >= 2:
-        sig["task"] = "classification"
-        rows = output.astype(np.float64)
-        is_proba = bool((rows >= -1e-6).all() and (rows <= 1 + 1e-6).all()
-                        and np.allclose(rows.sum(axis=1), 1, atol=1e-4))
-        sig["outputs"] = "probabilities" if is_proba else "logits"
-        sig["classes"] = list(range(int(output.shape[1])))
-    else:
-        sig["task"] = "regression"
+    sig.update(read_task(output, sigmoid, task))
     values = sum(int(np.prod(v.shape[1:], dtype=np.int64)) for v in ex.arrays.values())
     if values * min(ex.rows, 5) <= EXAMPLE_VALUES_IN_SIGNATURE:
         small = ex.head(5)
         sig["example"] = {k: v.tolist() for k, v in small.arrays.items()}
     return sig
+
+
+TASKS = ("classification", "regression")
+SINGLE = ("probability", "logit")  # one output: class 1's probability, or its logit
+
+
+def read_task(output: Any, sigmoid: bool = False, task: str | None = None) -> dict:
+    """``task``, ``outputs`` and ``classes`` of a network whose first output on the example is *output*.
+
+    Raises:
+        BadInput: a *task* that is not one, or classification of outputs that cannot be class scores."""
+    import numpy as np
+
+    if task is not None and task not in TASKS:
+        raise BadInput(f"task {task!r} is not one of {', '.join(TASKS)}")
+    rows = np.asarray(output, dtype=np.float64)
+    rows = rows.reshape(len(rows), -1) if rows.ndim <= 2 else rows
+    k = rows.shape[1] if rows.ndim == 2 else 0
+    if task == "regression" or (task is None and (k == 0 or (k == 1 and not sigmoid))):
+        return {"task": "regression"}
+    if k == 0:
+        raise BadInput(f"outputs of shape {list(output.shape[1:])} per row are not class scores: a classifier "
+                       "answers one score per class (or one for class 1)")
+    if k == 1:
+        unit = bool(np.all((rows >= 0) & (rows <= 1)))
+        if task is None and not unit:  # a sigmoid that does not end the output after all
+            return {"task": "regression"}
+        return {"task": "classification", "outputs": "probability" if sigmoid and unit else "logit",
+                "classes": [0, 1]}
+    is_proba = bool((rows >= -1e-6).all() and (rows <= 1 + 1e-6).all() and np.allclose(rows.sum(axis=1), 1, atol=1e-4))
+    return {"task": "classification", "outputs": "probabilities" if is_proba else "logits", "classes": list(range(k))}
+
+
+def with_task(sig: dict, task: str) -> dict:
+    """*sig* (a ``tensors`` signature) read again as *task* says, on its stored output meaning."""
+    import numpy as np
+
+    if sig.get("type") != "tensors":
+        raise BadInput("task= is for neural networks: scikit-learn, XGBoost and LightGBM models say what they are")
+    if task not in TASKS:
+        raise BadInput(f"task {task!r} is not one of {', '.join(TASKS)}")
+    if sig.get("task") == task:
+        return sig
+    shape = [1, *[d or 1 for d in sig["output"]["shape"][1:]]]
+    read = read_task(np.zeros(shape), sig.get("outputs") == "probability", task)
+    out = {k: v for k, v in sig.items() if k not in ("task", "outputs", "classes")}
+    out.update(read)
+    return out
+
+
+def ends_in_sigmoid(model: Any) -> bool:
+    """The network's last operation is a sigmoid (a Keras model, a torch module or an fx graph)."""
+    if "keras" in type(model).__module__.split(".")[0]:
+        layers = getattr(model, "layers", None) or [model]
+        return getattr(getattr(layers[-1], "activation", None), "__name__", "") == "sigmoid"
+    graph = getattr(model, "graph", None)
+    if graph is not None and hasattr(graph, "nodes"):  # a torch.fx GraphModule: the node feeding the output
+        out = [n for n in graph.nodes if n.op == "output"]
+        last = out[0].args[0] if out else None
+        if isinstance(last, (tuple, list)):
+            last = last[0] if last else None
+        if getattr(last, "op", None) == "call_module":
+            return type(model.get_submodule(last.target)).__name__ == "Sigmoid"
+        return "sigmoid" in str(getattr(last, "target", ""))
+    modules = getattr(model, "modules", None)
+    if modules is None:
+        return False
+    leaves = [x for x in modules() if not list(x.children())]
+    return bool(leaves) and type(leaves[-1]).__name__ == "Sigmoid"
 
 
 def inputs_from(sig: dict, X: Any) -> dict[str, Any]:
@@ -204,7 +272,7 @@ class NetPredictor:
 
         y = self.outputs(X)
         if self.task == "classification":
-            return self.classes_[np.argmax(y, axis=1)]
+            return self.classes_[top_class(y, self.signature)]
         return y.reshape(len(y), -1)[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
 
     def predict_proba(self, X: Any):
@@ -221,10 +289,25 @@ def probabilities(y: Any, sig: dict):
     import numpy as np
 
     y = np.asarray(y, dtype=np.float64)
+    if sig.get("outputs") in SINGLE:
+        p = y.reshape(len(y))
+        if sig["outputs"] == "logit":
+            p = 1.0 / (1.0 + np.exp(-p))
+        return np.stack([1.0 - p, p], axis=1)
     if sig.get("outputs") == "probabilities":
         return y
     z = np.exp(y - y.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
+
+
+def top_class(y: Any, sig: dict):
+    """Each row's predicted class position from a classifier's outputs *y*."""
+    import numpy as np
+
+    y = np.asarray(y)
+    if sig.get("outputs") in SINGLE:
+        return (y.reshape(len(y)) >= (0.5 if sig["outputs"] == "probability" else 0.0)).astype(np.int64)
+    return np.argmax(y, axis=1)
 
 
 def first_line(e: Exception) -> str:

@@ -114,7 +114,7 @@ def convert(model: Any, signature: dict, library: str | None = None, *, quantize
     qsession = session_of(qdata, label)
     got = run(qsession, arrays)
     task = signature.get("task", "regression")
-    agreement, measured = agreement_of(got, want, task)
+    agreement, measured = agreement_of(got, want, signature)
     need = DEFAULT_MIN_AGREEMENT.get(task, 0.99) if min_agreement is None else float(min_agreement)
     if not agreement >= need:
         raise BadInput(f"the int8 form of {label} {refusal(task, agreement, len(want))}, below --min-agreement "
@@ -318,14 +318,14 @@ def quantize_dynamic(data: bytes) -> tuple[bytes, int]:
     return out, n
 
 
-def agreement_of(got, want, task: str) -> tuple[float, str]:
+def agreement_of(got, want, signature: dict) -> tuple[float, str]:
     """(agreement of the int8 outputs *got* with the original's *want*, how it reads)."""
     import numpy as np
 
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
     n = len(want)
-    if task == "classification":
-        agree = float((np.argmax(got, axis=1) == np.argmax(want, axis=1)).mean())
+    if signature.get("task") == "classification":
+        agree = float((nets.top_class(got, signature) == nets.top_class(want, signature)).mean())
         return agree, f"top-1 agreement with the original {agree:.1%} on {n} example rows"
     got, want = got.reshape(n, -1), want.reshape(n, -1)
     spread = float(np.ptp(want)) or float(np.abs(want).max(initial=0.0)) or 1.0

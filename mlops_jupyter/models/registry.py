@@ -130,22 +130,28 @@ class Registry:
 
     # -- writing ----------------------------------------------------------------
     def register(self, model: Any, name: str, example: Any = None, alias: str | None = None,
-                 allow_pickle: bool = False, message: str | None = None, run_id: str | None = None) -> ModelVersion:
+                 allow_pickle: bool = False, message: str | None = None, run_id: str | None = None,
+                 task: str | None = None) -> ModelVersion:
         check_name(name, "model")
         if alias is not None:
             check_alias(alias)
-        fields = self._save(model, example, allow_pickle, message)
+        fields = self._save(model, example, allow_pickle, message, task)
         staging = job_staging(name)
         if staging is not None:  # inside a job execution: the batch decides what becomes a version
             return self._stage(staging, name, fields, run_id)
         return self._insert(name, fields, run_id, alias)
 
-    def _save(self, model: Any, example: Any, allow_pickle: bool, message: str | None) -> dict:
+    def _save(self, model: Any, example: Any, allow_pickle: bool, message: str | None,
+              task: str | None = None) -> dict:
         """Save the model's bytes; the fields of its version row (all but name, version, run)."""
         from . import flavors, signature
 
         saved = flavors.save(model, allow_pickle=allow_pickle, example=example)
         sig = saved.signature if saved.signature is not None else signature.infer(example, model)
+        if task is not None:
+            from .nets import with_task
+
+            sig = with_task(sig or {}, task)
         digest, size = self.store.blobs.put_bytes(saved.data)
         return dict(flavor=saved.flavor, library=saved.library, library_version=saved.library_version,
                     model_class=saved.model_class, digest=digest, size=size,

@@ -55,7 +55,7 @@ class TorchFormat(ModelFormat):
             from .flavors import model_formats
 
             return model_formats.get("pickle").save(model, library, allow_pickle)  # as the user allowed
-        sig = nets.tensor_signature(ex, output)
+        sig = nets.tensor_signature(ex, output, sigmoid=nets.ends_in_sigmoid(model))
         constants = {}
         for k, v in ep.constants.items():
             if not isinstance(v, torch.Tensor):
