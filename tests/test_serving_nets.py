@@ -200,15 +200,32 @@ def test_nan_and_fractions_are_refused_in_process_too():
         to_frame(parse({"inputs": {"x": [[0.0, 1.0]], "ids": [[1, 10 ** 30, 3]]}}), sig)
 
 
-def test_the_prediction_log_keeps_input_names_and_rows():
+def test_the_prediction_log_keeps_input_names_and_rows_as_raw_bytes(store):
+    """A network's inputs are logged as their bytes (not 784 decimal numbers a row) and read back as rows."""
+    import json
+
+    import sqlalchemy as sa
+
+    from mlops_jupyter.serving import predlog
     from mlops_jupyter.serving.inputs import parse, to_frame
+    from mlops_jupyter.serving.metrics import Metrics
+    from mlops_jupyter.store import schema as S
 
     sig = {"type": "tensors", "inputs": [{"name": "image", "shape": [None, 2], "dtype": "float32"},
                                          {"name": "meta", "shape": [None, 1], "dtype": "int64"}]}
-    p = parse({"instances": [{"image": [1, 2], "meta": [3]}, {"image": [4, 5], "meta": [6]}]})
+    p = parse({"instances": [{"image": [1.5, 2], "meta": [3]}, {"image": [4, 0.1], "meta": [6]}]})
     X = to_frame(p, sig)
     assert X["image"].shape == (2, 2) and X["meta"].dtype == np.int64 and X["image"].dtype == np.float32
-    assert p.columns == ["image", "meta"] and p.rows == [[[1, 2], [3]], [[4, 5], [6]]]
+    assert p.columns == ["image", "meta"] and p.arrays is X
+    log = predlog.PredictionLog(store.meta, Metrics())
+    assert log.record("0" * 32, "net", 1, "predict", p.columns, p.rows, {"predictions": [0, 1]}, 0.001, p.arrays)
+    log.close()
+    with store.meta.read() as conn:
+        stored = json.loads(conn.execute(sa.select(S.predictions.c.inputs)).scalar())
+    assert stored["tensors"]["image"][:2] == ["<f4", [2, 2]] and "data" not in stored
+    back = predlog.read(store.meta, "net")
+    assert list(back.columns[:2]) == ["image", "meta"] and back["prediction"].tolist() == [0, 1]
+    assert back["image"].tolist() == [[1.5, 2.0], [4.0, np.float32(0.1).item()]] and back["meta"].tolist() == [[3], [6]]
 
 
 def test_tabular_models_still_refuse_tensor_bodies_as_before():

@@ -36,12 +36,13 @@ class InputError(ValueError):
 @dataclass
 class Parsed:
     columns: list[str]  # for a network: its input names, once read (the prediction log's columns)
-    rows: list[list[Any]]  # for a network: per row, one nested list per input
+    rows: list[list[Any]]  # for a network: none (its rows are in ``arrays``)
     key: str | None = None
     proba: bool = False
     tensors: Any = None  # the raw "inputs" / "instances" value, read with a network's signature
     tensor_key: str = ""  # which of the two it came as (named in messages)
     problem: str | None = None  # why the body is no table: raised when a model that takes one gets it
+    arrays: dict[str, Any] | None = None  # a network's inputs as it takes them (logged as raw bytes)
 
 
 def _rows_from_records(records: list) -> tuple[list[str], list[list]]:
@@ -258,7 +259,7 @@ def _finite(arr, what: str) -> None:
 def to_tensors(p: Parsed, signature: dict):
     """The request's tensors as the network takes them: one array (one input) or a dict of arrays by name.
 
-    Sets ``p.columns`` (the input names) and ``p.rows`` (per row, one nested list per input) for the
+    Sets ``p.columns`` (the input names) and ``p.arrays`` (the checked arrays by name) for the
     prediction log. 422 naming the input and the shape the model expects."""
     specs = {s["name"]: s for s in signature["inputs"]}
     named = _named_tensors(p, specs)
@@ -284,8 +285,7 @@ def to_tensors(p: Parsed, signature: dict):
     except BadInput as e:
         raise InputError(str(e), 422) from None
     names = list(specs)
-    p.columns = names
-    p.rows = [list(r) for r in zip(*(named[k] for k in names))]
+    p.columns, p.rows, p.arrays = names, [], arrays
     return arrays[names[0]] if len(arrays) == 1 else arrays
 
 

@@ -218,7 +218,8 @@ class Routes:
         rid = self.request_ids.new()
         took = time.perf_counter() - t0
         if service.log is not None:
-            service.log.record(rid, s.name, s.version, route, parsed.columns, parsed.rows, result, took)
+            service.log.record(rid, s.name, s.version, route, parsed.columns, parsed.rows, result, took,
+                               parsed.arrays)
         result["model_version"] = s.ref
         result["request_id"] = rid
         service.metrics.observe(route, s.ref, 200, took, n)
