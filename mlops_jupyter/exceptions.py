@@ -41,3 +41,10 @@ class IntegrityError(StoreError):
         if actual:
             msg += f" (content hashes to {actual[:12]})"
         super().__init__(msg)
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """``TypeName: the first non-empty line of its message`` (cut at *limit*): the errors of torch,
+    Keras and the model libraries run to many lines, and a refusal or a 422 is one."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0][:limit] if lines else ''}"

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import BadInput, MlopsError
+from ..exceptions import BadInput, MlopsError, first_line
 from . import nets
 from .explain import Explanation
 from .explain_images import feature_names, image_dims  # noqa: F401 (image rows are named here)
@@ -256,7 +256,7 @@ def network_values(net: Network, X: np.ndarray, bg: np.ndarray, out: np.ndarray,
                 except (MlopsError, KeyboardInterrupt):
                     raise
                 except Exception as e:
-                    notes.append(f"DeepExplainer could not run: {_first_line(e)}")
+                    notes.append(f"DeepExplainer could not run: {first_line(e, 200)}")
                 try:
                     values, base = _gradient(shap, module, Xt, bgt, net, bg, n, k, say, progress, seed)
                     notes.append(f"expected gradients approximate f(x) - E[f(x)]: off by up to {gap(values, base):.3g} "
@@ -265,7 +265,7 @@ def network_values(net: Network, X: np.ndarray, bg: np.ndarray, out: np.ndarray,
                 except (MlopsError, KeyboardInterrupt):
                     raise
                 except Exception as e:
-                    notes.append(f"GradientExplainer could not run: {_first_line(e)}")
+                    notes.append(f"GradientExplainer could not run: {first_line(e, 200)}")
         else:
             notes.append("the gradient explainers run through PyTorch: this Keras model runs on another backend "
                          "(KERAS_BACKEND=torch would allow them)")
@@ -343,11 +343,6 @@ def _in_chunks(run, n: int, name: str, say, progress: bool) -> list:
     return parts
 
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
-
-
 # -- LIME -----------------------------------------------------------------------------------------------
 class NetworkPredictor:
     """The network as LIME (and the model-agnostic explainer) call a model on rows of the explained
@@ -421,7 +416,7 @@ def explain_network(model: Any, X: Any, *, method: str, rows: int, row: int | No
     except (MlopsError, KeyboardInterrupt):
         raise
     except Exception as e:
-        raise BadInput(f"the network cannot run on X: {_first_line(e)}") from None
+        raise BadInput(f"the network cannot run on X: {first_line(e, 200)}") from None
     said = read_outputs(net, outputs)
     classes = said["classes"]
     start = None

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..exceptions import BadInput
 from . import nets
-from .nets import first_line
+from ..exceptions import first_line
 from .flavors import Library, ModelFormat, Saved, qualname, version_of
 
 

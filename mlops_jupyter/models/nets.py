@@ -192,7 +192,6 @@ def inputs_from(sig: dict, X: Any) -> dict[str, Any]:
     """*X* (an array for a one-input model, or a dict by input name) as arrays in the signature's dtypes.
 
     A wrong shape or a missing input is one BadInput line naming the input and the shape expected."""
-    import numpy as np
 
     specs = sig["inputs"]
     if not isinstance(X, dict):
@@ -268,7 +267,6 @@ class NetPredictor:
         return self.forward(inputs_from(self.signature, X))
 
     def predict(self, X: Any):
-        import numpy as np
 
         y = self.outputs(X)
         if self.task == "classification":
@@ -309,9 +307,3 @@ def top_class(y: Any, sig: dict):
         return (y.reshape(len(y)) >= (0.5 if sig["outputs"] == "probability" else 0.0)).astype(np.int64)
     return np.argmax(y, axis=1)
 
-
-def first_line(e: Exception) -> str:
-    """``TypeName: the first non-empty line of its message`` (at most 300 characters): torch's and
-    Keras' errors run to many lines, and a refusal is one."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"

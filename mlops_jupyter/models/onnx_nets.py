@@ -34,7 +34,7 @@ from typing import Any
 
 from ..exceptions import BadInput
 from . import nets
-from .nets import first_line
+from ..exceptions import first_line
 
 FLOAT_RTOL = 1e-4
 FLOAT_ATOL = 1e-5

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..exceptions import BadInput
 from . import nets
-from .nets import first_line
+from ..exceptions import first_line
 from .flavors import Library, ModelFormat, Saved, qualname, version_of
 
 FILES = ("program.json", "weights.safetensors", "constants.safetensors", "example.safetensors")

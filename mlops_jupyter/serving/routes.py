@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from ..exceptions import first_line
 from .batching import rows_of
 from .inputs import InputError, parse
 from .predlog import RequestIds
@@ -70,12 +71,6 @@ def json_response(obj, status: int = 200) -> Response:
 
 def error(msg: str, status: int) -> Response:
     return json_response({"error": msg}, status)
-
-
-def first_line(e: Exception, limit: int) -> str:
-    """``ValueError: the first line of its message`` (cut at *limit*; an empty message is fine too)."""
-    lines = str(e).splitlines()
-    return f"{type(e).__name__}: {lines[0][:limit] if lines else ''}"
 
 
 async def read_json(request: Request, max_body: int):
