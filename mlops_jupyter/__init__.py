@@ -42,6 +42,7 @@ _LAZY = {
     "drift": "monitoring.drift:drift",
     "monitor": "monitoring.perf:monitor",
     "log_labels": "monitoring.perf:log_labels",
+    "autolog": "autologging:autolog",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

@@ -24,7 +24,7 @@ OVERVIEW = (
 # `%mlops help`: every command, by area; administration apart. A command missing here is
 # listed under "Other" (and a test fails).
 HELP_GROUPS = (
-    ("Track experiments", ("track", "log", "param", "tag", "artifact", "watch")),
+    ("Track experiments", ("track", "autolog", "log", "param", "tag", "artifact", "watch")),
     ("Explore runs", ("runs", "show", "compare", "lineage")),
     ("Data", ("data",)),
     ("Models", ("model", "explain", "serve")),

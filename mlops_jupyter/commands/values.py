@@ -75,6 +75,14 @@ def positive_int(text: str) -> int:
     return n
 
 
+def nonnegative_int(text: str) -> int:
+    """An int of at least 0."""
+    n = whole_number(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return n
+
+
 def _float(text: str, ok: Callable[[float], bool], needs: str) -> float:
     try:
         x = float(text)

@@ -34,6 +34,16 @@ def _manifest_digest(kind: str, files: list[dict]) -> str:
     return hash_bytes(canon.encode())
 
 
+def _settle() -> None:
+    """Versions still being written for runs in the background (autologging) first (none can be
+    when this process never loaded the run machinery)."""
+    import sys
+
+    run = sys.modules.get("mlops_jupyter.tracking.run")
+    if run is not None:
+        run.settle()
+
+
 def _active_run_id() -> str | None:
     from ..tracking.run import active_run_id
 
@@ -41,7 +51,7 @@ def _active_run_id() -> str | None:
 
 
 def add(obj: Any, name: str | None = None, message: str | None = None, output: bool = False,
-        source: str | None = None) -> DatasetVersion:
+        source: str | None = None, run_id: str | None = None) -> DatasetVersion:
     """Version a file, a folder or a DataFrame (pandas, or polars when installed).
 
     A new version is made only when the content changed; otherwise the latest version
@@ -54,6 +64,8 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
         message: what this version is.
         output: record it as the active run's output rather than its input.
         source: where it came from, for the record (the magic passes the variable name).
+        run_id: the run it is recorded with (default: the active run); autologging, which writes
+            from another thread, names the run of the fit.
     """
     from ..identity import current_user
     from . import frames
@@ -94,7 +106,7 @@ def add(obj: Any, name: str | None = None, message: str | None = None, output: b
             place(store.blobs, entries, catalog.locate)
             files = [e.row() for e in entries]
             digest = _manifest_digest(kind, files)
-    run_id = _active_run_id()
+    run_id = run_id or _active_run_id()
     version = catalog.create(name, kind, digest, files, size, rows, message, source, run_id, current_user(),
                              summary)
     version.files = files
@@ -115,6 +127,7 @@ def _name_from_path(path: Path) -> str:
 
 def get(ref: str) -> DatasetVersion:
     """A dataset version by ref (``train@v2``, ``train@latest``, ``train``)."""
+    _settle()
     _, catalog, _ = context()
     return catalog.get(ref)
 
@@ -188,6 +201,7 @@ def _frame(rows: list[dict], columns: list[str]):
 def version_records(name: str) -> list[dict]:
     """The versions of one dataset as plain rows, oldest first (``created`` in seconds since the
     epoch), without pandas."""
+    _settle()
     _, catalog, _ = context(cache=False)
     return [listing.version_record(d) for d in catalog.version_rows(name)]
 
@@ -199,6 +213,7 @@ def versions(name: str):
 
 def dataset_records() -> list[dict]:
     """Every dataset with its latest version as plain rows, without pandas."""
+    _settle()
     _, catalog, _ = context(cache=False)
     return [listing.dataset_record(d) for d in catalog.datasets()]
 

@@ -356,7 +356,9 @@ def runs(where: str | None = None, order_by: str | None = None, limit: int | Non
         user: only the runs this user started (OS user, or the JupyterHub user).
     """
     from ..store import open_store
+    from .run import settle
 
+    settle()  # fits still being autologged: their runs as they will be
     df = runs_frame(search_runs(open_store(), where, order_by, limit, user=user))
     df.attrs["mlops_query"] = {"where": where, "order_by": order_by, "limit": limit, "user": user}
     return df
@@ -457,7 +459,9 @@ class RunRecord:
 def get_run(ref: str):
     """One run by id, id prefix, name (the latest with that name) or ``last``."""
     from ..store import open_store
+    from .run import settle
 
+    settle()
     store = open_store()
     return RunRecord(store, store.meta.run_row(store.meta.resolve(ref)))
 

@@ -37,6 +37,18 @@ end_hooks: list[Callable[["Run", str], None]] = []
 # notebook that was never saved). The magics subscribe to show it in the cell's output;
 # with no subscriber it goes to stderr, where a script's user sees it.
 notice_hooks: list[Callable[[str], None]] = []
+# Work other parts do for runs in the background (autologging): ``settle(run_id)`` waits for it
+# (all of it when run_id is None) before runs are read, ended, or the process exits.
+settle_hooks: list[Callable[[str | None], None]] = []
+
+
+def settle(run_id: str | None = None) -> None:
+    """Wait until background work for *run_id* (or for every run) is written."""
+    for hook in list(settle_hooks):
+        try:
+            hook(run_id)
+        except Exception as e:
+            warnings.warn(f"mlops: waiting for background logging failed ({e})", RuntimeWarning)
 
 
 def notify(text: str) -> None:
@@ -220,6 +232,7 @@ class Run:
         """End the run: flush its points, snapshot the notebook, record the status."""
         if self.status != "running":
             return
+        settle(self.run_id)  # what autologging still writes into it
         with _stack_lock:
             # Children still active end with their parent.
             for child in [r for r in _stack if r.parent_id == self.run_id]:
@@ -243,6 +256,13 @@ class Run:
             if not ended:
                 self.store.meta.end_run(self.run_id, status, time.time(), error)
         events.publish("run.ended", store=self.store, run_id=self.run_id, status=status)
+
+    def detach(self) -> None:
+        """Leave the active-run stack without ending (a run something else ends later: what the
+        user logs next goes to the run that was active before)."""
+        with _stack_lock:
+            if self in _stack:
+                _stack.remove(self)
 
     def wait_captured(self, timeout: float = 30.0) -> bool:
         return self._capture_done.wait(timeout)
@@ -461,6 +481,7 @@ def _install_exit_handlers() -> None:
 
 
 def _end_all_at_exit() -> None:
+    settle()  # background logging first: it may end runs of its own
     if _script_failure:
         status = _script_failure[-1]
     elif kernel_context.get("last_cell_failed"):

@@ -1,0 +1,236 @@
+"""What every framework's autologging shares: the settings, patches that never break the user's
+call, the run a fit logs into, and the background worker that does the logging.
+
+A patched ``fit`` does little on the user's time: it finds (or starts) the run, notes the
+parameters, keeps a copy of the training data, and hands the rest (training metrics, the model
+artifact, the dataset version, importances) to one worker thread. So autologging adds about a
+millisecond to any ``fit`` however large the model. The run is left on time:
+
+- a fit outside any run gets its own run, named after the estimator, which the worker ends when its
+  logging is done; it leaves the active-run stack as soon as the fit returns, so what the user logs
+  next is not written into it;
+- a fit inside ``%mlops track`` / ``mj.start_run`` (or a job's run) logs into that run, and ending
+  that run waits for its pending autologging;
+- the next fit of the same estimator object waits for the logging of its previous fit (it would
+  change the model under it); so does reading runs (``settle``) and the process's exit.
+
+A fit that raises marks its own run failed and re-raises the user's exception untouched. A failure
+inside autologging is reported once (a warning naming the framework and what failed) and never
+reaches the user's ``fit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+MARK = "__mlops_autolog_original__"
+
+
+@dataclass
+class Settings:
+    frameworks: frozenset[str]
+    log_models: bool = True
+    log_datasets: bool = True
+    register: str | None = None  # registered_model_name: every logged model becomes a version of it
+    max_tuning_runs: int = 5
+    silent: bool = False
+
+
+@dataclass
+class FitRun:
+    """The run one outermost fit logs into."""
+
+    run: Any
+    own: bool  # started for this fit (ended by the worker), else the user's or the job's
+    framework: str
+    started: float = field(default_factory=time.perf_counter)
+
+
+_settings: list[Settings] = []  # [] when autologging is off
+_patches: list[tuple[Any, str, Any]] = []  # (owner, attribute, what was there)
+_local = threading.local()
+_reported: set[tuple[str, str]] = set()
+
+
+# -- the switch ---------------------------------------------------------------------------------------
+def settings() -> Settings | None:
+    return _settings[0] if _settings else None
+
+
+def enabled(framework: str) -> Settings | None:
+    s = settings()
+    return s if s is not None and framework in s.frameworks else None
+
+
+def set_settings(s: Settings | None) -> None:
+    _settings[:] = [s] if s is not None else []
+
+
+# -- patching ------------------------------------------------------------------------------------------
+def patch(owner: Any, name: str, make: Callable[[Callable], Callable]) -> bool:
+    """Replace ``owner.name`` (a plain function in *owner*'s own namespace) by ``make(original)``;
+    False when there is nothing to patch there or it is patched already."""
+    current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    if current is None or not callable(current) or hasattr(current, MARK):
+        return False
+    wrapper = make(current)
+    functools.update_wrapper(wrapper, current)
+    setattr(wrapper, MARK, current)
+    setattr(owner, name, wrapper)
+    _patches.append((owner, name, current))
+    return True
+
+
+def unpatch_all() -> int:
+    n = len(_patches)
+    while _patches:
+        owner, name, original = _patches.pop()
+        try:
+            setattr(owner, name, original)
+        except Exception:
+            pass
+    return n
+
+
+def patched() -> int:
+    """How many methods are patched now."""
+    return len(_patches)
+
+
+def depth() -> int:
+    return getattr(_local, "depth", 0)
+
+
+class nested:
+    """Marks the calls inside an outermost fit: fits they make log nothing of their own."""
+
+    def __enter__(self):
+        _local.depth = depth() + 1
+
+    def __exit__(self, *exc):
+        _local.depth = depth() - 1
+
+
+def report(framework: str, what: str, e: BaseException) -> None:
+    """A failure inside autologging: warned about once per framework and kind, never raised."""
+    key = (framework, f"{what}:{type(e).__name__}")
+    if key in _reported:
+        return
+    _reported.add(key)
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    warnings.warn(f"mlops autolog ({framework}): {what} failed ({type(e).__name__}: "
+                  f"{lines[0][:200] if lines else ''}); the fit itself is unaffected", RuntimeWarning, stacklevel=3)
+
+
+# -- runs ----------------------------------------------------------------------------------------------
+def begin(framework: str, name: str, key: Any = None) -> FitRun:
+    """The run an outermost fit logs into: the active one, the job's, or a new one named *name*.
+    Waits first for the pending logging of *key*'s previous fit."""
+    from ..tracking import run as tracking
+
+    if key is not None:
+        WORKER.wait(key=id(key))
+    active = tracking.active_run()
+    if active is not None:
+        return FitRun(active, False, framework)
+    job_run = os.environ.get("MLOPS_RUN_ID")
+    if job_run:
+        return FitRun(tracking.attach_run(job_run), False, framework)
+    run = tracking.start_run(name=name, tags={"mlops.autolog": framework})
+    return FitRun(run, True, framework)
+
+
+def failed(fr: FitRun, e: BaseException) -> None:
+    """The fit raised: its own run ends failed (the user's run is the user's to end)."""
+    if fr.own:
+        message = f"{type(e).__name__}: {e}"[:2000]
+        fr.run.end("failed", message)
+
+
+def handed_over(fr: FitRun) -> None:
+    """The fit returned: an own run leaves the active-run stack (the worker ends it)."""
+    if fr.own:
+        fr.run.detach()
+
+
+# -- the worker ----------------------------------------------------------------------------------------
+class Worker:
+    """One daemon thread that runs logging tasks in order; each task names its run and estimator."""
+
+    def __init__(self):
+        self.queue: deque = deque()
+        self.pending: dict[tuple[str, int], int] = {}  # (run_id, estimator id) -> tasks queued or running
+        self.cond = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def submit(self, run_id: str, key: Any, task: Callable[[], None], framework: str, what: str) -> None:
+        k = (run_id, id(key))
+        with self.cond:
+            self.pending[k] = self.pending.get(k, 0) + 1
+            self.queue.append((k, task, framework, what))
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="mlops-autolog", daemon=True)
+                self.thread.start()
+            self.cond.notify_all()
+
+    def _loop(self) -> None:
+        _local.depth = 1  # fits the logging makes (metrics encode labels with fitted encoders) log nothing
+        while True:
+            with self.cond:
+                while not self.queue:
+                    self.cond.wait()
+                k, task, framework, what = self.queue[0]
+            try:
+                task()
+            except Exception as e:
+                report(framework, what, e)
+            with self.cond:
+                self.queue.popleft()
+                self.pending[k] -= 1
+                if not self.pending[k]:
+                    del self.pending[k]
+                self.cond.notify_all()
+
+    def busy(self, run_id: str | None = None, key: int | None = None) -> int:
+        with self.cond:
+            return sum(n for (r, e), n in self.pending.items()
+                       if (run_id is None or r == run_id) and (key is None or e == key))
+
+    def wait(self, run_id: str | None = None, key: int | None = None, timeout: float = 300.0) -> bool:
+        """Until the tasks of *run_id* / estimator *key* (all, when neither) are done; False on timeout.
+        Never from the worker itself (a task that waits on the queue it is in would wait forever)."""
+        if threading.current_thread() is self.thread:
+            return True
+        deadline = time.monotonic() + timeout
+        said = False
+        with self.cond:
+            while True:
+                left = sum(n for (r, e), n in self.pending.items()
+                           if (run_id is None or r == run_id) and (key is None or e == key))
+                if not left:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                if not said and remaining < timeout - 1.0:
+                    said = True
+                    s = settings()
+                    if s is None or not s.silent:
+                        print(f"mlops autolog: waiting for the logging of {left} fit(s)...", file=sys.stderr)
+                self.cond.wait(min(remaining, 0.5))
+
+
+WORKER = Worker()
+
+
+def settle(run_id: str | None = None) -> None:
+    """Wait for pending autologging (of one run, or all): before runs are read or ended."""
+    WORKER.wait(run_id=run_id)

@@ -1,0 +1,204 @@
+"""scikit-learn autologging (also the scikit-learn faces of XGBoost and LightGBM, whose estimators
+are scikit-learn estimators).
+
+Every estimator class with a ``fit``, ``fit_transform`` or ``fit_predict`` of its own is patched as
+its module is imported (a post-import hook on ``sklearn.``, ``xgboost.sklearn`` and
+``lightgbm.sklearn``): nothing is imported to patch it, and a class defined later by the user
+inherits the patched method. The outermost fit logs; the fits it makes (a pipeline's steps, a
+search's candidates, ``super().fit``) log nothing of their own.
+
+What is logged matches MLflow's scikit-learn autologging: ``get_params(deep=True)``; training
+metrics on the training data named as MLflow names them (``training_accuracy_score``, ...,
+``training_score``), weighted by ``sample_weight`` when the fit had one; the model as a run
+artifact in its safe format with its signature and input example; the training data as a dataset
+version (the notebook variable's name, else ``training-data``); tree importances as a chart.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from . import record, session
+from .session import nested
+
+FIT_METHODS = ("fit", "fit_transform", "fit_predict")
+# Data preparation, not models (as MLflow's autologging leaves them): scikit-learn's own functions
+# fit these inside (metrics encode labels), and a scaler's fit is no experiment.
+NOT_MODELS = ("sklearn.preprocessing.", "sklearn.impute.", "sklearn.feature_extraction.",
+              "sklearn.feature_selection.")
+MODULES = ("sklearn.", "xgboost.sklearn", "lightgbm.sklearn")
+NAMES = {"xgboost.sklearn": "xgboost", "lightgbm.sklearn": "lightgbm"}
+
+
+def install_module(module) -> None:
+    """Patch the estimator classes defined in *module* (a post-import hook)."""
+    # While scikit-learn imports itself, sklearn.base may be half made: the modules imported then
+    # (its utilities) define no estimators, and sklearn.base's own hook comes once it is whole.
+    Estimator = getattr(sys.modules.get("sklearn.base"), "BaseEstimator", None)
+    if Estimator is None:
+        return
+    if module.__name__.startswith(NOT_MODELS):
+        return
+    for value in list(vars(module).values()):
+        if (isinstance(value, type) and value.__module__ == module.__name__ and issubclass(value, Estimator)):
+            for name in FIT_METHODS:
+                fn = value.__dict__.get(name)
+                if callable(fn) and type(fn).__name__ == "function":
+                    session.patch(value, name, _wrapper_for(name))
+
+
+def framework_of(estimator: Any) -> str:
+    top = type(estimator).__module__.split(".")[0]
+    return top if top in ("xgboost", "lightgbm") else "sklearn"
+
+
+def _wrapper_for(method: str):
+    def make(original):
+        def fit(self, *args, **kwargs):
+            framework = framework_of(self)
+            s = session.enabled(framework)
+            if s is None or session.depth() > 0:
+                return original(self, *args, **kwargs)
+            try:
+                fr = session.begin(framework, type(self).__name__, key=self)
+            except Exception as e:
+                session.report(framework, "starting the run", e)
+                return original(self, *args, **kwargs)
+            t0 = time.perf_counter()
+            try:
+                with nested():
+                    result = original(self, *args, **kwargs)
+            except BaseException as e:
+                try:
+                    session.failed(fr, e)
+                except Exception as inner:
+                    session.report(framework, "marking the run failed", inner)
+                raise
+            took = time.perf_counter() - t0
+            try:
+                _hand_over(fr, s, self, method, args, kwargs, took)
+            except Exception as e:
+                session.report(framework, "collecting what to log", e)
+            return result
+
+        return fit
+
+    return make
+
+
+def _args(method: str, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+    X = args[0] if args else kwargs.get("X")
+    y = args[1] if len(args) > 1 else kwargs.get("y", kwargs.get("Y"))
+    return X, y, kwargs.get("sample_weight")
+
+
+def _hand_over(fr, s, estimator, method: str, args: tuple, kwargs: dict, took: float) -> None:
+    """On the user's time: what the worker will need, copied; then the run leaves the stack."""
+    X, y, weight = _args(method, args, kwargs)
+    params = estimator.get_params(deep=True)
+    data_name = record.variable_name(X)
+    X, y, weight = record.snapshot(X), record.snapshot(y), record.snapshot(weight)
+    session.handed_over(fr)
+    run = fr.run
+
+    def task():
+        _log(fr, s, estimator, params, X, y, weight, data_name, took)
+
+    session.WORKER.submit(run.run_id, estimator, task, fr.framework, "logging the fit")
+
+
+def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
+    run, framework = fr.run, fr.framework
+    try:
+        record.log_params(run, params)
+        run.set_tags({"mlops.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__name__}",
+                      "mlops.autolog.fit_seconds": f"{took:.6g}"})
+        if X is not None and y is not None:
+            record.log_metrics(run, training_metrics(estimator, X, y, weight))
+        steps = [
+            ("logging the model", lambda: s.log_models and record.log_model(
+                run, estimator, record.head(X), s.register, framework)),
+            ("versioning the training data", lambda: s.log_datasets and X is not None and record.log_dataset(
+                run, X, y, data_name)),
+            ("logging feature importances", lambda: record.log_importances(run, estimator, feature_names(estimator, X))),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception as e:
+                session.report(framework, what, e)
+    finally:
+        if fr.own:
+            run.end("finished")
+
+
+def feature_names(estimator: Any, X: Any) -> list[str] | None:
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    cols = getattr(X, "columns", None)
+    return [str(c) for c in cols] if cols is not None else None
+
+
+# -- training metrics ----------------------------------------------------------------------------------
+def is_classifier(estimator: Any) -> bool:
+    return getattr(estimator, "_estimator_type", None) == "classifier" or (
+        hasattr(estimator, "__sklearn_tags__") and _tag(estimator, "estimator_type") == "classifier")
+
+
+def is_regressor(estimator: Any) -> bool:
+    return getattr(estimator, "_estimator_type", None) == "regressor" or (
+        hasattr(estimator, "__sklearn_tags__") and _tag(estimator, "estimator_type") == "regressor")
+
+
+def _tag(estimator: Any, name: str):
+    try:
+        return getattr(estimator.__sklearn_tags__(), name, None)
+    except Exception:
+        return None
+
+
+def training_metrics(estimator: Any, X: Any, y: Any, weight: Any = None) -> dict[str, float]:
+    """MLflow's training metrics for *estimator* on its training data (``training_`` + the name)."""
+    import numpy as np
+    from sklearn import metrics as M
+
+    out: dict[str, float] = {}
+    kw = {"sample_weight": weight} if weight is not None else {}
+    y_arr = np.asarray(y)
+    if hasattr(estimator, "score"):
+        try:
+            out["training_score"] = float(estimator.score(X, y, **kw))
+        except Exception:
+            pass
+    if not hasattr(estimator, "predict"):
+        return out
+    with nested():
+        pred = estimator.predict(X)
+    if is_classifier(estimator):
+        out["training_accuracy_score"] = M.accuracy_score(y_arr, pred, **kw)
+        for name, fn in (("precision_score", M.precision_score), ("recall_score", M.recall_score),
+                         ("f1_score", M.f1_score)):
+            out[f"training_{name}"] = fn(y_arr, pred, average="weighted", zero_division=0, **kw)
+        if hasattr(estimator, "predict_proba"):
+            try:
+                with nested():
+                    proba = estimator.predict_proba(X)
+                classes = getattr(estimator, "classes_", None)
+                out["training_log_loss"] = M.log_loss(y_arr, proba, labels=classes, **kw)
+                if proba.shape[1] == 2:
+                    out["training_roc_auc"] = M.roc_auc_score(y_arr, proba[:, 1], **kw)
+                elif proba.shape[1] > 2:
+                    out["training_roc_auc"] = M.roc_auc_score(y_arr, proba, multi_class="ovr", average="weighted",
+                                                              labels=classes, **kw)
+            except (ValueError, AttributeError):  # one class present, a proba the model cannot give
+                pass
+    elif is_regressor(estimator):
+        mse = M.mean_squared_error(y_arr, pred, **kw)
+        out["training_mean_squared_error"] = mse
+        out["training_root_mean_squared_error"] = float(np.sqrt(mse))
+        out["training_mean_absolute_error"] = M.mean_absolute_error(y_arr, pred, **kw)
+        out["training_r2_score"] = M.r2_score(y_arr, pred, **kw)
+    return {k: float(v) for k, v in out.items()}

@@ -1,0 +1,246 @@
+"""Autologging of scikit-learn, XGBoost and LightGBM fits: runs, what they hold, nesting, failures,
+patching on import, and the magic. Real estimators on small data, a real IPython shell."""
+
+import json
+import subprocess
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+
+import mlops_jupyter as mj
+from mlops_jupyter.autologging import session
+
+from .conftest import PY, python_env
+
+
+@pytest.fixture(autouse=True)
+def autolog_off(project):
+    yield
+    mj.autolog(disable=True)
+    session.WORKER.wait()
+    session._reported.clear()
+
+
+def data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, 4)), columns=["age", "income", "tenure", "calls"])
+    y = pd.Series((X.age + 0.5 * X.income + 0.3 * rng.normal(size=n) > 0).astype(int), name="churned")
+    return X, y
+
+
+def run_named(name):
+    runs = mj.runs(where=f"name = '{name}'")
+    assert len(runs) == 1, runs[["name", "status"]]
+    return mj.get_run(runs.run_id.iloc[0])
+
+
+def test_a_fit_outside_a_run_records_a_run_with_mlflows_metrics_model_and_data(store):
+    from sklearn import metrics as M
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlops_jupyter.data.catalog import Catalog
+
+    assert mj.autolog() == ["lightgbm", "sklearn", "xgboost"]
+    X, y = data()
+    clf = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
+    assert mj.active_run() is None  # the fit's run is not left active for what the user logs next
+    r = run_named("RandomForestClassifier")
+    assert r.status == "finished" and r.tags["mlops.autolog"] == "sklearn"
+    # every parameter, defaults included
+    assert r.params["n_estimators"] == 20 and r.params["max_depth"] == 4 and r.params["criterion"] == "gini"
+    assert "min_samples_leaf" in r.params and r.params["max_leaf_nodes"] is None
+    # MLflow's training metrics, equal to scikit-learn's own functions
+    pred, proba = clf.predict(X), clf.predict_proba(X)
+    want = {"training_accuracy_score": M.accuracy_score(y, pred),
+            "training_precision_score": M.precision_score(y, pred, average="weighted"),
+            "training_recall_score": M.recall_score(y, pred, average="weighted"),
+            "training_f1_score": M.f1_score(y, pred, average="weighted"),
+            "training_log_loss": M.log_loss(y, proba), "training_roc_auc": M.roc_auc_score(y, proba[:, 1]),
+            "training_score": clf.score(X, y)}
+    for k, v in want.items():
+        assert r.metrics[k] == pytest.approx(v, rel=1e-12), k
+    # the model as a run artifact in its safe format, with its signature; it loads and predicts the same
+    paths = {a["path"] for a in r.artifacts}
+    assert {"model/model.skops", "model/model.json", "feature_importance.json", "feature_importance.svg"} <= paths
+    info = json.loads(r.artifact_bytes("model/model.json"))
+    assert info["flavor"] == "sklearn" and info["signature"]["columns"][0] == {"name": "age", "dtype": "float64"}
+    import skops.io as sio
+
+    blob = r.artifact_bytes("model/model.skops")
+    loaded = sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+    assert (loaded.predict_proba(X) == proba).all()
+    assert not mj.models.model_records()  # no registry version unless asked
+    # the training data, with its target, as the run's input
+    (direction, v), = Catalog(store.meta).versions_of_run(r.run_id)
+    assert direction == "input" and v.ref == "training-data@v1" and v.rows == 300
+    assert list(mj.data.load(v.ref).columns) == ["age", "income", "tenure", "calls", "churned"]
+    # feature importances, the chart's figures from the model
+    fi = json.loads(r.artifact_bytes("feature_importance.json"))["features"]
+    assert fi[0]["importance"] == max(clf.feature_importances_) and {f["feature"] for f in fi} == set(X.columns)
+    svg = r.artifact_bytes("feature_importance.svg").decode()
+    assert svg.startswith("<svg") and "age" in svg and "feature importance" in svg
+    # the same data again adds no dataset version
+    RandomForestClassifier(n_estimators=5, random_state=1).fit(X, y)
+    assert len(mj.data.versions("training-data")) == 1
+
+
+def test_inside_a_run_it_logs_there_and_nested_fits_make_no_runs(store):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    mj.autolog("sklearn")
+    X, y = data()
+    with mj.start_run("baseline") as run:
+        make_pipeline(StandardScaler(), LogisticRegression(C=0.5)).fit(X, y)
+        mj.log(extra=1.0)
+    runs = mj.runs()
+    assert list(runs.name) == ["baseline"]  # no run for the pipeline, its steps, or the label encoders
+    r = mj.get_run(run.run_id)
+    assert r.status == "finished" and r.params["logisticregression__C"] == 0.5
+    assert r.params["steps"].startswith("[('standardscaler'") and "training_accuracy_score" in r.metrics
+    assert r.metrics["extra"] == 1.0
+
+
+def test_a_fit_that_raises_fails_its_run_and_the_error_reaches_the_user_untouched(store):
+    from sklearn.linear_model import LogisticRegression
+
+    mj.autolog()
+    X, y = data()
+    with pytest.raises(Exception) as raised:
+        LogisticRegression(C=-1).fit(X, y)
+    plain = None
+    mj.autolog(disable=True)
+    try:
+        LogisticRegression(C=-1).fit(X, y)
+    except Exception as e:
+        plain = e
+    assert type(raised.value) is type(plain) and str(raised.value) == str(plain)
+    r = run_named("LogisticRegression")
+    assert r.status == "failed" and "C" in (r.row.get("error") or "")
+    mj.autolog()
+    with mj.start_run("mine") as mine:  # the user's run is the user's to end
+        with pytest.raises(ValueError):
+            LogisticRegression().fit(X, y[:10])
+        assert mj.active_run() is mine
+    assert mj.get_run(mine.run_id).status == "finished"
+
+
+def test_a_failure_inside_autologging_never_breaks_the_fit(store, monkeypatch):
+    from sklearn.tree import DecisionTreeRegressor
+
+    from mlops_jupyter.autologging import sklearn as auto_sklearn
+
+    def broken(*a, **k):
+        raise RuntimeError("metrics exploded")
+
+    monkeypatch.setattr(auto_sklearn, "training_metrics", broken)
+    mj.autolog()
+    X, y = data()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        m1 = DecisionTreeRegressor(max_depth=2).fit(X, y)
+        DecisionTreeRegressor(max_depth=3).fit(X, y)
+        session.WORKER.wait()
+    assert m1.predict(X[:3]).shape == (3,)
+    said = [str(w.message) for w in seen if "mlops autolog" in str(w.message)]
+    assert len(said) == 1 and "metrics exploded" in said[0] and "the fit itself is unaffected" in said[0]
+    runs = mj.runs()
+    assert len(runs) == 2 and set(runs.status) == {"finished"}  # the runs still end
+
+
+def test_refitting_the_same_estimator_logs_each_fit_as_it_was(store):
+    from sklearn import metrics as M
+    from sklearn.linear_model import Ridge
+
+    mj.autolog(log_datasets=False)
+    X, y = data()
+    y = X.age * 3 + X.income
+    m = Ridge(alpha=0.01)
+    first = m.fit(X, y).predict(X)
+    m.set_params(alpha=1e4).fit(X, y)  # waits for the first fit's logging before changing the model
+    runs = mj.runs(order_by="start_time")
+    a, b = (mj.get_run(i) for i in runs.run_id)
+    assert a.params["alpha"] == 0.01 and b.params["alpha"] == 1e4
+    assert a.metrics["training_mean_squared_error"] == pytest.approx(M.mean_squared_error(y, first), rel=1e-12)
+    assert a.metrics["training_r2_score"] > 0.99 > b.metrics["training_r2_score"]
+    assert b.metrics["training_root_mean_squared_error"] == pytest.approx(
+        np.sqrt(b.metrics["training_mean_squared_error"]), rel=1e-12)
+
+
+def test_xgboost_and_lightgbm_scikit_learn_faces(store):
+    xgb = pytest.importorskip("xgboost")
+    lgb = pytest.importorskip("lightgbm")
+    mj.autolog()
+    X, y = data()
+    xgb.XGBClassifier(n_estimators=10, max_depth=2).fit(X, y)
+    lgb.LGBMRegressor(n_estimators=10, verbose=-1).fit(X, X.age * 2)
+    x, g = run_named("XGBClassifier"), run_named("LGBMRegressor")
+    assert x.tags["mlops.autolog"] == "xgboost" and g.tags["mlops.autolog"] == "lightgbm"
+    assert x.params["n_estimators"] == 10 and "training_roc_auc" in x.metrics
+    assert "training_r2_score" in g.metrics
+    assert json.loads(x.artifact_bytes("model/model.json"))["flavor"] == "xgboost"
+    assert json.loads(g.artifact_bytes("model/model.json"))["flavor"] == "lightgbm"
+
+
+def test_frameworks_imported_later_are_patched_when_imported_and_none_is_imported_to_patch_it(project):
+    code = """
+import sys
+import mlops_jupyter as mj
+mj.autolog()
+assert not any(m in sys.modules for m in ("sklearn", "xgboost", "lightgbm")), "imported to patch"
+import numpy as np
+from sklearn.linear_model import LinearRegression
+X = np.arange(20.0).reshape(10, 2)
+LinearRegression().fit(X, X[:, 0] * 2)
+assert not any(m in sys.modules for m in ("xgboost", "lightgbm"))
+runs = mj.runs()
+print(list(runs.name), list(runs.status), round(runs["metrics.training_r2_score"].iloc[0], 6))
+"""
+    r = subprocess.run([PY, "-c", code], cwd=project, env=python_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "['LinearRegression'] ['finished'] 1.0"
+
+
+def test_disable_puts_every_method_back(store):
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    original, pca = LogisticRegression.__dict__["fit"], PCA.__dict__["fit_transform"]
+    mj.autolog()
+    assert hasattr(LogisticRegression.__dict__["fit"], session.MARK) and hasattr(PCA.__dict__["fit_transform"], session.MARK)
+    assert not hasattr(StandardScaler.__dict__["fit"], session.MARK)  # data preparation is no experiment
+    assert mj.autolog(disable=True) == []
+    assert LogisticRegression.__dict__["fit"] is original and PCA.__dict__["fit_transform"] is pca
+    X, y = data()
+    LogisticRegression().fit(X, y)
+    assert mj.runs().empty
+
+
+def test_the_magic_names_datasets_after_the_variable_and_refuses_bad_input_in_one_line(ip):
+    from mlops_jupyter.data.catalog import Catalog
+    from mlops_jupyter.store import open_store
+
+    ip.run_cell("%mlops autolog --frameworks sklearn,foo")
+    with pytest.raises(UsageError, match="unknown framework foo: autolog knows sklearn, xgboost, lightgbm"):
+        ip.run_cell("%mlops autolog --frameworks sklearn,foo").raise_error()
+    with pytest.raises(UsageError, match="must be 0 or more"):
+        ip.run_cell("%mlops autolog --max-tuning-runs -1").raise_error()
+    with pytest.raises(UsageError, match="not a valid model name|model name"):
+        ip.run_cell("%mlops autolog --register 'bad name!'").raise_error()
+    assert session.settings() is None  # bad input changed nothing
+    X, y = data()
+    ip.user_ns.update(X_train=X, y_train=y)
+    ip.run_cell("%mlops autolog --frameworks sklearn --register churn").raise_error()
+    ip.run_cell("from sklearn.linear_model import LogisticRegression\n"
+                "clf = LogisticRegression().fit(X_train, y_train)").raise_error()
+    r = run_named("LogisticRegression")
+    (_, v), = Catalog(open_store().meta).versions_of_run(r.run_id)
+    assert v.ref == "X_train@v1"
+    assert mj.models.get("churn@v1").run_id == r.run_id  # registered, as asked
+    ip.run_cell("%mlops autolog --disable").raise_error()
+    assert session.settings() is None and session.patched() == 0
