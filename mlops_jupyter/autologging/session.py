@@ -46,12 +46,25 @@ class Settings:
 
 @dataclass
 class FitRun:
-    """The run one outermost fit logs into."""
+    """The run one outermost fit logs into: the user's or the job's (*run* given), or its own,
+    written by the worker (:meth:`open`) so that the fit does not wait for the store."""
 
     run: Any
-    own: bool  # started for this fit (ended by the worker), else the user's or the job's
+    own: bool
     framework: str
+    name: str = ""
+    parent: str | None = None
+    wall: float = field(default_factory=time.time)  # when the fit started
     started: float = field(default_factory=time.perf_counter)
+
+    def open(self):
+        """The run (on the worker: an own run is made here, with the fit's start time)."""
+        if self.run is None:
+            from ..tracking.run import start_run
+
+            self.run = start_run(name=self.name, tags={"mlops.autolog": self.framework}, parent=self.parent,
+                                 activate=False, start_time=self.wall)
+        return self.run
 
 
 _settings: list[Settings] = []  # [] when autologging is off
@@ -131,34 +144,33 @@ def report(framework: str, what: str, e: BaseException) -> None:
 
 
 # -- runs ----------------------------------------------------------------------------------------------
-def begin(framework: str, name: str, key: Any = None) -> FitRun:
-    """The run an outermost fit logs into: the active one, the job's, or a new one named *name*.
-    Waits first for the pending logging of *key*'s previous fit."""
+def begin(framework: str, name: str, key: Any = None, parent: str | None = None) -> FitRun:
+    """The run an outermost fit logs into: the active one, the job's, or its own named *name*
+    (made later, by the worker). Waits first for the pending logging of *key*'s previous fit."""
     from ..tracking import run as tracking
 
     if key is not None:
         WORKER.wait(key=id(key))
-    active = tracking.active_run()
-    if active is not None:
-        return FitRun(active, False, framework)
-    job_run = os.environ.get("MLOPS_RUN_ID")
-    if job_run:
-        return FitRun(tracking.attach_run(job_run), False, framework)
-    run = tracking.start_run(name=name, tags={"mlops.autolog": framework})
-    return FitRun(run, True, framework)
+    if parent is None:
+        active = tracking.active_run()
+        if active is not None:
+            return FitRun(active, False, framework)
+        job_run = os.environ.get("MLOPS_RUN_ID")
+        if job_run:
+            return FitRun(tracking.attach_run(job_run), False, framework)
+    return FitRun(None, True, framework, name=name, parent=parent)
 
 
-def failed(fr: FitRun, e: BaseException) -> None:
-    """The fit raised: its own run ends failed (the user's run is the user's to end)."""
-    if fr.own:
-        message = f"{type(e).__name__}: {e}"[:2000]
-        fr.run.end("failed", message)
+def failed(fr: FitRun, e: BaseException, key: Any = None) -> None:
+    """The fit raised: its own run is written as failed (the user's run is the user's to end)."""
+    if not fr.own:
+        return
+    message = f"{type(e).__name__}: {e}"[:2000]
 
+    def task():
+        fr.open().end("failed", message)
 
-def handed_over(fr: FitRun) -> None:
-    """The fit returned: an own run leaves the active-run stack (the worker ends it)."""
-    if fr.own:
-        fr.run.detach()
+    WORKER.submit(key, task, fr.framework, "recording the failed fit")
 
 
 # -- the worker ----------------------------------------------------------------------------------------
@@ -171,7 +183,7 @@ class Worker:
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
 
-    def submit(self, run_id: str, key: Any, task: Callable[[], None], framework: str, what: str) -> None:
+    def submit(self, key: Any, task: Callable[[], None], framework: str, what: str, run_id: str | None = None) -> None:
         k = (run_id, id(key))
         with self.cond:
             self.pending[k] = self.pending.get(k, 0) + 1

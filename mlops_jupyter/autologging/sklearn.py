@@ -72,7 +72,7 @@ def _wrapper_for(method: str):
                     result = original(self, *args, **kwargs)
             except BaseException as e:
                 try:
-                    session.failed(fr, e)
+                    session.failed(fr, e, key=self)
                 except Exception as inner:
                     session.report(framework, "marking the run failed", inner)
                 raise
@@ -100,17 +100,15 @@ def _hand_over(fr, s, estimator, method: str, args: tuple, kwargs: dict, took: f
     params = estimator.get_params(deep=True)
     data_name = record.variable_name(X)
     X, y, weight = record.snapshot(X), record.snapshot(y), record.snapshot(weight)
-    session.handed_over(fr)
-    run = fr.run
 
     def task():
         _log(fr, s, estimator, params, X, y, weight, data_name, took)
 
-    session.WORKER.submit(run.run_id, estimator, task, fr.framework, "logging the fit")
+    session.WORKER.submit(estimator, task, fr.framework, "logging the fit", run_id=None if fr.own else fr.run.run_id)
 
 
 def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
-    run, framework = fr.run, fr.framework
+    run, framework = fr.open(), fr.framework
     try:
         record.log_params(run, params)
         run.set_tags({"mlops.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__name__}",

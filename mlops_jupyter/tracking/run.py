@@ -309,6 +309,9 @@ def start_run(
     notebook: str | None = None,
     parent: Run | str | None = None,
     source: str | None = None,
+    *,
+    activate: bool = True,
+    start_time: float | None = None,
 ) -> Run:
     """Start a run (a child of the active one, if any) and make it the active run.
 
@@ -319,6 +322,10 @@ def start_run(
         notebook: the notebook path when it cannot be found automatically.
         parent: parent run (default: the active run, if any).
         source: what started it (``notebook``, ``script``, ``job``); found when omitted.
+        activate: make it the active run (default). ``False``: a run written from the background
+            (autologging's worker) that the user's logging never goes to; its parent is only
+            *parent*, never the active run.
+        start_time: when it started (seconds since the epoch), when that was before this call.
     """
     # Every value is checked before the store is touched: bad input starts nothing.
     if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -335,12 +342,12 @@ def start_run(
     store = _store()
     with _stack_lock:
         parent_id = parent.run_id if isinstance(parent, Run) else parent
-        if parent_id is None and _stack:
+        if parent_id is None and _stack and activate:
             parent_id = _stack[-1].run_id
-        if parent_id is None and os.environ.get("MLOPS_PARENT_RUN_ID"):
+        if parent_id is None and os.environ.get("MLOPS_PARENT_RUN_ID") and activate:
             parent_id = os.environ["MLOPS_PARENT_RUN_ID"]
         run_id = uuid.uuid4().hex
-        now = time.time()
+        now = time.time() if start_time is None else float(start_time)
         pid = os.getpid()
         from ..store.processes import process_start_time
 
@@ -356,7 +363,8 @@ def start_run(
         events.publish("run.started", store=store, run_id=run_id)
         run = Run(store, run_id, name, parent_id, now, notebook)
         store.writer.active.add(run_id)
-        _stack.append(run)
+        if activate:
+            _stack.append(run)
     _install_exit_handlers()
     store.writer.submit(run._capture)
     return run
