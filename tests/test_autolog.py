@@ -244,3 +244,64 @@ def test_the_magic_names_datasets_after_the_variable_and_refuses_bad_input_in_on
     assert mj.models.get("churn@v1").run_id == r.run_id  # registered, as asked
     ip.run_cell("%mlops autolog --disable").raise_error()
     assert session.settings() is None and session.patched() == 0
+
+
+def test_a_search_logs_its_best_and_its_top_candidates_as_child_runs(store):
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import GridSearchCV, HalvingGridSearchCV
+    from sklearn.svm import SVC
+
+    mj.autolog(max_tuning_runs=3, log_datasets=False)
+    X, y = data(200)
+    grid = GridSearchCV(SVC(), {"C": [0.01, 0.1, 1, 10], "kernel": ["linear", "rbf"]}, cv=3).fit(X, y)
+    runs = mj.runs()
+    parent = run_named("GridSearchCV")
+    assert len(runs) == 4  # the search and its 3 best candidates; none for the 8 x 3 + 1 inner fits
+    assert parent.params["best_C"] == grid.best_params_["C"] and parent.params["best_kernel"] == grid.best_params_["kernel"]
+    assert parent.metrics["best_cv_score"] == pytest.approx(grid.best_score_, rel=1e-12)
+    assert parent.params["estimator__C"] == 1.0 and "training_accuracy_score" in parent.metrics
+    assert b"mean_test_score" in parent.artifact_bytes("cv_results.csv")
+    kids = [mj.get_run(i) for i in runs[runs.parent_id == parent.run_id].run_id]
+    by_rank = sorted(kids, key=lambda k: int(k.tags["mlops.autolog.candidate"]))
+    res = grid.cv_results_
+    want = sorted(range(8), key=lambda i: res["rank_test_score"][i])[:3]
+    for kid, i in zip(by_rank, want):
+        assert kid.params == res["params"][i] and kid.status == "finished"
+        assert kid.metrics["mean_test_score"] == pytest.approx(res["mean_test_score"][i], rel=1e-12)
+        assert kid.metrics["rank_test_score"] == res["rank_test_score"][i]
+    halving = HalvingGridSearchCV(SVC(), {"C": [0.1, 1, 10]}, cv=3, min_resources=60, random_state=0).fit(X, y)
+    h = run_named("HalvingGridSearchCV")
+    assert h.params["best_C"] == halving.best_params_["C"]
+    assert len(mj.runs(where=f"parent_id = '{h.run_id}'")) == 3
+
+
+def test_scores_and_metrics_computed_later_go_to_the_fits_run(store):
+    mj.autolog(log_datasets=False, log_models=False)
+    from sklearn import metrics
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data(400)
+    X_train, X_test, y_train, y_test = X[:300], X[300:], y[:300], y[300:]
+    clf = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_train, y_train)
+    reg = RandomForestRegressor(n_estimators=10, random_state=0).fit(X_train, X_train.age * 2)
+    acc = clf.score(X_test, y_test)
+    f1 = metrics.f1_score(y_test, clf.predict(X_test))
+    auc = metrics.roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1])  # a slice of the predictions: not known
+    mse = metrics.mean_squared_error(X_test.age * 2, reg.predict(X_test))
+    mse2 = metrics.mean_squared_error(X_test.age * 2, reg.predict(X_test))  # again: the next step
+    metrics.accuracy_score(y_test, y_test)  # not a model's predictions: logs nothing
+    p, r = run_named("Pipeline"), run_named("RandomForestRegressor")
+    assert p.metrics["Pipeline_score_X_test"] == pytest.approx(acc, rel=1e-12)
+    assert p.metrics["f1_score_X_test"] == pytest.approx(f1, rel=1e-12)
+    assert not any(k.startswith(("roc_auc", "accuracy_score")) for k in p.metrics) and auc > 0.5
+    assert r.history("mean_squared_error_X_test")["mean_squared_error_X_test"] == [(0, mse), (1, mse2)]
+    assert not any(k.startswith("mean_squared") for k in p.metrics)
+    # scikit-learn's own scoring inside a search is not the user's evaluation
+    from sklearn.model_selection import cross_val_score
+
+    mj.autolog(disable=True)
+    assert metrics.f1_score.__name__ == "f1_score" and not hasattr(metrics.f1_score, session.MARK)
+    assert cross_val_score(LogisticRegression(), X, y, cv=2).shape == (2,)

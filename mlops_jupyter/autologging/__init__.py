@@ -76,8 +76,11 @@ def autolog(frameworks: str | list[str] | None = None, *, disable: bool = False,
         check_name(registered_model_name, "model")
     _uninstall()
     if disable:
+        from . import post
+
         session.set_settings(None)
         session.unpatch_all()
+        post.forget()
         return []
     session.set_settings(session.Settings(frozenset(names), log_models=log_models, log_datasets=log_datasets,
                                           register=registered_model_name, max_tuning_runs=max_tuning_runs,
@@ -120,8 +123,18 @@ def _install_once() -> None:
     from ..tracking import run as tracking
 
     hooks.on_error(lambda module, e: session.report(module.split(".")[0], f"patching {module}", e))
-    tracking.settle_hooks.append(lambda run_id: session.WORKER.wait(run_id=run_id))
+    tracking.settle_hooks.append(_settle)
     atexit.register(session.WORKER.wait)
+
+
+def _settle(run_id: str | None) -> None:
+    """Autologging done for *run_id* (all runs when None), and its metric points written."""
+    from ..store import current_store
+
+    if session.WORKER.wait(run_id=run_id) and session.WORKER.wrote():
+        store = current_store()
+        if store is not None:
+            store.writer.flush()
 
 
 def status() -> dict:

@@ -88,17 +88,22 @@ def set_settings(s: Settings | None) -> None:
 
 
 # -- patching ------------------------------------------------------------------------------------------
-def patch(owner: Any, name: str, make: Callable[[Callable], Callable]) -> bool:
-    """Replace ``owner.name`` (a plain function in *owner*'s own namespace) by ``make(original)``;
-    False when there is nothing to patch there or it is patched already."""
-    current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+def patch(owner: Any, name: str, make: Callable[[Callable], Callable], inherited: bool = False) -> bool:
+    """Replace ``owner.name`` by ``make(original)``: a function in a class's own namespace (or, with
+    *inherited*, the one it inherits, set on the class itself), or a module's or an object's
+    attribute. False when there is nothing to patch or it is patched already."""
+    if isinstance(owner, type) and not inherited:
+        current = owner.__dict__.get(name)
+    else:
+        current = getattr(owner, name, None)
     if current is None or not callable(current) or hasattr(current, MARK):
         return False
+    own = not isinstance(owner, type) or name in owner.__dict__
     wrapper = make(current)
     functools.update_wrapper(wrapper, current)
     setattr(wrapper, MARK, current)
     setattr(owner, name, wrapper)
-    _patches.append((owner, name, current))
+    _patches.append((owner, name, current if own else None))
     return True
 
 
@@ -107,7 +112,10 @@ def unpatch_all() -> int:
     while _patches:
         owner, name, original = _patches.pop()
         try:
-            setattr(owner, name, original)
+            if original is None:  # it was inherited: the class gets its inheritance back
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
         except Exception:
             pass
     return n
@@ -182,6 +190,7 @@ class Worker:
         self.pending: dict[tuple[str, int], int] = {}  # (run_id, estimator id) -> tasks queued or running
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
+        self.done = 0  # tasks finished since the last :meth:`wrote`
 
     def submit(self, key: Any, task: Callable[[], None], framework: str, what: str, run_id: str | None = None) -> None:
         k = (run_id, id(key))
@@ -206,10 +215,17 @@ class Worker:
                 report(framework, what, e)
             with self.cond:
                 self.queue.popleft()
+                self.done += 1
                 self.pending[k] -= 1
                 if not self.pending[k]:
                     del self.pending[k]
                 self.cond.notify_all()
+
+    def wrote(self) -> bool:
+        """Whether tasks finished since the last call (their metric points may still be queued)."""
+        with self.cond:
+            done, self.done = self.done, 0
+        return bool(done)
 
     def busy(self, run_id: str | None = None, key: int | None = None) -> int:
         with self.cond:

@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from . import record, session
+from . import post, record, search, session
 from .session import nested
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
@@ -39,6 +39,8 @@ def install_module(module) -> None:
     Estimator = getattr(sys.modules.get("sklearn.base"), "BaseEstimator", None)
     if Estimator is None:
         return
+    if module.__name__ == "sklearn.metrics":
+        post.install_metrics(module)
     if module.__name__.startswith(NOT_MODELS):
         return
     for value in list(vars(module).values()):
@@ -47,6 +49,7 @@ def install_module(module) -> None:
                 fn = value.__dict__.get(name)
                 if callable(fn) and type(fn).__name__ == "function":
                     session.patch(value, name, _wrapper_for(name))
+            post.install_class(value)
 
 
 def framework_of(estimator: Any) -> str:
@@ -78,6 +81,7 @@ def _wrapper_for(method: str):
                 raise
             took = time.perf_counter() - t0
             try:
+                post.fitted(self, fr)
                 _hand_over(fr, s, self, method, args, kwargs, took)
             except Exception as e:
                 session.report(framework, "collecting what to log", e)
@@ -121,6 +125,8 @@ def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
             ("versioning the training data", lambda: s.log_datasets and X is not None and record.log_dataset(
                 run, X, y, data_name)),
             ("logging feature importances", lambda: record.log_importances(run, estimator, feature_names(estimator, X))),
+            ("logging the search's candidates", lambda: search.is_search(estimator) and search.log_search(
+                run, estimator, s.max_tuning_runs)),
         ]
         for what, step in steps:
             try:

@@ -370,6 +370,16 @@ def start_run(
     return run
 
 
+def append_metrics(run_id: str, metrics: dict[str, Any], step: int) -> None:
+    """Metric points for run *run_id*, ended or not: figures computed after a run ended (the test
+    scores autologging records when a fitted model is evaluated later)."""
+    values, step = checked_metrics(metrics, step)
+    store = _store()
+    now = time.time()
+    for key, value in values.items():
+        store.writer.push((run_id, key, step, value, now))
+
+
 def attach_run(run_id: str) -> Run:
     """Log into an existing run (a job execution's run, started by the job runner)."""
     store = _store()
