@@ -305,3 +305,60 @@ def test_scores_and_metrics_computed_later_go_to_the_fits_run(store):
     mj.autolog(disable=True)
     assert metrics.f1_score.__name__ == "f1_score" and not hasattr(metrics.f1_score, session.MARK)
     assert cross_val_score(LogisticRegression(), X, y, cv=2).shape == (2,)
+
+
+def test_boosters_log_every_round_of_their_eval_sets_and_the_best_round(store):
+    xgb = pytest.importorskip("xgboost")
+    lgb = pytest.importorskip("lightgbm")
+    mj.autolog(log_datasets=False)
+    X, y = data(400)
+    X_tr, X_va, y_tr, y_va = X[:300], X[300:], y[:300], y[300:]
+    # native xgboost.train with early stopping: a run of its own
+    evals: dict = {}
+    booster = xgb.train({"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": 2, "eta": 0.3},
+                        xgb.DMatrix(X_tr, y_tr), num_boost_round=200, evals=[(xgb.DMatrix(X_va, y_va), "valid")],
+                        early_stopping_rounds=5, evals_result=evals, verbose_eval=False)
+    r = run_named("xgboost.train")
+    assert r.params["max_depth"] == 2 and r.params["num_boost_round"] == 200 and r.params["early_stopping_rounds"] == 5
+    curve = r.history("valid-logloss")["valid-logloss"]
+    assert curve == list(enumerate(evals["valid"]["logloss"]))  # one point per round, step = round
+    assert r.metrics["best_iteration"] == booster.best_iteration and r.metrics["stopped_iteration"] == len(curve) - 1
+    assert json.loads(r.artifact_bytes("model/model.json"))["flavor"] == "xgboost"
+    assert json.loads(r.artifact_bytes("feature_importance.json"))["measure"] == "importance (total gain)"
+    # lightgbm.train with callbacks of the user's, inside the user's run
+    recorded: dict = {}
+    with mj.start_run("lgb") as run:
+        lgb.train({"objective": "binary", "metric": "auc", "verbose": -1, "num_leaves": 4},
+                  lgb.Dataset(X_tr, y_tr), num_boost_round=30, valid_sets=[lgb.Dataset(X_va, y_va)],
+                  valid_names=["valid"], callbacks=[lgb.record_evaluation(recorded), lgb.early_stopping(3, verbose=False)])
+        assert len(mj.get_run(run.run_id).history("valid-auc")["valid-auc"]) >= 1  # live, before the run ends
+    g = mj.get_run(run.run_id)
+    assert [v for _, v in g.history("valid-auc")["valid-auc"]] == recorded["valid"]["auc"]
+    assert g.params["num_leaves"] == 4 and "best_iteration" in g.metrics
+    # the scikit-learn faces: eval_set rounds logged into the fit's own run, nothing twice
+    XGBC = xgb.XGBClassifier(n_estimators=15, max_depth=2, early_stopping_rounds=4, eval_metric="logloss")
+    XGBC.fit(X_tr, y_tr, eval_set=[(X_va, y_va)], verbose=False)
+    c = run_named("XGBClassifier")
+    assert [v for _, v in c.history("validation_0-logloss")["validation_0-logloss"]] == \
+        XGBC.evals_result()["validation_0"]["logloss"]
+    assert c.metrics["best_iteration"] == XGBC.best_iteration
+    assert len(mj.runs()) == 3  # no run for the train() inside XGBClassifier.fit
+
+
+def test_an_untested_framework_version_warns_once_and_still_logs(store, monkeypatch):
+    from mlops_jupyter import autologging
+
+    monkeypatch.setitem(autologging.FRAMEWORKS, "sklearn",
+                        autologging.Framework(autologging.FRAMEWORKS["sklearn"].hooks, ">=0.1,<0.2"))
+    monkeypatch.setattr(autologging, "_checked", set())
+    from sklearn.linear_model import Ridge
+
+    with pytest.warns(UserWarning, match=r"scikit-learn \S+ has not been tested with autologging \(tested: >=0.1,<0.2\)"):
+        mj.autolog("sklearn")
+    X, y = data()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        Ridge().fit(X, X.age)
+        mj.autolog("sklearn")
+    assert not [w for w in seen if "not been tested" in str(w.message)]  # once
+    assert "training_r2_score" in run_named("Ridge").metrics

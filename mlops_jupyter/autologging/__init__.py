@@ -17,18 +17,20 @@ from . import hooks, session
 
 @dataclass(frozen=True)
 class Framework:
-    """A framework autologging knows: *modules* (names, or prefixes ending in ``.``) whose import
-    calls *install*, a ``"module:function"`` taking the imported module."""
+    """A framework autologging knows: *hooks*, pairs of a module name (or a prefix ending in ``.``)
+    and the ``"module:function"`` its import calls with the module; the versions it was *tested*
+    with (a specifier: others warn once)."""
 
-    modules: tuple[str, ...]
-    install: str
-    tested: str  # versions tested, as a specifier (others warn once)
+    hooks: tuple[tuple[str, str], ...]
+    tested: str
 
 
 FRAMEWORKS: dict[str, Framework] = {
-    "sklearn": Framework(("sklearn.",), "sklearn:install_module", ">=1.3"),
-    "xgboost": Framework(("xgboost.sklearn",), "sklearn:install_module", ">=2.0"),
-    "lightgbm": Framework(("lightgbm.sklearn",), "sklearn:install_module", ">=4.0"),
+    "sklearn": Framework((("sklearn.", "sklearn:install_module"),), ">=1.3,<1.10"),
+    "xgboost": Framework((("xgboost.sklearn", "sklearn:install_module"), ("xgboost", "boosters:install_xgboost")),
+                         ">=2.0,<3.3"),
+    "lightgbm": Framework((("lightgbm.sklearn", "sklearn:install_module"), ("lightgbm", "boosters:install_lightgbm")),
+                          ">=4.0,<4.8"),
 }
 
 _installed: list[tuple[str, Callable]] = []
@@ -40,11 +42,38 @@ def _hook(framework: str, target: str) -> Callable:
     def hook(module) -> None:
         from importlib import import_module
 
+        _check_version(framework)
         install = getattr(import_module(f"{__name__}.{module_name}"), fn_name)
         install(module)
 
     hook.__qualname__ = f"autolog[{framework}]"
     return hook
+
+
+_checked: set[str] = set()
+
+
+def _check_version(framework: str) -> None:
+    """Warn once when *framework*'s installed version is not one autologging was tested with."""
+    if framework in _checked:
+        return
+    _checked.add(framework)
+    import warnings
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        from packaging.specifiers import SpecifierSet  # ipykernel's dependency, hence always here
+    except ImportError:
+        return
+    dist = {"sklearn": "scikit-learn"}.get(framework, framework)
+    try:
+        installed = version(dist)
+    except PackageNotFoundError:
+        return
+    tested = FRAMEWORKS[framework].tested
+    if not SpecifierSet(tested).contains(installed, prereleases=True):
+        warnings.warn(f"mlops autolog: {dist} {installed} has not been tested with autologging (tested: {tested}); "
+                      "it logs what it can", UserWarning, stacklevel=2)
 
 
 def autolog(frameworks: str | list[str] | None = None, *, disable: bool = False, log_models: bool = True,
@@ -87,8 +116,8 @@ def autolog(frameworks: str | list[str] | None = None, *, disable: bool = False,
                                           silent=silent))
     _install_once()
     for name in names:
-        for module in FRAMEWORKS[name].modules:
-            hook = _hook(name, FRAMEWORKS[name].install)
+        for module, install in FRAMEWORKS[name].hooks:
+            hook = _hook(name, install)
             _installed.append((module, hook))
             hooks.when_imported(module, hook)
     return sorted(names)

@@ -155,8 +155,7 @@ def variable_name(obj: Any) -> str | None:
 
 
 def log_importances(run, model: Any, features: list[str] | None) -> None:
-    """``feature_importance.json`` and its bar chart (``feature_importance.svg``, the Vega-Lite spec
-    beside it) from a tree model's ``feature_importances_``."""
+    """``feature_importance.json`` and its bar chart from a tree model's ``feature_importances_``."""
     import numpy as np
 
     values = getattr(model, "feature_importances_", None)
@@ -165,14 +164,19 @@ def log_importances(run, model: Any, features: list[str] | None) -> None:
     values = np.asarray(values, dtype=float).ravel()
     names = [str(f) for f in features] if features is not None and len(features) == len(values) else \
         [f"x{i}" for i in range(len(values))]
-    order = np.argsort(-values, kind="stable")
-    run.log_dict({"features": [{"feature": names[i], "importance": float(values[i])} for i in order]},
-                 "feature_importance.json")
+    measure = IMPORTANCE_MEASURE.get(type(model).__module__.split(".")[0], "importance (impurity decrease)")
+    log_importance_values(run, names, values.tolist(), f"{type(model).__name__}: feature importance", measure)
+
+
+def log_importance_values(run, names: list[str], values: list[float], title: str, measure: str) -> None:
+    """``feature_importance.json`` (largest first), and its bar chart as ``feature_importance.svg``
+    with the Vega-Lite spec beside it (``feature_importance.vl.json``)."""
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    run.log_dict({"measure": measure, "features": [{"feature": names[i], "importance": float(values[i])}
+                                                   for i in order]}, "feature_importance.json")
     from ..charts.explain import global_importance
 
-    measure = IMPORTANCE_MEASURE.get(type(model).__module__.split(".")[0], "importance (impurity decrease)")
-    chart = global_importance(names, values, measure=measure, value_title="importance",
-                              title=f"{type(model).__name__}: feature importance")
+    chart = global_importance(names, values, measure=measure, value_title="importance", title=title)
     run.log_dict(chart.spec, "feature_importance.vl.json")
     run.log_text(chart.svg(), "feature_importance.svg")
 

@@ -56,6 +56,27 @@ class FitRun:
     parent: str | None = None
     wall: float = field(default_factory=time.time)  # when the fit started
     started: float = field(default_factory=time.perf_counter)
+    points: list = field(default_factory=list)  # (metrics, step) logged before the own run was made
+    recording: bool = False  # a round/epoch recorder already logs into it
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Per-iteration / per-epoch figures, as they come: into the user's run at once (a live
+        chart, a tuner's pruner see them), kept for an own run until the worker makes it."""
+        import math
+
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        if not clean:
+            return
+        if self.own:
+            self.points.append((clean, step))
+        else:
+            self.run.log_metrics(clean, step=step)
+
+    def flush_points(self) -> None:
+        run = self.open()
+        points, self.points = self.points, []
+        for metrics, step in points:
+            run.log_metrics(metrics, step=step)
 
     def open(self):
         """The run (on the worker: an own run is made here, with the fit's start time)."""
@@ -138,6 +159,25 @@ class nested:
 
     def __exit__(self, *exc):
         _local.depth = depth() - 1
+
+
+def current_fit() -> FitRun | None:
+    """The outermost fit running on this thread (a nested ``train`` adds its rounds to it)."""
+    return getattr(_local, "fit", None)
+
+
+class fitting:
+    """Marks *fr* as the outermost fit of this thread while the user's fit runs."""
+
+    def __init__(self, fr: FitRun):
+        self.fr = fr
+
+    def __enter__(self):
+        self.was = current_fit()
+        _local.fit = self.fr
+
+    def __exit__(self, *exc):
+        _local.fit = self.was
 
 
 def report(framework: str, what: str, e: BaseException) -> None:

@@ -71,7 +71,7 @@ def _wrapper_for(method: str):
                 return original(self, *args, **kwargs)
             t0 = time.perf_counter()
             try:
-                with nested():
+                with nested(), session.fitting(fr):
                     result = original(self, *args, **kwargs)
             except BaseException as e:
                 try:
@@ -114,11 +114,16 @@ def _hand_over(fr, s, estimator, method: str, args: tuple, kwargs: dict, took: f
 def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
     run, framework = fr.open(), fr.framework
     try:
+        fr.flush_points()  # the rounds of a booster's eval_set, logged as they came
         record.log_params(run, params)
         run.set_tags({"mlops.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__name__}",
                       "mlops.autolog.fit_seconds": f"{took:.6g}"})
         if X is not None and y is not None:
             record.log_metrics(run, training_metrics(estimator, X, y, weight))
+        if framework != "sklearn":
+            from .boosters import best_rounds
+
+            record.log_metrics(run, best_rounds(estimator))
         steps = [
             ("logging the model", lambda: s.log_models and record.log_model(
                 run, estimator, record.head(X), s.register, framework)),
