@@ -43,7 +43,7 @@ def test_a_fit_outside_a_run_records_a_run_with_mlflows_metrics_model_and_data(s
 
     from mlops_jupyter.data.catalog import Catalog
 
-    assert mj.autolog() == ["lightgbm", "sklearn", "xgboost"]
+    assert mj.autolog() == ["keras", "lightgbm", "sklearn", "xgboost"]
     X, y = data()
     clf = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
     assert mj.active_run() is None  # the fit's run is not left active for what the user logs next
@@ -226,7 +226,7 @@ def test_the_magic_names_datasets_after_the_variable_and_refuses_bad_input_in_on
     from mlops_jupyter.store import open_store
 
     ip.run_cell("%mlops autolog --frameworks sklearn,foo")
-    with pytest.raises(UsageError, match="unknown framework foo: autolog knows sklearn, xgboost, lightgbm"):
+    with pytest.raises(UsageError, match="unknown framework foo: autolog knows sklearn, xgboost, lightgbm, keras"):
         ip.run_cell("%mlops autolog --frameworks sklearn,foo").raise_error()
     with pytest.raises(UsageError, match="must be 0 or more"):
         ip.run_cell("%mlops autolog --max-tuning-runs -1").raise_error()
@@ -362,3 +362,31 @@ def test_an_untested_framework_version_warns_once_and_still_logs(store, monkeypa
         mj.autolog("sklearn")
     assert not [w for w in seen if "not been tested" in str(w.message)]  # once
     assert "training_r2_score" in run_named("Ridge").metrics
+
+
+def test_keras_fit_logs_each_epoch_its_arguments_optimizer_and_the_model(store):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    mj.autolog("keras")
+    X, y = data(200)
+    Xa, ya = X.to_numpy("float32"), y.to_numpy()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.Adam(learning_rate=0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    hist = model.fit(Xa, ya, epochs=6, batch_size=32, validation_split=0.25, callbacks=[stop], verbose=0)
+    r = run_named("Sequential")
+    assert r.tags["mlops.autolog"] == "keras"
+    assert r.params["epochs"] == 6 and r.params["batch_size"] == 32 and r.params["validation_split"] == 0.25
+    assert r.params["optimizer_name"] == "Adam" and r.params["optimizer_learning_rate"] == pytest.approx(0.01)
+    assert r.params["loss"] == "sparse_categorical_crossentropy" and r.params["total_params"] == 4 * 8 + 8 + 8 * 2 + 2
+    for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        got = [v for _, v in r.history(key)[key]]
+        assert got == pytest.approx(hist.history[key], rel=1e-6), key  # one point per epoch, step = epoch
+    assert [s for s, _ in r.history("loss")["loss"]] == list(range(len(hist.history["loss"])))
+    assert "stopped_epoch" in r.metrics
+    assert b"Total params" in r.artifact_bytes("model_summary.txt")
+    assert json.loads(r.artifact_bytes("model/model.json"))["flavor"] == "keras"

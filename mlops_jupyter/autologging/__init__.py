@@ -31,6 +31,7 @@ FRAMEWORKS: dict[str, Framework] = {
                          ">=2.0,<3.3"),
     "lightgbm": Framework((("lightgbm.sklearn", "sklearn:install_module"), ("lightgbm", "boosters:install_lightgbm")),
                           ">=4.0,<4.8"),
+    "keras": Framework((("keras", "keras:install"),), ">=3.0,<3.16"),
 }
 
 _installed: list[tuple[str, Callable]] = []
@@ -83,7 +84,7 @@ def autolog(frameworks: str | list[str] | None = None, *, disable: bool = False,
 
     Args:
         frameworks: names (or one comma-separated string) of the frameworks to log; default: all
-            (``sklearn``, ``xgboost``, ``lightgbm``).
+            (``sklearn``, ``xgboost``, ``lightgbm``, ``keras``).
         disable: stop autologging and put every patched method back.
         log_models: log each fitted model as a run artifact in its safe format.
         log_datasets: version the training data and record it as the run's input.
