@@ -175,6 +175,7 @@ def _log(fr: session.FitRun, s: session.Settings, booster: Any, params: dict, to
                                                                                   framework)),
                  ("logging feature importances", lambda: log_booster_importances(run, booster, framework))]
         for what, step in steps:
+            session.pause()
             try:
                 step()
             except Exception as e:

@@ -144,6 +144,7 @@ def _log(fr: session.FitRun, s: session.Settings, model: Any, params: dict, stop
                  ("logging the model", lambda: s.log_models and record.log_model(run, model, example, s.register,
                                                                                   "keras"))]
         for what, step in steps:
+            session.pause()
             try:
                 step()
             except Exception as e:

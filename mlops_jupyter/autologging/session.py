@@ -175,9 +175,13 @@ class fitting:
     def __enter__(self):
         self.was = current_fit()
         _local.fit = self.fr
+        if self.was is None:
+            WORKER.fit_started()
 
     def __exit__(self, *exc):
         _local.fit = self.was
+        if self.was is None:
+            WORKER.fit_ended()
 
 
 def report(framework: str, what: str, e: BaseException) -> None:
@@ -223,7 +227,16 @@ def failed(fr: FitRun, e: BaseException, key: Any = None) -> None:
 
 # -- the worker ----------------------------------------------------------------------------------------
 class Worker:
-    """One daemon thread that runs logging tasks in order; each task names its run and estimator."""
+    """One daemon thread that runs logging tasks in order; each task names its run and estimator.
+
+    It steps aside while a fit runs (the logging would take the fit's turns at the interpreter
+    lock and at the cores): it starts a task, or a task's next step (:func:`pause`), only when no
+    autologged fit is running, or when someone waits for it (reading runs, ending a run, exiting),
+    or when more than :data:`BACKLOG` tasks are queued (then the next fit waits for it to catch up:
+    the training data copies it holds are bounded)."""
+
+    BACKLOG = 64
+    QUIET = 0.05  # seconds after the last fit ended before logging resumes (the next fit of a loop comes sooner)
 
     def __init__(self):
         self.queue: deque = deque()
@@ -231,9 +244,39 @@ class Worker:
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
         self.done = 0  # tasks finished since the last :meth:`wrote`
+        self.fits = 0  # autologged fits running now (any thread)
+        self.last_fit = 0.0  # when the last one ended (monotonic)
+        self.waiters = 0
+
+    def fit_started(self) -> None:
+        with self.cond:
+            self.fits += 1
+
+    def fit_ended(self) -> None:
+        with self.cond:
+            self.fits -= 1
+            self.last_fit = time.monotonic()
+            self.cond.notify_all()
+
+    def step_aside(self) -> None:
+        """On the worker: wait while a fit runs (or one ended less than :data:`QUIET` ago) and
+        nobody waits for the logging."""
+        if threading.current_thread() is not self.thread:
+            return
+        with self.cond:
+            while not self.waiters and len(self.queue) <= self.BACKLOG:
+                if self.fits > 0:
+                    self.cond.wait(0.5)
+                    continue
+                left = self.last_fit + self.QUIET - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.wait(left)
 
     def submit(self, key: Any, task: Callable[[], None], framework: str, what: str, run_id: str | None = None) -> None:
         k = (run_id, id(key))
+        if len(self.queue) > self.BACKLOG and threading.current_thread() is not self.thread:
+            self.wait(timeout=300.0, below=self.BACKLOG // 2)
         with self.cond:
             self.pending[k] = self.pending.get(k, 0) + 1
             self.queue.append((k, task, framework, what))
@@ -249,6 +292,7 @@ class Worker:
                 while not self.queue:
                     self.cond.wait()
                 k, task, framework, what = self.queue[0]
+            self.step_aside()
             try:
                 task()
             except Exception as e:
@@ -272,31 +316,43 @@ class Worker:
             return sum(n for (r, e), n in self.pending.items()
                        if (run_id is None or r == run_id) and (key is None or e == key))
 
-    def wait(self, run_id: str | None = None, key: int | None = None, timeout: float = 300.0) -> bool:
-        """Until the tasks of *run_id* / estimator *key* (all, when neither) are done; False on timeout.
-        Never from the worker itself (a task that waits on the queue it is in would wait forever)."""
+    def wait(self, run_id: str | None = None, key: int | None = None, timeout: float = 300.0,
+             below: int = 1) -> bool:
+        """Until fewer than *below* tasks of *run_id* / estimator *key* (all, when neither) are left;
+        False on timeout. Never from the worker itself (a task waiting on its own queue would wait
+        forever)."""
         if threading.current_thread() is self.thread:
             return True
         deadline = time.monotonic() + timeout
         said = False
         with self.cond:
-            while True:
-                left = sum(n for (r, e), n in self.pending.items()
-                           if (run_id is None or r == run_id) and (key is None or e == key))
-                if not left:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                if not said and remaining < timeout - 1.0:
-                    said = True
-                    s = settings()
-                    if s is None or not s.silent:
-                        print(f"mlops autolog: waiting for the logging of {left} fit(s)...", file=sys.stderr)
-                self.cond.wait(min(remaining, 0.5))
+            self.waiters += 1
+            self.cond.notify_all()
+            try:
+                while True:
+                    left = sum(n for (r, e), n in self.pending.items()
+                               if (run_id is None or r == run_id) and (key is None or e == key))
+                    if left < below:
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    if not said and remaining < timeout - 1.0:
+                        said = True
+                        s = settings()
+                        if s is None or not s.silent:
+                            print(f"mlops autolog: waiting for the logging of {left} fit(s)...", file=sys.stderr)
+                    self.cond.wait(min(remaining, 0.5))
+            finally:
+                self.waiters -= 1
 
 
 WORKER = Worker()
+
+
+def pause() -> None:
+    """Between the steps of a logging task: let a fit that started meanwhile run first."""
+    WORKER.step_aside()
 
 
 def settle(run_id: str | None = None) -> None:

@@ -119,6 +119,7 @@ def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
         run.set_tags({"mlops.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__name__}",
                       "mlops.autolog.fit_seconds": f"{took:.6g}"})
         if X is not None and y is not None:
+            session.pause()
             record.log_metrics(run, training_metrics(estimator, X, y, weight))
         if framework != "sklearn":
             from .boosters import best_rounds
@@ -134,6 +135,7 @@ def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
                 run, estimator, s.max_tuning_runs)),
         ]
         for what, step in steps:
+            session.pause()
             try:
                 step()
             except Exception as e:

@@ -35,6 +35,7 @@ def kernel_manager_class(env: dict[str, str] | None = None, cwd: str | None = No
     when given, start with *env* (added to the process's environment) and in *cwd*, so executions
     running side by side in one process never touch the process's own environment or folder."""
     from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Float
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         AsyncKernelManager.__init__(self, *args, **kw)
@@ -52,6 +53,22 @@ def kernel_manager_class(env: dict[str, str] | None = None, cwd: str | None = No
             kw["cwd"] = cwd
         return await AsyncKernelManager._async_start_kernel(self, **kw)
 
+    async def _async_interrupt_kernel(self) -> None:
+        # jupyter_client interrupts a kernel before asking it to shut down. Ours are idle by then
+        # (the notebook ran or failed), and a SIGINT landing in the kernel's exit handlers stopped
+        # them ending its runs (left to be found "crashed") and printed "KeyboardInterrupt caught
+        # in kernel" into the job's output. A timeout's interrupt, mid-cell, still goes through.
+        if self.shutting_down:
+            return None
+        return await AsyncKernelManager._async_interrupt_kernel(self)
+
     return type("MlopsKernelManager", (AsyncKernelManager,),
                 {"__init__": __init__, "_async_start_kernel": _async_start_kernel,
-                 "start_kernel": _async_start_kernel})
+                 "start_kernel": _async_start_kernel, "_async_interrupt_kernel": _async_interrupt_kernel,
+                 "interrupt_kernel": _async_interrupt_kernel,
+                 # The kernel ends its runs and writes them out at exit; on a busy machine that takes
+                 # longer than jupyter_client's 5 s before SIGTERM (half of it) and SIGKILL.
+                 "shutdown_wait_time": Float(SHUTDOWN_WAIT, config=True)})
+
+
+SHUTDOWN_WAIT = 30.0  # seconds a kernel gets to exit after the shutdown request

@@ -1,0 +1,142 @@
+"""Autologging's cost on ``fit``: ours beside ``mlflow.autolog()`` (MLflow's SQLite store) and the
+bare fit, on the same data, in one run.
+
+    python -m bench.autolog [--quick]
+
+Workloads: a small fit (LogisticRegression on 300 x 8, a few milliseconds) and a one-second fit
+(RandomForestClassifier on 20,000 x 20, its tree count chosen here so that a bare fit takes about
+one second). Each mode runs in its own process (both libraries patch scikit-learn), the three
+interleaved round by round; each process warms up with one fit, then times ``fit()`` alone (what
+the user waits for) over several fits. For ours, the time until everything is written (the
+worker's training metrics, model, dataset) is measured too: ``mj.runs()`` waits for it.
+
+Targets (issue 23): at most 5% added to the one-second fit, at most 2 ms added to any fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from .common import table
+
+QUICK = "--quick" in sys.argv
+ROUNDS = 2 if QUICK else 3
+FITS = {"small": 10 if QUICK else 30, "second": 2 if QUICK else 3}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import json, os, sys, time, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+mode, workload, fits, trees = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(0)
+if workload == "small":
+    X = rng.normal(size=(300, 8)); y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    from sklearn.linear_model import LogisticRegression
+    make = lambda: LogisticRegression(max_iter=200)
+else:
+    X = rng.normal(size=(20000, 20)); y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    from sklearn.ensemble import RandomForestClassifier
+    make = lambda: RandomForestClassifier(n_estimators=trees, max_depth=12, random_state=0, n_jobs=1)
+if mode == "ours":
+    import mlops_jupyter as mj
+    mj.autolog()
+elif mode == "mlflow":
+    import mlflow, logging
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    mlflow.set_tracking_uri("sqlite:///" + os.path.abspath("mlflow.db"))
+    mlflow.autolog(silent=True)
+make().fit(X, y)  # warm-up: imports, first run, caches
+if mode == "ours":
+    mj.runs()
+times = []
+t_all = time.perf_counter()
+for _ in range(fits):
+    t = time.perf_counter(); make().fit(X, y); times.append(time.perf_counter() - t)
+settled = None
+if mode == "ours":
+    mj.runs()  # waits for the worker: everything written
+    settled = (time.perf_counter() - t_all) / fits
+print(json.dumps({"times": times, "settled": settled}))
+"""
+
+
+def child(mode: str, workload: str, fits: int, trees: int) -> dict:
+    work = tempfile.mkdtemp(prefix=f"bench-autolog-{mode}-")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+               PYTHONWARNINGS="ignore", MLFLOW_TRACKING_URI="")
+    if mode == "ours":
+        subprocess.run([sys.executable, "-m", "mlops_jupyter.cli", "init"], cwd=work, env=env, capture_output=True,
+                       timeout=120)
+    r = subprocess.run([sys.executable, "-c", CHILD, mode, workload, str(fits), str(trees)], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise SystemExit(f"{mode} {workload} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def calibrate() -> int:
+    """Trees for a bare fit of about one second on this machine."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20000, 20))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    t = time.perf_counter()
+    RandomForestClassifier(n_estimators=10, max_depth=12, random_state=0, n_jobs=1).fit(X, y)
+    per_tree = (time.perf_counter() - t) / 10
+    return max(5, round(1.0 / per_tree))
+
+
+def main() -> None:
+    try:
+        import mlflow  # noqa: F401
+        have_mlflow = True
+    except ImportError:
+        have_mlflow = False
+    modes = ["plain", "ours"] + (["mlflow"] if have_mlflow else [])
+    trees = calibrate()
+    results: dict = {(w, m): [] for w in FITS for m in modes}
+    settled: dict = {w: [] for w in FITS}
+    for _ in range(ROUNDS):
+        for workload, fits in FITS.items():
+            for mode in modes:
+                out = child(mode, workload, fits, trees)
+                results[(workload, mode)].extend(out["times"])
+                if out["settled"] is not None:
+                    settled[workload].append(out["settled"])
+    rows = []
+    for workload in FITS:
+        plain = statistics.median(results[(workload, "plain")])
+        label = "LogisticRegression 300 x 8" if workload == "small" else f"RandomForest {trees} trees, 20,000 x 20"
+        for mode in modes:
+            med = statistics.median(results[(workload, mode)])
+            added = med - plain
+            rows.append([label, mode, f"{med * 1e3:,.2f} ms", "" if mode == "plain" else f"{added * 1e3:+,.2f} ms",
+                         "" if mode == "plain" else f"{added / plain:+.1%}"])
+        s = statistics.median(settled[workload])
+        rows.append([label, "ours, until written", f"{s * 1e3:,.2f} ms", f"{(s - plain) * 1e3:+,.2f} ms",
+                     f"{(s - plain) / plain:+.1%}"])
+    table(f"autologging: fit() wall time, median of {ROUNDS} rounds x fits per round "
+          f"({', '.join(f'{w}: {n}' for w, n in FITS.items())}); each mode in its own process",
+          ["workload", "mode", "fit()", "added", "added / bare fit"], rows)
+    if have_mlflow:
+        for workload in FITS:
+            plain = statistics.median(results[(workload, "plain")])
+            ours = statistics.median(results[(workload, "ours")]) - plain
+            theirs = statistics.median(results[(workload, "mlflow")]) - plain
+            print(f"{workload}: MLflow adds {theirs * 1e3:,.1f} ms, ours {ours * 1e3:,.2f} ms "
+                  f"({theirs / ours:,.0f}x less)" if ours > 0 else f"{workload}: ours adds nothing measurable")
+    else:
+        print("mlflow is not installed (pip install mlflow): its side skipped")
+
+
+if __name__ == "__main__":
+    main()
