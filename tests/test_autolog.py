@@ -150,6 +150,30 @@ def test_a_failure_inside_autologging_never_breaks_the_fit(store, monkeypatch):
     assert len(said) == 1 and "metrics exploded" in said[0] and "the fit itself is unaffected" in said[0]
     runs = mj.runs()
     assert len(runs) == 2 and set(runs.status) == {"finished"}  # the runs still end
+    r = mj.get_run(runs.run_id.iloc[0])  # and the rest is still logged
+    assert {"model/model.skops", "feature_importance.json"} <= {a["path"] for a in r.artifacts}
+    assert r.params["max_depth"] in (2, 3) and len(mj.data.versions("training-data")) == 1
+
+
+def test_warnings_as_errors_and_fits_on_other_threads(store, monkeypatch):
+    """A user's ``-W error`` cannot turn an autologging failure into theirs; the trees a forest fits
+    on joblib's threads are part of its fit, not runs of their own."""
+    from sklearn.ensemble import IsolationForest, RandomForestClassifier
+    from sklearn.model_selection import GridSearchCV
+
+    from mlops_jupyter.autologging import sklearn as auto_sklearn
+
+    mj.autolog(log_datasets=False)
+    X, y = data()
+    IsolationForest(n_estimators=8, n_jobs=2, random_state=0).fit(X)
+    GridSearchCV(RandomForestClassifier(n_estimators=3), {"max_depth": [2, 3]}, cv=2, n_jobs=2).fit(X, y)
+    runs = mj.runs()
+    assert sorted(runs[runs.parent_id.isna()].name) == ["GridSearchCV", "IsolationForest"]
+    monkeypatch.setattr(auto_sklearn, "training_metrics", lambda *a, **k: 1 / 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        RandomForestClassifier(n_estimators=3).fit(X, y)
+    assert run_named("RandomForestClassifier").status == "finished"
 
 
 def test_refitting_the_same_estimator_logs_each_fit_as_it_was(store):
@@ -196,8 +220,8 @@ import numpy as np
 from sklearn.linear_model import LinearRegression
 X = np.arange(20.0).reshape(10, 2)
 LinearRegression().fit(X, X[:, 0] * 2)
-assert not any(m in sys.modules for m in ("xgboost", "lightgbm"))
-runs = mj.runs()
+runs = mj.runs()  # after the worker saved the model and the data: still neither
+assert not any(m in sys.modules for m in ("xgboost", "lightgbm", "torch", "keras")), "imported by logging"
 print(list(runs.name), list(runs.status), round(runs["metrics.training_r2_score"].iloc[0], 6))
 """
     r = subprocess.run([PY, "-c", code], cwd=project, env=python_env(), capture_output=True, text=True, timeout=120)
@@ -299,12 +323,17 @@ def test_scores_and_metrics_computed_later_go_to_the_fits_run(store):
     assert not any(k.startswith(("roc_auc", "accuracy_score")) for k in p.metrics) and auc > 0.5
     assert r.history("mean_squared_error_X_test")["mean_squared_error_X_test"] == [(0, mse), (1, mse2)]
     assert not any(k.startswith("mean_squared") for k in p.metrics)
-    # scikit-learn's own scoring inside a search is not the user's evaluation
+    # cross-validation and permutation importance fit and score copies many times: no runs, no scores
+    from sklearn.inspection import permutation_importance
     from sklearn.model_selection import cross_val_score
 
+    before = len(mj.runs())
+    assert cross_val_score(LogisticRegression(), X, y, cv=3).shape == (3,)
+    permutation_importance(clf, X_test, y_test, n_repeats=3, random_state=0)
+    assert len(mj.runs()) == before and "Pipeline_score_X_test" in run_named("Pipeline").metrics
+    assert len(run_named("Pipeline").history("Pipeline_score_X_test")["Pipeline_score_X_test"]) == 1
     mj.autolog(disable=True)
     assert metrics.f1_score.__name__ == "f1_score" and not hasattr(metrics.f1_score, session.MARK)
-    assert cross_val_score(LogisticRegression(), X, y, cv=2).shape == (2,)
 
 
 def test_boosters_log_every_round_of_their_eval_sets_and_the_best_round(store):
@@ -390,3 +419,24 @@ def test_keras_fit_logs_each_epoch_its_arguments_optimizer_and_the_model(store):
     assert "stopped_epoch" in r.metrics
     assert b"Total params" in r.artifact_bytes("model_summary.txt")
     assert json.loads(r.artifact_bytes("model/model.json"))["flavor"] == "keras"
+
+
+def test_ending_a_parent_run_waits_for_its_childs_autologging_without_deadlock(store):
+    """Ending a run ends its active children, each waiting for what autologging still writes into
+    it; the worker starts the search's child runs meanwhile (it needs the run stack)."""
+    import time
+
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.tree import DecisionTreeClassifier
+
+    mj.autolog(log_datasets=False)
+    X, y = data()
+    outer = mj.start_run("outer")
+    inner = mj.start_run("inner")
+    GridSearchCV(DecisionTreeClassifier(), {"max_depth": [1, 2, 3]}, cv=2).fit(X, y)
+    t = time.perf_counter()
+    outer.end()
+    assert time.perf_counter() - t < 60
+    r = mj.get_run(inner.run_id)
+    assert r.status == "finished" and "best_cv_score" in r.metrics
+    assert len(mj.runs(where=f"parent_id = '{inner.run_id}'")) == 3  # the candidates, written before it ended

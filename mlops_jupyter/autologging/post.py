@@ -30,7 +30,7 @@ PRED_ARGS = ("y_pred", "y_score", "y_proba", "y_prob", "probas_pred", "labels_pr
 
 _fitted: "weakref.WeakKeyDictionary[Any, session.FitRun]" = weakref.WeakKeyDictionary()
 _outputs: "OrderedDict[int, tuple[Any, session.FitRun, str]]" = OrderedDict()  # id -> (output, fit, dataset)
-_steps: dict[tuple[int, str], int] = {}
+_steps: dict[tuple[str, str], int] = {}  # (user's run id, metric) -> last step
 _lock = threading.Lock()
 _calling = threading.local()
 
@@ -86,6 +86,7 @@ def _predictor(name: str):
                 return original(self, *args, **kwargs)
             with _inside():
                 out = original(self, *args, **kwargs)
+            fr = None
             try:
                 fr = _fitted.get(self)
                 if fr is not None:
@@ -172,8 +173,14 @@ def _log(fr: session.FitRun, key: str, value: Any, estimator: Any) -> None:
     except (TypeError, ValueError):
         return
     with _lock:
-        step = _steps.get((id(fr), key), -1) + 1
-        _steps[(id(fr), key)] = step
+        where = fr.run.run_id if not fr.own else fr  # the user's run: one series per key for every model in it
+        step = fr.steps.get(key, -1) + 1 if fr.own else _steps.get((where, key), -1) + 1
+        if fr.own:
+            fr.steps[key] = step
+        else:
+            if len(_steps) > 10_000:
+                _steps.clear()
+            _steps[(where, key)] = step
 
     def task():
         from ..tracking.run import append_metrics

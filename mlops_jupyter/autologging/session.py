@@ -58,6 +58,7 @@ class FitRun:
     started: float = field(default_factory=time.perf_counter)
     points: list = field(default_factory=list)  # (metrics, step) logged before the own run was made
     recording: bool = False  # a round/epoch recorder already logs into it
+    steps: dict = field(default_factory=dict)  # post-training metric -> last step (own runs)
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Per-iteration / per-epoch figures, as they come: into the user's run at once (a live
@@ -148,7 +149,10 @@ def patched() -> int:
 
 
 def depth() -> int:
-    return getattr(_local, "depth", 0)
+    """How deep this thread is inside autologged fits; a fit running on another thread counts too
+    (joblib's threads fit a forest's trees, a search's candidates): its fits are part of that one."""
+    d = getattr(_local, "depth", 0)
+    return d if d or not WORKER.fits else 1
 
 
 class nested:
@@ -190,9 +194,13 @@ def report(framework: str, what: str, e: BaseException) -> None:
     if key in _reported:
         return
     _reported.add(key)
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    warnings.warn(f"mlops autolog ({framework}): {what} failed ({type(e).__name__}: "
-                  f"{lines[0][:200] if lines else ''}); the fit itself is unaffected", RuntimeWarning, stacklevel=3)
+    try:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        warnings.warn(f"mlops autolog ({framework}): {what} failed ({type(e).__name__}: "
+                      f"{lines[0][:200] if lines else ''}); the fit itself is unaffected", RuntimeWarning,
+                      stacklevel=3)
+    except Exception:  # warnings turned into errors (-W error): still never the user's problem
+        pass
 
 
 # -- runs ----------------------------------------------------------------------------------------------
@@ -213,14 +221,24 @@ def begin(framework: str, name: str, key: Any = None, parent: str | None = None)
     return FitRun(None, True, framework, name=name, parent=parent)
 
 
-def failed(fr: FitRun, e: BaseException, key: Any = None) -> None:
-    """The fit raised: its own run is written as failed (the user's run is the user's to end)."""
+def failed(fr: FitRun, e: BaseException, key: Any = None, params: dict | None = None) -> None:
+    """The fit raised: its own run is written as failed (killed for an interrupt), with the epochs
+    or rounds it logged and *params*; the user's run is the user's to end."""
     if not fr.own:
         return
     message = f"{type(e).__name__}: {e}"[:2000]
+    status = "killed" if isinstance(e, KeyboardInterrupt) else "failed"
 
     def task():
-        fr.open().end("failed", message)
+        from .record import log_params
+
+        run = fr.open()
+        try:
+            fr.flush_points()
+            if params:
+                log_params(run, params)
+        finally:
+            run.end(status, message)
 
     WORKER.submit(key, task, fr.framework, "recording the failed fit")
 
@@ -281,9 +299,12 @@ class Worker:
             self.pending[k] = self.pending.get(k, 0) + 1
             self.queue.append((k, task, framework, what))
             if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self._loop, name="mlops-autolog", daemon=True)
-                self.thread.start()
+                self._start()
             self.cond.notify_all()
+
+    def _start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name="mlops-autolog", daemon=True)
+        self.thread.start()
 
     def _loop(self) -> None:
         _local.depth = 1  # fits the logging makes (metrics encode labels with fitted encoders) log nothing
@@ -292,18 +313,19 @@ class Worker:
                 while not self.queue:
                     self.cond.wait()
                 k, task, framework, what = self.queue[0]
-            self.step_aside()
             try:
+                self.step_aside()
                 task()
-            except Exception as e:
+            except BaseException as e:  # the thread outlives any task
                 report(framework, what, e)
-            with self.cond:
-                self.queue.popleft()
-                self.done += 1
-                self.pending[k] -= 1
-                if not self.pending[k]:
-                    del self.pending[k]
-                self.cond.notify_all()
+            finally:
+                with self.cond:
+                    self.queue.popleft()
+                    self.done += 1
+                    self.pending[k] -= 1
+                    if not self.pending[k]:
+                        del self.pending[k]
+                    self.cond.notify_all()
 
     def wrote(self) -> bool:
         """Whether tasks finished since the last call (their metric points may still be queued)."""
@@ -326,6 +348,8 @@ class Worker:
         deadline = time.monotonic() + timeout
         said = False
         with self.cond:
+            if self.queue and (self.thread is None or not self.thread.is_alive()):
+                self._start()
             self.waiters += 1
             self.cond.notify_all()
             try:

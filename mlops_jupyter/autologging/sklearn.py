@@ -29,6 +29,19 @@ FIT_METHODS = ("fit", "fit_transform", "fit_predict")
 NOT_MODELS = ("sklearn.preprocessing.", "sklearn.impute.", "sklearn.feature_extraction.",
               "sklearn.feature_selection.")
 MODULES = ("sklearn.", "xgboost.sklearn", "lightgbm.sklearn")
+# Functions that fit or score copies of a model many times over (as MLflow, they log nothing:
+# a run per fold, or hundreds of scores in the model's run, would bury the experiment).
+UNLOGGED = {"sklearn.model_selection": ("cross_validate", "cross_val_predict", "cross_val_score", "learning_curve",
+                                        "permutation_test_score", "validation_curve"),
+            "sklearn.inspection": ("permutation_importance", "partial_dependence")}
+
+
+def _unlogged(original):
+    def call(*args, **kwargs):
+        with nested():
+            return original(*args, **kwargs)
+
+    return call
 NAMES = {"xgboost.sklearn": "xgboost", "lightgbm.sklearn": "lightgbm"}
 
 
@@ -41,6 +54,9 @@ def install_module(module) -> None:
         return
     if module.__name__ == "sklearn.metrics":
         post.install_metrics(module)
+    for name in UNLOGGED.get(module.__name__, ()):
+        if callable(getattr(module, name, None)):
+            session.patch(module, name, _unlogged)
     if module.__name__.startswith(NOT_MODELS):
         return
     for value in list(vars(module).values()):
@@ -75,16 +91,18 @@ def _wrapper_for(method: str):
                     result = original(self, *args, **kwargs)
             except BaseException as e:
                 try:
-                    session.failed(fr, e, key=self)
+                    session.failed(fr, e, key=self, params=_params_of(self))
                 except Exception as inner:
                     session.report(framework, "marking the run failed", inner)
                 raise
             took = time.perf_counter() - t0
             try:
+                _hand_over(fr, s, self, original, args, kwargs, took)
                 post.fitted(self, fr)
-                _hand_over(fr, s, self, method, args, kwargs, took)
             except Exception as e:
                 session.report(framework, "collecting what to log", e)
+                if fr.own:  # nothing will log into it: the run is written, ended, with what is known
+                    session.WORKER.submit(self, lambda: fr.open().end("finished"), framework, "ending the run")
             return result
 
         return fit
@@ -92,15 +110,39 @@ def _wrapper_for(method: str):
     return make
 
 
-def _args(method: str, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
-    X = args[0] if args else kwargs.get("X")
-    y = args[1] if len(args) > 1 else kwargs.get("y", kwargs.get("Y"))
-    return X, y, kwargs.get("sample_weight")
+_SIGNATURES: dict = {}
 
 
-def _hand_over(fr, s, estimator, method: str, args: tuple, kwargs: dict, took: float) -> None:
-    """On the user's time: what the worker will need, copied; then the run leaves the stack."""
-    X, y, weight = _args(method, args, kwargs)
+def _args(original, args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+    """X, y and sample_weight of a fit call, however they were passed."""
+    import inspect
+
+    sig = _SIGNATURES.get(original)
+    if sig is None:
+        sig = _SIGNATURES[original] = inspect.signature(original)
+    try:
+        bound = sig.bind_partial(None, *args, **kwargs).arguments
+    except TypeError:
+        bound = {}
+    X = bound.get("X", args[0] if args else kwargs.get("X"))
+    y = bound.get("y", bound.get("Y"))
+    weight = bound.get("sample_weight")
+    for name in ("fit_params", "params", "kwargs"):  # **fit_params of pipelines and meta-estimators
+        if weight is None and isinstance(bound.get(name), dict):
+            weight = bound[name].get("sample_weight")
+    return X, y, weight
+
+
+def _params_of(estimator) -> dict | None:
+    try:
+        return estimator.get_params(deep=True)
+    except Exception:
+        return None
+
+
+def _hand_over(fr, s, estimator, original, args: tuple, kwargs: dict, took: float) -> None:
+    """On the user's time: what the worker will need, copied."""
+    X, y, weight = _args(original, args, kwargs)
     params = estimator.get_params(deep=True)
     data_name = record.variable_name(X)
     X, y, weight = record.snapshot(X), record.snapshot(y), record.snapshot(weight)
@@ -118,14 +160,13 @@ def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
         record.log_params(run, params)
         run.set_tags({"mlops.autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__name__}",
                       "mlops.autolog.fit_seconds": f"{took:.6g}"})
-        if X is not None and y is not None:
-            session.pause()
-            record.log_metrics(run, training_metrics(estimator, X, y, weight))
         if framework != "sklearn":
             from .boosters import best_rounds
 
             record.log_metrics(run, best_rounds(estimator))
         steps = [
+            ("computing training metrics", lambda: X is not None and y is not None and record.log_metrics(
+                run, training_metrics(estimator, X, y, weight, framework))),
             ("logging the model", lambda: s.log_models and record.log_model(
                 run, estimator, record.head(X), s.register, framework)),
             ("versioning the training data", lambda: s.log_datasets and X is not None and record.log_dataset(
@@ -171,45 +212,56 @@ def _tag(estimator: Any, name: str):
         return None
 
 
-def training_metrics(estimator: Any, X: Any, y: Any, weight: Any = None) -> dict[str, float]:
-    """MLflow's training metrics for *estimator* on its training data (``training_`` + the name)."""
+def training_metrics(estimator: Any, X: Any, y: Any, weight: Any = None, framework: str = "sklearn") -> dict[str, float]:
+    """MLflow's training metrics for *estimator* on its training data (``training_`` + the name);
+    each computed on its own, as MLflow does: one that does not apply (a multi-output target for
+    accuracy) is left out, the others are still logged."""
     import numpy as np
     from sklearn import metrics as M
 
     out: dict[str, float] = {}
     kw = {"sample_weight": weight} if weight is not None else {}
     y_arr = np.asarray(y)
-    if hasattr(estimator, "score"):
+
+    def add(name: str, compute) -> None:
         try:
-            out["training_score"] = float(estimator.score(X, y, **kw))
-        except Exception:
+            out[name] = float(compute())
+        except Exception:  # not for this estimator or target
             pass
+
+    if hasattr(estimator, "score"):
+        add("training_score", lambda: estimator.score(X, y, **kw))
     if not hasattr(estimator, "predict"):
         return out
-    with nested():
-        pred = estimator.predict(X)
+    try:
+        with nested():
+            pred = estimator.predict(X)
+    except Exception as e:
+        session.report(framework, "predicting on the training data", e)
+        return out
     if is_classifier(estimator):
-        out["training_accuracy_score"] = M.accuracy_score(y_arr, pred, **kw)
+        add("training_accuracy_score", lambda: M.accuracy_score(y_arr, pred, **kw))
         for name, fn in (("precision_score", M.precision_score), ("recall_score", M.recall_score),
                          ("f1_score", M.f1_score)):
-            out[f"training_{name}"] = fn(y_arr, pred, average="weighted", zero_division=0, **kw)
+            add(f"training_{name}", lambda fn=fn: fn(y_arr, pred, average="weighted", zero_division=0, **kw))
         if hasattr(estimator, "predict_proba"):
             try:
                 with nested():
                     proba = estimator.predict_proba(X)
+            except Exception:
+                proba = None
+            if proba is not None and getattr(proba, "ndim", 0) == 2:
                 classes = getattr(estimator, "classes_", None)
-                out["training_log_loss"] = M.log_loss(y_arr, proba, labels=classes, **kw)
+                add("training_log_loss", lambda: M.log_loss(y_arr, proba, labels=classes, **kw))
                 if proba.shape[1] == 2:
-                    out["training_roc_auc"] = M.roc_auc_score(y_arr, proba[:, 1], **kw)
-                elif proba.shape[1] > 2:
-                    out["training_roc_auc"] = M.roc_auc_score(y_arr, proba, multi_class="ovr", average="weighted",
-                                                              labels=classes, **kw)
-            except (ValueError, AttributeError):  # one class present, a proba the model cannot give
-                pass
+                    add("training_roc_auc", lambda: M.roc_auc_score(y_arr, proba[:, 1], **kw))
+                elif proba.shape[1] > 2:  # as MLflow: one-vs-one, weighted
+                    add("training_roc_auc", lambda: M.roc_auc_score(y_arr, proba, multi_class="ovo",
+                                                                    average="weighted", labels=classes, **kw))
     elif is_regressor(estimator):
-        mse = M.mean_squared_error(y_arr, pred, **kw)
-        out["training_mean_squared_error"] = mse
-        out["training_root_mean_squared_error"] = float(np.sqrt(mse))
-        out["training_mean_absolute_error"] = M.mean_absolute_error(y_arr, pred, **kw)
-        out["training_r2_score"] = M.r2_score(y_arr, pred, **kw)
-    return {k: float(v) for k, v in out.items()}
+        add("training_mean_squared_error", lambda: M.mean_squared_error(y_arr, pred, **kw))
+        if "training_mean_squared_error" in out:
+            out["training_root_mean_squared_error"] = float(np.sqrt(out["training_mean_squared_error"]))
+        add("training_mean_absolute_error", lambda: M.mean_absolute_error(y_arr, pred, **kw))
+        add("training_r2_score", lambda: M.r2_score(y_arr, pred, **kw))
+    return out

@@ -234,9 +234,12 @@ class Run:
             return
         settle(self.run_id)  # what autologging still writes into it
         with _stack_lock:
-            # Children still active end with their parent.
-            for child in [r for r in _stack if r.parent_id == self.run_id]:
-                child.end(status, error)
+            children = [r for r in _stack if r.parent_id == self.run_id]
+        # Children still active end with their parent; outside the lock, since each waits for its
+        # autologging, whose worker starts runs (and takes the lock) meanwhile.
+        for child in children:
+            child.end(status, error)
+        with _stack_lock:
             if self in _stack:
                 _stack.remove(self)
         for hook in list(end_hooks):
