@@ -174,12 +174,7 @@ def _log(fr: session.FitRun, s: session.Settings, booster: Any, params: dict, to
         steps = [("logging the model", lambda: s.log_models and record.log_model(run, booster, None, s.register,
                                                                                   framework)),
                  ("logging feature importances", lambda: log_booster_importances(run, booster, framework))]
-        for what, step in steps:
-            session.pause()
-            try:
-                step()
-            except Exception as e:
-                session.report(framework, what, e)
+        session.run_steps(framework, steps)
     finally:
         if fr.own:
             run.end("finished")

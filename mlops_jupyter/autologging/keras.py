@@ -43,20 +43,12 @@ def recorder(fr: session.FitRun):
 
             def on_epoch_end(self, epoch: int, logs=None) -> None:
                 try:
-                    self.fit_run.log({k: v for k, v in (logs or {}).items() if _number(v)}, step=epoch)
+                    self.fit_run.log(dict(logs or {}), step=epoch)
                 except Exception as e:
                     session.report("keras", "logging an epoch", e)
 
         _recorder.append(Recorder)
     return _recorder[0](fr)
-
-
-def _number(v: Any) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _wrapper(original):
@@ -143,12 +135,7 @@ def _log(fr: session.FitRun, s: session.Settings, model: Any, params: dict, stop
         steps = [("logging the summary", lambda: log_summary(run, model)),
                  ("logging the model", lambda: s.log_models and record.log_model(run, model, example, s.register,
                                                                                   "keras"))]
-        for what, step in steps:
-            session.pause()
-            try:
-                step()
-            except Exception as e:
-                session.report("keras", what, e)
+        session.run_steps("keras", steps)
     finally:
         if fr.own:
             run.end("finished")

@@ -19,7 +19,7 @@ import sys
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 from . import session
 
@@ -79,9 +79,11 @@ class _inside:
         _calling.on = self.was
 
 
-def _predictor(name: str):
+def _evaluation(what: str, then: Callable[[Any, session.FitRun, str, Any], None]):
+    """A wrapper of a model's prediction or score method: the call as it was; then, on the user's own
+    call of a model autologging fitted, ``then(model, fit_run, dataset name, result)``."""
     def make(original):
-        def predict(self, *args, **kwargs):
+        def method(self, *args, **kwargs):
             if not _outermost() or session.settings() is None:
                 return original(self, *args, **kwargs)
             with _inside():
@@ -91,36 +93,23 @@ def _predictor(name: str):
                 fr = _fitted.get(self)
                 if fr is not None:
                     X = args[0] if args else kwargs.get("X")
-                    _remember(out, fr, _dataset_name(X, sys._getframe(1)))
+                    then(self, fr, _dataset_name(X, sys._getframe(1)), out)
             except Exception as e:
-                session.report(fr.framework if fr else "sklearn", "remembering predictions", e)
+                session.report(fr.framework if fr else "sklearn", what, e)
             return out
 
-        return predict
+        return method
 
     return make
+
+
+def _predictor(name: str):
+    return _evaluation("remembering predictions", lambda model, fr, dataset, out: _remember(out, fr, dataset))
 
 
 def _scorer(name: str):
-    def make(original):
-        def score(self, *args, **kwargs):
-            if not _outermost() or session.settings() is None:
-                return original(self, *args, **kwargs)
-            with _inside():
-                value = original(self, *args, **kwargs)
-            try:
-                fr = _fitted.get(self)
-                if fr is not None:
-                    X = args[0] if args else kwargs.get("X")
-                    dataset = _dataset_name(X, sys._getframe(1))
-                    _log(fr, f"{type(self).__name__}_score_{dataset}", value, self)
-            except Exception as e:
-                session.report("sklearn", "logging a score", e)
-            return value
-
-        return score
-
-    return make
+    return _evaluation("logging a score", lambda model, fr, dataset, value: _log(
+        fr, f"{type(model).__name__}_score_{dataset}", value, model))
 
 
 def _metric(name: str):

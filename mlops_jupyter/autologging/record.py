@@ -34,10 +34,23 @@ def log_params(run, params: dict[str, Any]) -> None:
         run.log_params(param_values(params))
 
 
-def log_metrics(run, metrics: dict[str, float], step: int | None = None) -> None:
+def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The figures that are finite numbers, as floats (a NaN, None or a string is left out)."""
     import math
 
-    clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    clean = {}
+    for k, v in metrics.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            clean[k] = f
+    return clean
+
+
+def log_metrics(run, metrics: dict[str, float], step: int | None = None) -> None:
+    clean = finite_metrics(metrics)
     if clean:
         run.log_metrics(clean, step=step)
 

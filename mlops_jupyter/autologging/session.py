@@ -63,9 +63,9 @@ class FitRun:
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Per-iteration / per-epoch figures, as they come: into the user's run at once (a live
         chart, a tuner's pruner see them), kept for an own run until the worker makes it."""
-        import math
+        from .record import finite_metrics
 
-        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        clean = finite_metrics(metrics)
         if not clean:
             return
         if self.own:
@@ -194,11 +194,11 @@ def report(framework: str, what: str, e: BaseException) -> None:
     if key in _reported:
         return
     _reported.add(key)
+    from ..exceptions import first_line
+
     try:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        warnings.warn(f"mlops autolog ({framework}): {what} failed ({type(e).__name__}: "
-                      f"{lines[0][:200] if lines else ''}); the fit itself is unaffected", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(f"mlops autolog ({framework}): {what} failed ({first_line(e, 200)}); the fit itself is "
+                      "unaffected", RuntimeWarning, stacklevel=3)
     except Exception:  # warnings turned into errors (-W error): still never the user's problem
         pass
 
@@ -372,6 +372,17 @@ class Worker:
 
 
 WORKER = Worker()
+
+
+def run_steps(framework: str, steps: list[tuple[str, Callable[[], Any]]]) -> None:
+    """A logging task's *steps* (what, function), each on its own: a fit that started meanwhile runs
+    first, and a step that fails is reported once without stopping the others."""
+    for what, step in steps:
+        pause()
+        try:
+            step()
+        except Exception as e:
+            report(framework, what, e)
 
 
 def pause() -> None:

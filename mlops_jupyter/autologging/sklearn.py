@@ -175,12 +175,7 @@ def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
             ("logging the search's candidates", lambda: search.is_search(estimator) and search.log_search(
                 run, estimator, s.max_tuning_runs)),
         ]
-        for what, step in steps:
-            session.pause()
-            try:
-                step()
-            except Exception as e:
-                session.report(framework, what, e)
+        session.run_steps(framework, steps)
     finally:
         if fr.own:
             run.end("finished")
@@ -195,29 +190,13 @@ def feature_names(estimator: Any, X: Any) -> list[str] | None:
 
 
 # -- training metrics ----------------------------------------------------------------------------------
-def is_classifier(estimator: Any) -> bool:
-    return getattr(estimator, "_estimator_type", None) == "classifier" or (
-        hasattr(estimator, "__sklearn_tags__") and _tag(estimator, "estimator_type") == "classifier")
-
-
-def is_regressor(estimator: Any) -> bool:
-    return getattr(estimator, "_estimator_type", None) == "regressor" or (
-        hasattr(estimator, "__sklearn_tags__") and _tag(estimator, "estimator_type") == "regressor")
-
-
-def _tag(estimator: Any, name: str):
-    try:
-        return getattr(estimator.__sklearn_tags__(), name, None)
-    except Exception:
-        return None
-
-
 def training_metrics(estimator: Any, X: Any, y: Any, weight: Any = None, framework: str = "sklearn") -> dict[str, float]:
     """MLflow's training metrics for *estimator* on its training data (``training_`` + the name);
     each computed on its own, as MLflow does: one that does not apply (a multi-output target for
     accuracy) is left out, the others are still logged."""
     import numpy as np
     from sklearn import metrics as M
+    from sklearn.base import is_classifier, is_regressor
 
     out: dict[str, float] = {}
     kw = {"sample_weight": weight} if weight is not None else {}

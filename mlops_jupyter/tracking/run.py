@@ -260,13 +260,6 @@ class Run:
                 self.store.meta.end_run(self.run_id, status, time.time(), error)
         events.publish("run.ended", store=self.store, run_id=self.run_id, status=status)
 
-    def detach(self) -> None:
-        """Leave the active-run stack without ending (a run something else ends later: what the
-        user logs next goes to the run that was active before)."""
-        with _stack_lock:
-            if self in _stack:
-                _stack.remove(self)
-
     def wait_captured(self, timeout: float = 30.0) -> bool:
         return self._capture_done.wait(timeout)
 
