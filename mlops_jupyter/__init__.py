@@ -43,6 +43,7 @@ _LAZY = {
     "monitor": "monitoring.perf:monitor",
     "log_labels": "monitoring.perf:log_labels",
     "autolog": "autologging:autolog",
+    "lightning_logger": "autologging.lightning:lightning_logger",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

@@ -43,7 +43,7 @@ def test_a_fit_outside_a_run_records_a_run_with_mlflows_metrics_model_and_data(s
 
     from mlops_jupyter.data.catalog import Catalog
 
-    assert mj.autolog() == ["keras", "lightgbm", "sklearn", "xgboost"]
+    assert mj.autolog() == ["keras", "lightgbm", "lightning", "sklearn", "xgboost"]
     X, y = data()
     clf = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(X, y)
     assert mj.active_run() is None  # the fit's run is not left active for what the user logs next
@@ -250,7 +250,7 @@ def test_the_magic_names_datasets_after_the_variable_and_refuses_bad_input_in_on
     from mlops_jupyter.store import open_store
 
     ip.run_cell("%mlops autolog --frameworks sklearn,foo")
-    with pytest.raises(UsageError, match="unknown framework foo: autolog knows sklearn, xgboost, lightgbm, keras"):
+    with pytest.raises(UsageError, match="unknown framework foo: autolog knows sklearn, xgboost, lightgbm, keras, lightning"):
         ip.run_cell("%mlops autolog --frameworks sklearn,foo").raise_error()
     with pytest.raises(UsageError, match="must be 0 or more"):
         ip.run_cell("%mlops autolog --max-tuning-runs -1").raise_error()
@@ -440,3 +440,145 @@ def test_ending_a_parent_run_waits_for_its_childs_autologging_without_deadlock(s
     r = mj.get_run(inner.run_id)
     assert r.status == "finished" and "best_cv_score" in r.metrics
     assert len(mj.runs(where=f"parent_id = '{inner.run_id}'")) == 3  # the candidates, written before it ended
+
+
+def lightning_module(fail_at_epoch=None):
+    L = pytest.importorskip("lightning")
+    import torch
+
+    class Net(L.LightningModule):
+        def __init__(self, lr=0.01, hidden=16):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = torch.nn.Sequential(torch.nn.Linear(4, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+
+        def forward(self, x):
+            return torch.sigmoid(self.net(x)).squeeze(-1)
+
+        def training_step(self, batch, i):
+            if fail_at_epoch is not None and self.current_epoch == fail_at_epoch:
+                raise ValueError("diverged at epoch 1")
+            x, t = batch
+            loss = torch.nn.functional.binary_cross_entropy(self(x), t)
+            self.log("train_loss", loss, on_step=True, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch, i):
+            x, t = batch
+            self.log("val_loss", torch.nn.functional.binary_cross_entropy(self(x), t))
+
+        def test_step(self, batch, i):
+            x, t = batch
+            self.log("test_acc", ((self(x) > 0.5).float() == t).float().mean())
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+
+    return L, Net
+
+
+def lightning_data():
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X, y = data(256)
+    Xt, yt = torch.tensor(X.to_numpy("float32")), torch.tensor(y.to_numpy("float32"))
+    return Xt, DataLoader(TensorDataset(Xt, yt), batch_size=32), DataLoader(TensorDataset(Xt[:64], yt[:64]), batch_size=32)
+
+
+def quiet_trainer(L, **kw):
+    return L.Trainer(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                     deterministic=True, **kw)
+
+
+def test_lightning_fit_logs_each_epoch_its_settings_the_model_and_the_data(store, tmp_path):
+    import csv
+
+    import torch
+
+    from mlops_jupyter.data.catalog import Catalog
+
+    L, Net = lightning_module()
+    mj.autolog("lightning")
+    torch.manual_seed(0)
+    Xt, train, val = lightning_data()
+    model = Net(lr=0.02)
+    stop = L.pytorch.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+    trainer = quiet_trainer(L, max_epochs=5, callbacks=[stop], logger=L.pytorch.loggers.CSVLogger(tmp_path, name="csv"))
+    trainer.fit(model, train, val)
+    trainer.test(model, val, verbose=False)
+    r = run_named("Net")
+    assert r.status == "finished" and r.tags["mlops.autolog"] == "lightning"
+    assert r.params["epochs"] == 5 and r.params["batch_size"] == 32 and r.params["optimizer_name"] == "Adam"
+    assert r.params["lr"] == 0.02 and r.params["hidden"] == 16 and r.params["betas"] == [0.9, 0.999]
+    assert r.params["monitor"] == "val_loss" and r.params["patience"] == 3
+    assert r.params["total_params"] == sum(p.numel() for p in model.parameters())
+    # one point per epoch (step = epoch), equal to what Lightning's own CSV logger wrote
+    rows = list(csv.DictReader(open(trainer.logger.log_dir + "/metrics.csv")))
+    for key in ("train_loss_epoch", "val_loss"):
+        want = [(int(row["epoch"]), float(row[key])) for row in rows if row.get(key)]
+        assert len(want) == 5
+        got = r.history(key)[key]
+        assert [s for s, _ in got] == [e for e, _ in want] and [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-6)
+    assert r.metrics["test_acc"] == pytest.approx(float(next(row["test_acc"] for row in rows if row.get("test_acc"))))
+    assert b"Trainable params" in r.artifact_bytes("model_summary.txt")
+    # the module in the safe format, traced on the first batch; it loads and answers the same
+    assert json.loads(r.artifact_bytes("model/model.json"))["flavor"] == "torch"
+    loaded = mj.models.load(f"runs:/{r.run_id}/model")
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(Xt), model(Xt), atol=1e-6)
+    # the TensorDataset as the run's input
+    (direction, v), = Catalog(store.meta).versions_of_run(r.run_id)
+    assert direction == "input" and v.rows == 256
+    assert list(mj.data.load(v.ref).columns) == ["x0", "x1", "x2", "x3", "y"]
+
+
+def test_lightning_fit_that_raises_fails_its_run_with_the_epochs_it_logged(store):
+    import torch
+
+    L, Net = lightning_module(fail_at_epoch=1)
+    mj.autolog("lightning")
+    torch.manual_seed(0)
+    _, train, val = lightning_data()
+    with pytest.raises(ValueError, match="^diverged at epoch 1$"):
+        quiet_trainer(L, max_epochs=3, logger=False).fit(Net(), train, val)
+    r = run_named("Net")
+    assert r.status == "failed" and "diverged at epoch 1" in r.row["error"]
+    assert [s for s, _ in r.history("val_loss")["val_loss"]] == [0] and r.params["epochs"] == 3
+
+
+def test_lightning_logger_writes_what_the_module_logs_at_lightnings_steps(store):
+    import torch
+
+    L, Net = lightning_module()
+    torch.manual_seed(0)
+    _, train, val = lightning_data()
+    # explicitly, without autologging: a run of its own, ended with the fit
+    logger = mj.lightning_logger(name="explicit")
+    trainer = quiet_trainer(L, max_epochs=2, logger=logger, log_every_n_steps=2)
+    trainer.fit(Net(lr=0.05), train, val)
+    r = run_named("explicit")
+    assert r.status == "finished" and r.params["lr"] == 0.05 and r.params["hidden"] == 16
+    steps = [s for s, _ in r.history("train_loss_step")["train_loss_step"]]
+    assert steps == list(range(1, 16, 2))  # every second of Lightning's 16 global steps (8 batches x 2 epochs)
+    assert len(r.history("train_loss_epoch")["train_loss_epoch"]) == 2
+    trainer.test(trainer.lightning_module, val, verbose=False)  # after the fit: into the same, ended run
+    assert "test_acc" in mj.get_run(r.run_id).metrics
+    # a failing fit fails the logger's run
+    L2, Failing = lightning_module(fail_at_epoch=0)
+    with pytest.raises(ValueError):
+        quiet_trainer(L2, max_epochs=2, logger=mj.lightning_logger(name="broken")).fit(Failing(), train)
+    assert run_named("broken").status == "failed"
+    # inside the user's run it logs there and leaves the run to the user; with autologging: one run
+    mj.autolog("lightning")
+    with mj.start_run("mine") as mine:
+        quiet_trainer(L, max_epochs=1, logger=mj.lightning_logger()).fit(Net(), train, val)
+        assert mj.active_run() is mine
+    r = mj.get_run(mine.run_id)
+    assert r.status == "finished" and "train_loss_epoch" in r.metrics and r.params["optimizer_name"] == "Adam"
+    assert "model/model.json" in {a["path"] for a in r.artifacts}
+    quiet_trainer(L, max_epochs=1, logger=mj.lightning_logger(name="both")).fit(Net(), train, val)
+    both = run_named("both")
+    assert both.status == "finished" and both.params["total_params"] > 0 and "val_loss" in both.metrics
+    assert list(mj.runs().name).count("Net") == 0  # autologging logged into the logger's run, not one of its own

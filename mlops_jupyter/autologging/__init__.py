@@ -32,6 +32,8 @@ FRAMEWORKS: dict[str, Framework] = {
     "lightgbm": Framework((("lightgbm.sklearn", "sklearn:install_module"), ("lightgbm", "boosters:install_lightgbm")),
                           ">=4.0,<4.8"),
     "keras": Framework((("keras", "keras:install"),), ">=3.0,<3.16"),
+    "lightning": Framework((("lightning.pytorch", "lightning:install"), ("pytorch_lightning", "lightning:install")),
+                           ">=2.0,<2.7"),
 }
 
 _installed: list[tuple[str, Callable]] = []
@@ -66,10 +68,14 @@ def _check_version(framework: str) -> None:
         from packaging.specifiers import SpecifierSet  # ipykernel's dependency, hence always here
     except ImportError:
         return
-    dist = {"sklearn": "scikit-learn"}.get(framework, framework)
-    try:
-        installed = version(dist)
-    except PackageNotFoundError:
+    for dist in {"sklearn": ("scikit-learn",), "lightning": ("lightning", "pytorch-lightning")}.get(
+            framework, (framework,)):
+        try:
+            installed = version(dist)
+            break
+        except PackageNotFoundError:
+            continue
+    else:
         return
     tested = FRAMEWORKS[framework].tested
     if not SpecifierSet(tested).contains(installed, prereleases=True):
@@ -84,7 +90,7 @@ def autolog(frameworks: str | list[str] | None = None, *, disable: bool = False,
 
     Args:
         frameworks: names (or one comma-separated string) of the frameworks to log; default: all
-            (``sklearn``, ``xgboost``, ``lightgbm``, ``keras``).
+            (``sklearn``, ``xgboost``, ``lightgbm``, ``keras``, ``lightning``).
         disable: stop autologging and put every patched method back.
         log_models: log each fitted model as a run artifact in its safe format.
         log_datasets: version the training data and record it as the run's input.

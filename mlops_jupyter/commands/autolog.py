@@ -11,7 +11,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("autolog", help="record every fit as a run, without logging code: "
                                               "%%mlops autolog [--frameworks sklearn,xgboost] [--disable]")
     p.add_argument("--frameworks", metavar="NAMES",
-                   help="comma-separated: sklearn, xgboost, lightgbm, keras (default: all)")
+                   help="comma-separated: sklearn, xgboost, lightgbm, keras, lightning (default: all)")
     p.add_argument("--disable", action="store_true", help="stop autologging; every patched method is put back")
     p.add_argument("--register", metavar="NAME", help="also register each fitted model as the next version of NAME")
     p.add_argument("--no-models", action="store_true", help="do not log fitted models")

@@ -58,14 +58,45 @@ def register(model: Any, name: str, example: Any = None, alias: str | None = Non
 
 
 def load(ref: str, pickle: bool = False) -> Any:
-    """The model object of ``churn@production``, ``churn@v3``, ``models:/churn/3``, ... ."""
+    """The model object of ``churn@production``, ``churn@v3``, ``models:/churn/3``, ... , or of a
+    run's logged model: ``runs:/<run id>/model`` (what autologging logs)."""
     from .explain import REGISTERED
 
+    if ref.startswith("runs:/"):
+        return load_run_model(ref, pickle)
     reg = _registry()
     v = reg.get(ref)
     model = reg.load_version(v, allow_pickle=pickle)
     REGISTERED.set(model, v)  # explaining this object links the version
     return model
+
+
+def load_run_model(ref: str, pickle: bool = False) -> Any:
+    """``runs:/<run id>/<folder>``: the model a run logged as ``<folder>/model.json`` and its file."""
+    import json
+
+    from ..exceptions import BadInput, NotFound
+    from ..store import open_store
+    from . import flavors
+
+    run_id, _, folder = ref[len("runs:/"):].partition("/")
+    folder = folder.strip("/") or "model"
+    if not run_id or ".." in folder.split("/"):
+        raise BadInput(f"{ref!r} is not a run's model: runs:/<run id>/model")
+    from ..tracking.run import settle
+
+    store = open_store()
+    run_id = store.meta.resolve(run_id)
+    settle(run_id)  # what autologging still writes into it
+    rows = {a["path"]: a for a in store.meta.artifacts(run_id)}
+    meta = rows.get(f"{folder}/model.json")
+    if meta is None:
+        raise NotFound(f"run {run_id[:8]} logged no model under {folder}/")
+    info = json.loads(store.blobs.get_bytes(meta["digest"]))
+    if info["flavor"] == "pickle" and not pickle:
+        flavors.load(b"", "pickle", None, None, allow_pickle=False, label=ref)
+    data = store.blobs.get_bytes(rows[f"{folder}/{info['file']}"]["digest"])
+    return flavors.load(data, info["flavor"], info.get("trusted"), info.get("extra"), allow_pickle=pickle, label=ref)
 
 
 def export(ref: str, format: str = "onnx", path: str | None = None, quantize: bool = False) -> str:

@@ -366,14 +366,16 @@ def start_run(
     return run
 
 
-def append_metrics(run_id: str, metrics: dict[str, Any], step: int) -> None:
+def append_metrics(run_id: str, metrics: dict[str, Any], step: int, flush: bool = False) -> None:
     """Metric points for run *run_id*, ended or not: figures computed after a run ended (the test
-    scores autologging records when a fitted model is evaluated later)."""
+    scores autologging records when a fitted model is evaluated later); written at once with *flush*."""
     values, step = checked_metrics(metrics, step)
     store = _store()
     now = time.time()
     for key, value in values.items():
         store.writer.push((run_id, key, step, value, now))
+    if flush:
+        store.writer.flush()
 
 
 def attach_run(run_id: str) -> Run:
