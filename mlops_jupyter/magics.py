@@ -8,6 +8,7 @@ count, duration and outcome are recorded with it.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 import time
@@ -77,6 +78,10 @@ class CellRecorder:
         err = result.error_in_exec or result.error_before_exec
         error = f"{type(err).__name__}: {err}"[:2000] if err is not None else None
         tracking.kernel_context["last_cell_failed"] = err is not None
+        if os.environ.get("MLOPS_RUN_ID"):
+            # a job's kernel: what autologging still writes is written within the cell, so that the
+            # execution's decision sees it and nothing is left to the kernel's last seconds
+            tracking.settle()
         for run in tracking.active_runs():
             self._record(run, error)
         self.started = 0.0

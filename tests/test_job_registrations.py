@@ -49,6 +49,14 @@ def test_registrations_are_read_from_code_and_magics(tmp_path):
     assert found == [("a", 3), ("b", 3), ("c", 3), ("d", 4), ("c", 4), (None, 5)]
     assert [r.how for r in registrations(nb)][:4] == ["mj.models.register", "m.register", "keep",
                                                       "%mlops model register"]
+    # autologging that registers every fitted model
+    nb = notebook(tmp_path / "auto.ipynb", "import mlops_jupyter as mj\nfrom mlops_jupyter import autolog",
+                  "%mlops autolog --register churn\n%mlops autolog --register={MODEL}\n%mlops autolog --silent",
+                  "mj.autolog(registered_model_name='f')\nautolog(registered_model_name=MODEL)\n"
+                  "mj.autolog(registered_model_name=None)\nmj.autolog()", parameters="MODEL = 'g'")
+    assert [(r.name, r.cell, r.how) for r in registrations(nb)] == [
+        ("churn", 3, "%mlops autolog --register"), ("g", 3, "%mlops autolog --register"),
+        ("f", 4, "mj.autolog(registered_model_name=)"), ("g", 4, "autolog(registered_model_name=)")]
 
 
 def test_promote_before_the_first_run_says_what_the_first_run_creates(project, capsys):

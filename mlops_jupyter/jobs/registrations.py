@@ -1,8 +1,10 @@
 """Which models a notebook registers, read from its code without running it.
 
 Seen: ``mj.models.register(model, name="iris")`` (and ``mlops_jupyter.models.register``, or
-``register`` imported from ``mlops_jupyter.models``, under any alias), and the magic
-``%mlops model register VAR --name iris`` (also inside a ``%%mlops`` cell). Cells are read as IPython
+``register`` imported from ``mlops_jupyter.models``, under any alias), the magic
+``%mlops model register VAR --name iris`` (also inside a ``%%mlops`` cell), and autologging that
+registers every fitted model: ``%mlops autolog --register iris``,
+``mj.autolog(registered_model_name="iris")``. Cells are read as IPython
 runs them (magics become calls; see :mod:`.cells`), then with ``ast``. A name given as a variable
 resolves when the notebook assigns that variable one literal text (a parameter, typically).
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from .cells import cell_python
 
 REGISTER = "mlops_jupyter.models.register"
+AUTOLOG = ("mlops_jupyter.autolog", "mlops_jupyter.autologging.autolog")
 _EXPAND = re.compile(r"\{(\w+)\}|\$(\w+)")  # IPython expands {name} and $name in a magic's line
 
 
@@ -104,12 +107,18 @@ def _scan(tree: ast.AST, cell: int, names: dict[str, str], texts: dict[str, str]
                        else None)
             out.append(Registration(_value(arg, texts), cell, ast.unparse(node.func)))
             continue
+        if _dotted(node.func, names) in AUTOLOG:
+            arg = next((k.value for k in node.keywords if k.arg == "registered_model_name"), None)
+            if arg is not None and not (isinstance(arg, ast.Constant) and arg.value is None):
+                out.append(Registration(_value(arg, texts), cell, f"{ast.unparse(node.func)}(registered_model_name=)"))
+            continue
         magic = _magic(node)
         if magic is not None:
             line, body = magic
             name = _magic_registers(line, texts)
             if name is not False:
-                out.append(Registration(name, cell, "%mlops model register"))
+                how = "%mlops autolog --register" if line.split()[:1] == ["autolog"] else "%mlops model register"
+                out.append(Registration(name, cell, how))
             code = cell_python(body) if body else None
             if code is not None:
                 out += _scan(ast.parse(code), cell, names, texts)
@@ -139,8 +148,9 @@ def _magic(node: ast.Call) -> tuple[str, str | None] | None:
 
 
 def _magic_registers(line: str, texts: dict[str, str]) -> str | None | bool:
-    """The model name ``model register VAR --name NAME`` registers; None when it is computed;
-    False when the line is another command."""
+    """The model name ``model register VAR --name NAME`` (or ``autolog --register NAME``) registers;
+    None when it is computed; False when the line is another command (or autologging that
+    registers nothing)."""
     def expand(m: re.Match) -> str:
         var = m.group(1) or m.group(2)
         return texts.get(var, m.group(0))
@@ -149,14 +159,18 @@ def _magic_registers(line: str, texts: dict[str, str]) -> str | None | bool:
         words = shlex.split(_EXPAND.sub(expand, line))
     except ValueError:
         return False
-    if words[:2] != ["model", "register"]:
+    if words[:1] == ["autolog"]:
+        options, found = ("--register",), False
+    elif words[:2] == ["model", "register"]:
+        options, found = ("--name", "-n"), None
+    else:
         return False
     for i, w in enumerate(words):
-        if w in ("--name", "-n") and i + 1 < len(words):
+        if w in options and i + 1 < len(words):
             name = words[i + 1]
-        elif w.startswith("--name="):
+        elif w.startswith(f"{options[0]}="):
             name = w.split("=", 1)[1]
         else:
             continue
         return None if _EXPAND.search(name) else name
-    return None
+    return found
