@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,6 +108,19 @@ def python_env(**extra):
 
 
 PY = sys.executable
+
+
+def untitled_notebook(folder):
+    """What JupyterLab's launcher writes before anything is saved: Untitled.ipynb with no cells
+    (the Jupyter server's own contents manager makes it). Returns its path."""
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+    from nbformat.sign import NotebookNotary
+
+    manager = FileContentsManager(root_dir=str(folder))
+    # its own notary would start a Jupyter application in this process, which reconfigures logging
+    # and so closes the stream of every handler (Keras' absl handler holds pytest's capture)
+    manager.notary = NotebookNotary(db_file=":memory:", secret=b"tests")
+    return Path(folder) / manager.new_untitled(type="notebook")["path"]
 
 
 def run_cli(*args, cwd=None, env=None, timeout=120):

@@ -82,6 +82,22 @@ def test_a_fit_outside_a_run_records_a_run_with_mlflows_metrics_model_and_data(s
     assert fi[0]["importance"] == max(clf.feature_importances_) and {f["feature"] for f in fi} == set(X.columns)
     svg = r.artifact_bytes("feature_importance.svg").decode()
     assert svg.startswith("<svg") and "age" in svg and "feature importance" in svg
+    # %mlops show: the logged model and how to load it, the importance chart drawn from its figures
+    from mlops_jupyter.widgets.runs_view import run_html
+    from mlops_jupyter.widgets.terminal import render_run
+
+    page = run_html(r, with_cells=False)
+    assert f"mj.models.load(&#x27;runs:/{r.run_id[:8]}/model&#x27;)" in page and "RandomForestClassifier" in page
+    chart = page[page.index("Feature importance"):]
+    assert "<svg" in chart[:2000] and "impurity decrease" in chart
+    assert f"load with mj.models.load('runs:/{r.run_id}/model')" in render_run(r)
+    assert type(mj.models.load(f"runs:/{r.run_id[:8]}/model")).__name__ == "RandomForestClassifier"
+    with pytest.raises(mj.NotFound, match="no run 'feedface'"):
+        mj.models.load("runs:/feedface/model")
+    with pytest.raises(mj.NotFound, match="logged no model under best/"):
+        mj.models.load(f"runs:/{r.run_id}/best")
+    with pytest.raises(mj.BadInput, match="not a run's model"):
+        mj.models.load(f"runs:/{r.run_id}/../model")
     # the same data again adds no dataset version
     RandomForestClassifier(n_estimators=5, random_state=1).fit(X, y)
     assert len(mj.data.versions("training-data")) == 1

@@ -5,19 +5,19 @@ import pytest
 
 import mlops_jupyter as mj
 
+from .conftest import untitled_notebook
+
 pytestmark = pytest.mark.slow
 
 
 def test_untitled_notebook_in_a_kernel(project, monkeypatch):
-    from jupyter_server.services.contents.filemanager import FileContentsManager
     from nbclient import NotebookClient
 
     from mlops_jupyter.store import close_store
 
     # JupyterLab's launcher: the server writes Untitled.ipynb (no cells) and starts the kernel with
     # JPY_SESSION_NAME naming it; what the user types stays in the browser until a save.
-    model = FileContentsManager(root_dir=str(project)).new_untitled(type="notebook")
-    on_disk = project / model["path"]
+    on_disk = untitled_notebook(project)
     monkeypatch.setenv("JPY_SESSION_NAME", str(on_disk))
     sources = ["%load_ext mlops_jupyter",
                "%mlops log loss=abc",

@@ -3,7 +3,7 @@ from IPython.core.error import UsageError
 
 import mlops_jupyter as mj
 
-from .conftest import run_cell
+from .conftest import run_cell, untitled_notebook
 
 
 @pytest.mark.backends
@@ -234,10 +234,7 @@ def test_fluent_log_in_a_shell_is_announced_in_the_cell_output(ip, untitled, cap
 
 
 def test_unsaved_notebook_says_what_was_captured_instead(ip, untitled, capsys):
-    from jupyter_server.services.contents.filemanager import FileContentsManager
-
-    # What JupyterLab's launcher writes before anything is saved: Untitled.ipynb with no cells.
-    FileContentsManager(root_dir=str(untitled.parent)).new_untitled(type="notebook")
+    untitled_notebook(untitled.parent)  # what JupyterLab's launcher writes before anything is saved
     run_cell(ip, "%mlops track start")
     run_cell(ip, "x = 21 * 2")
     run_cell(ip, "%mlops log acc=0.9")

@@ -7,7 +7,7 @@ import pytest
 import mlops_jupyter as mj
 from mlops_jupyter.exceptions import BadInput, MlopsError
 
-from .conftest import stored_bytes
+from .conftest import stored_bytes, untitled_notebook
 
 
 def test_context_manager_run_records_everything(store, project):
@@ -254,10 +254,7 @@ def test_script_is_told_once_where_its_run_came_from(store, capsys):
 
 def _empty_notebook_as_jupyterlab_makes_it(folder) -> str:
     """JupyterLab's launcher asks the server for a new notebook: Untitled.ipynb, with no cells."""
-    from jupyter_server.services.contents.filemanager import FileContentsManager
-
-    model = FileContentsManager(root_dir=str(folder)).new_untitled(type="notebook")
-    return str(folder / model["path"])
+    return str(untitled_notebook(folder))
 
 
 def test_never_saved_notebook_is_not_snapshot(store, project, monkeypatch, capsys):

@@ -437,6 +437,39 @@ class RunRecord:
 
         raise NotFound(f"run {self.run_id[:8]} has no artifact {path!r}")
 
+    def logged_models(self) -> list[dict]:
+        """The models this run logged (``<folder>/model.json``, as autologging writes them): each
+        with its ``ref`` (``runs:/<id>/<folder>``) for ``mj.models.load``."""
+        import json
+
+        out = []
+        for a in self.artifacts:
+            if a["path"].endswith("/model.json") and a["path"].count("/") == 1:
+                try:
+                    info = json.loads(self.store.blobs.get_bytes(a["digest"]))
+                except Exception:  # a damaged file is fsck's to report, not the run view's
+                    continue
+                folder = a["path"].split("/")[0]
+                out.append(dict(info, folder=folder, ref=f"runs:/{self.run_id}/{folder}"))
+        return out
+
+    def importance_chart(self):
+        """The bar chart of ``feature_importance.json`` (what autologging records for trees and
+        boosters), drawn from its figures; None when the run has none."""
+        import json
+
+        if not any(a["path"] == "feature_importance.json" for a in self.artifacts):
+            return None
+        from ..charts.explain import global_importance
+
+        fi = json.loads(self.artifact_bytes("feature_importance.json"))
+        rows = fi.get("features") or []
+        if not rows:
+            return None
+        return global_importance([r["feature"] for r in rows], [r["importance"] for r in rows],
+                                 measure=fi.get("measure", "importance"), value_title="importance",
+                                 title=f"{self.name}: feature importance")
+
     @property
     def duration(self) -> float | None:
         end = self.row.get("end_time")

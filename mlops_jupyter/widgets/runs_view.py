@@ -58,6 +58,27 @@ def run_html(rec, with_cells: bool = True, max_cells: int = 50, charts: bool = T
         if charts and keys:
             o = _options(rec)
             parts.append(_svg(rec.chart(keys, x=o["x"], log_y=o["log_y"])))
+    models = rec.logged_models()
+    if models:
+        from ..models.signature import describe
+
+        for m in models:
+            short = f"runs:/{rec.run_id[:8]}/{m['folder']}"
+            parts.append(f'<div class="mlops-h">Logged model <code>{html.escape(m["folder"])}/</code></div>')
+            parts.append(table(["", ""], [
+                ["load with", f"<code>mj.models.load({html.escape(repr(short))})</code>"],
+                ["format", shown(m.get("flavor", ""))],
+                ["class", shown(str(m.get("model_class", "")).rsplit(".", 1)[-1])],
+                ["library", shown(f"{m.get('library', '')} {m.get('library_version', '')}".strip())],
+                ["signature", shown(describe(m.get("signature")))]]))
+    if charts:
+        try:
+            chart = rec.importance_chart()
+        except Exception:
+            chart = None
+        if chart is not None:
+            parts.append('<div class="mlops-h">Feature importance</div>')
+            parts.append(_svg(chart))
     if rec.tags:
         parts.append('<div class="mlops-h">Tags</div>')
         parts.append(table(["name", "value"], [[shown(k), shown(v)] for k, v in sorted(rec.tags.items())]))

@@ -230,6 +230,9 @@ def render_run(rec) -> str:
     if rec.artifacts:
         out.append("artifacts:")
         out += [f"  {a['path']}  {fmt_size(a['size'])}  {a['digest'][:12]}" for a in rec.artifacts]
+    for m in rec.logged_models():
+        out.append(f"logged model: {m.get('model_class', '')} ({m.get('flavor', '')}); load with "
+                   f"mj.models.load({m['ref']!r})")
     cells = rec.cells()
     if cells:
         out.append(f"cells: {len(cells)} captured ({sum(c['status'] == 'error' for c in cells)} failed)")
