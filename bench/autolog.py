@@ -5,9 +5,10 @@ bare fit, on the same data, in one run.
 
 MLflow runs twice: as it comes, and with ``log_models=False``.
 
-Workloads: a small fit (LogisticRegression on 300 x 8, a few milliseconds) and a one-second fit
+Workloads: a small fit (LogisticRegression on 300 x 8, a few milliseconds), a one-second fit
 (RandomForestClassifier on 20,000 x 20, its tree count chosen here so that a bare fit takes about
-one second). Each mode runs in its own process (both libraries patch scikit-learn), the three
+one second), and PyTorch Lightning's ``Trainer.fit`` of a small MLP (4,000 x 16, 5 epochs, with
+validation) when Lightning is installed. Each mode runs in its own process (both libraries patch scikit-learn), the three
 interleaved round by round; each process warms up with one fit, then times ``fit()`` alone (what
 the user waits for) over several fits. For ours, the time until everything is written (the
 worker's training metrics, model, dataset) is measured too: ``mj.runs()`` waits for it.
@@ -29,7 +30,7 @@ from .common import table
 
 QUICK = "--quick" in sys.argv
 ROUNDS = 2 if QUICK else 3
-FITS = {"small": 10 if QUICK else 30, "second": 2 if QUICK else 3}
+FITS = {"small": 10 if QUICK else 30, "second": 2 if QUICK else 3, "lightning": 2 if QUICK else 3}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CHILD = r"""
@@ -42,10 +43,40 @@ if workload == "small":
     X = rng.normal(size=(300, 8)); y = (X[:, 0] + X[:, 1] > 0).astype(int)
     from sklearn.linear_model import LogisticRegression
     make = lambda: LogisticRegression(max_iter=200)
-else:
+elif workload == "second":
     X = rng.normal(size=(20000, 20)); y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
     from sklearn.ensemble import RandomForestClassifier
     make = lambda: RandomForestClassifier(n_estimators=trees, max_depth=12, random_state=0, n_jobs=1)
+else:
+    import logging
+    import torch, lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    torch.set_num_threads(1)
+    X = torch.tensor(rng.normal(size=(4000, 16)), dtype=torch.float32); y = (X[:, 0] + X[:, 1] > 0).float()
+    train = DataLoader(TensorDataset(X[:3200], y[:3200]), batch_size=64)
+    val = DataLoader(TensorDataset(X[3200:], y[3200:]), batch_size=256)
+
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+        def forward(self, x):
+            return self.body(x).squeeze(-1)
+        def training_step(self, b, i):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(self(b[0]), b[1])
+            self.log("train_loss", loss, on_epoch=True, on_step=False)
+            return loss
+        def validation_step(self, b, i):
+            self.log("val_loss", torch.nn.functional.binary_cross_entropy_with_logits(self(b[0]), b[1]))
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=0.01)
+
+    class make:
+        def fit(self, X, y):
+            L.Trainer(max_epochs=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False).fit(Net(), train, val)
 if mode == "ours":
     import mlops_jupyter as mj
     mj.autolog()
@@ -106,6 +137,11 @@ def main() -> None:
     # MLflow as it comes, and without logging models (most of its time goes to inferring each
     # model's pip requirements in a subprocess)
     modes = ["plain", "ours"] + (["mlflow", "mlflow-no-models"] if have_mlflow else [])
+    try:
+        import lightning  # noqa: F401
+    except ImportError:
+        FITS.pop("lightning")
+        print("lightning is not installed: its workload skipped")
     trees = calibrate()
     results: dict = {(w, m): [] for w in FITS for m in modes}
     settled: dict = {w: [] for w in FITS}
@@ -119,7 +155,8 @@ def main() -> None:
     rows = []
     for workload in FITS:
         plain = statistics.median(results[(workload, "plain")])
-        label = "LogisticRegression 300 x 8" if workload == "small" else f"RandomForest {trees} trees, 20,000 x 20"
+        label = {"small": "LogisticRegression 300 x 8", "second": f"RandomForest {trees} trees, 20,000 x 20",
+                 "lightning": "Lightning MLP 3,200 x 16, 5 epochs"}[workload]
         for mode in modes:
             med = statistics.median(results[(workload, mode)])
             added = med - plain

@@ -598,3 +598,47 @@ def test_lightning_logger_writes_what_the_module_logs_at_lightnings_steps(store)
     both = run_named("both")
     assert both.status == "finished" and both.params["total_params"] > 0 and "val_loss" in both.metrics
     assert list(mj.runs().name).count("Net") == 0  # autologging logged into the logger's run, not one of its own
+
+
+def test_every_framework_in_an_ipython_shell_inside_a_tracked_cell(ip):
+    """Cells as a user types them: `%mlops autolog`, then a `%%mlops track` cell fitting each
+    framework logs into that one run; fits in plain cells get runs of their own."""
+    pytest.importorskip("lightning")
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    X, y = data(200)
+    ip.user_ns.update(X_train=X, y_train=y)
+    ip.run_cell("%mlops autolog").raise_error()
+    ip.run_cell(
+        "%%mlops track boosters\n"
+        "import xgboost as xgb, lightgbm as lgb\n"
+        "xgb.XGBRegressor(n_estimators=5).fit(X_train, y_train, eval_set=[(X_train, y_train)], verbose=False)\n"
+        "lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X_train, y_train, eval_set=[(X_train, y_train)])"
+    ).raise_error()
+    r = run_named("boosters")
+    assert r.status == "finished" and len(r.history("validation_0-rmse")["validation_0-rmse"]) == 5
+    # LightGBM names an eval set that is the training data "training"
+    assert len(r.history("training-binary_logloss")["training-binary_logloss"]) == 5
+    assert mj.runs().name.tolist() == ["boosters"]  # the fits logged into the tracked cell's run
+    ip.run_cell(
+        "import keras, torch, lightning as L\n"
+        "from torch.utils.data import DataLoader, TensorDataset\n"
+        "net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation='sigmoid')])\n"
+        "net.compile('adam', 'binary_crossentropy')\n"
+        "net.fit(X_train.to_numpy('float32'), y_train.to_numpy(), epochs=2, verbose=0)\n"
+        "class Tiny(L.LightningModule):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(); self.lin = torch.nn.Linear(4, 1)\n"
+        "    def forward(self, x):\n        return self.lin(x).squeeze(-1)\n"
+        "    def training_step(self, b, i):\n"
+        "        loss = torch.nn.functional.mse_loss(self(b[0]), b[1]); self.log('loss', loss); return loss\n"
+        "    def configure_optimizers(self):\n        return torch.optim.SGD(self.parameters(), lr=0.1)\n"
+        "data = TensorDataset(torch.tensor(X_train.to_numpy('float32')), torch.tensor(y_train.to_numpy('float32')))\n"
+        "L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,\n"
+        "          enable_model_summary=False).fit(Tiny(), DataLoader(data, batch_size=50))"
+    ).raise_error()
+    assert [s for s, _ in run_named("Sequential").history("loss")["loss"]] == [0, 1]
+    tiny = run_named("Tiny")
+    assert [s for s, _ in tiny.history("loss")["loss"]] == [0, 1] and tiny.params["optimizer_name"] == "SGD"
+    assert tiny.row["notebook"] and "ipykernel_launcher" not in tiny.row["notebook"]
