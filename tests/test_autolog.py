@@ -301,12 +301,18 @@ def test_a_search_logs_its_best_and_its_top_candidates_as_child_runs(store):
     assert parent.metrics["best_cv_score"] == pytest.approx(grid.best_score_, rel=1e-12)
     assert parent.params["estimator__C"] == 1.0 and "training_accuracy_score" in parent.metrics
     assert b"mean_test_score" in parent.artifact_bytes("cv_results.csv")
+    # the search as the run's model, and its refitted best estimator beside it
+    models = {m["folder"]: m for m in parent.logged_models()}
+    assert models["model"]["model_class"].endswith("GridSearchCV")
+    best = mj.models.load(models["best_estimator"]["ref"])
+    assert type(best).__name__ == "SVC" and (best.predict(X) == grid.best_estimator_.predict(X)).all()
     kids = [mj.get_run(i) for i in runs[runs.parent_id == parent.run_id].run_id]
     by_rank = sorted(kids, key=lambda k: int(k.tags["mlops.autolog.candidate"]))
     res = grid.cv_results_
     want = sorted(range(8), key=lambda i: res["rank_test_score"][i])[:3]
     for kid, i in zip(by_rank, want):
-        assert kid.params == res["params"][i] and kid.status == "finished"
+        # every parameter of the estimator the candidate fitted, as MLflow logs them
+        assert kid.params == {**SVC().get_params(deep=True), **res["params"][i]} and kid.status == "finished"
         assert kid.metrics["mean_test_score"] == pytest.approx(res["mean_test_score"][i], rel=1e-12)
         assert kid.metrics["rank_test_score"] == res["rank_test_score"][i]
     halving = HalvingGridSearchCV(SVC(), {"C": [0.1, 1, 10]}, cv=3, min_resources=60, random_state=0).fit(X, y)
@@ -503,8 +509,8 @@ def lightning_data():
 
 
 def quiet_trainer(L, **kw):
-    return L.Trainer(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                     deterministic=True, **kw)
+    # (not deterministic=True: it turns on torch.use_deterministic_algorithms for the whole process)
+    return L.Trainer(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **kw)
 
 
 def test_lightning_fit_logs_each_epoch_its_settings_the_model_and_the_data(store, tmp_path):

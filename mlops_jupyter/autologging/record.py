@@ -80,9 +80,10 @@ def head(obj: Any, n: int = EXAMPLE_ROWS) -> Any:
         return None
 
 
-def log_model(run, model: Any, example: Any, register: str | None, framework: str) -> dict:
-    """The fitted model as run artifacts ``model/<file>`` and ``model/model.json`` (format, library,
-    class, signature); a version of *register* too when the user named one. Returns model.json."""
+def log_model(run, model: Any, example: Any, register: str | None, framework: str, folder: str = "model") -> dict:
+    """The fitted model as run artifacts ``<folder>/<file>`` and ``<folder>/model.json`` (format,
+    library, class, signature); a version of *register* too when the user named one. Returns
+    model.json."""
     from ..models import flavors
     from ..models import signature as signatures
 
@@ -97,8 +98,8 @@ def log_model(run, model: Any, example: Any, register: str | None, framework: st
     meta = json.dumps(info, indent=2, sort_keys=True, default=repr).encode()
     meta_digest, meta_size = store.blobs.put_bytes(meta)
     store.meta.add_artifacts([
-        dict(run_id=run.run_id, path=f"model/{info['file']}", digest=digest, size=size, kind="artifact"),
-        dict(run_id=run.run_id, path="model/model.json", digest=meta_digest, size=meta_size, kind="artifact"),
+        dict(run_id=run.run_id, path=f"{folder}/{info['file']}", digest=digest, size=size, kind="artifact"),
+        dict(run_id=run.run_id, path=f"{folder}/model.json", digest=meta_digest, size=meta_size, kind="artifact"),
     ])
     if register:
         from ..models.registry import Registry

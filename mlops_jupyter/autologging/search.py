@@ -1,6 +1,7 @@
 """Hyperparameter searches (``GridSearchCV``, ``RandomizedSearchCV``, ``HalvingGridSearchCV``...):
 the best parameters and cross-validated score on the search's run, ``cv_results.csv`` beside them,
-and the best N candidates as child runs with their cross-validation figures, as MLflow does.
+and the best N candidates as child runs with their cross-validation figures and every parameter of
+the estimator they fitted (the base estimator's, with the candidate's own), as MLflow does.
 
 The candidates' own fits are nested in the search's fit: they make no runs. Their child runs are
 written from ``cv_results_`` after the search, by the worker.
@@ -38,13 +39,18 @@ def log_search(run, search: Any, top: int) -> list[str]:
     from ..tracking.run import start_run
 
     ids = []
-    name = type(search.estimator).__name__ if hasattr(search, "estimator") else "candidate"
+    base = getattr(search, "estimator", None)
+    name = type(base).__name__ if base is not None else "candidate"
+    try:
+        base_params = dict(base.get_params(deep=True)) if base is not None else {}
+    except Exception:
+        base_params = {}
     for pos, i in enumerate(order, start=1):
         params = results.at[i, "params"]
         child = start_run(name=f"{name} candidate {pos}", parent=run.run_id, activate=False,
                           tags={"mlops.autolog": "sklearn", "mlops.autolog.candidate": str(pos)})
         try:
-            record.log_params(child, dict(params))
+            record.log_params(child, {**base_params, **dict(params)})
             figures = {}
             for col in results.columns:
                 if col.startswith(("mean_", "std_", "rank_")):

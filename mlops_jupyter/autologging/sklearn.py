@@ -174,6 +174,9 @@ def _log(fr, s, estimator, params, X, y, weight, data_name, took) -> None:
             ("logging feature importances", lambda: record.log_importances(run, estimator, feature_names(estimator, X))),
             ("logging the search's candidates", lambda: search.is_search(estimator) and search.log_search(
                 run, estimator, s.max_tuning_runs)),
+            ("logging the search's best estimator", lambda: s.log_models and search.is_search(estimator) and
+             getattr(estimator, "best_estimator_", None) is not None and record.log_model(
+                 run, estimator.best_estimator_, record.head(X), None, framework, folder="best_estimator")),
         ]
         session.run_steps(framework, steps)
     finally:
