@@ -44,6 +44,7 @@ _LAZY = {
     "log_labels": "monitoring.perf:log_labels",
     "autolog": "autologging:autolog",
     "lightning_logger": "autologging.lightning:lightning_logger",
+    "tune": "tuning:tune",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

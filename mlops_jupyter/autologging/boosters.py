@@ -61,6 +61,8 @@ def xgboost_recorder(fr: session.FitRun):
                 try:
                     self.fit_run.log(figures, step=epoch)
                 except Exception as e:
+                    if session.stops(e):  # a tuner's pruner stopping the trial
+                        raise
                     session.report("xgboost", "logging a round", e)
                 return False
 
@@ -77,6 +79,8 @@ def lightgbm_recorder(fr: session.FitRun):
         try:
             fr.log(figures, step=env.iteration)
         except Exception as e:
+            if session.stops(e):  # a tuner's pruner stopping the trial
+                raise
             session.report("lightgbm", "logging a round", e)
 
     record_round.order = 20  # with record_evaluation: before early stopping (30) ends the last round

@@ -45,6 +45,8 @@ def recorder(fr: session.FitRun):
                 try:
                     self.fit_run.log(dict(logs or {}), step=epoch)
                 except Exception as e:
+                    if session.stops(e):  # a tuner's pruner stopping the trial
+                        raise
                     session.report("keras", "logging an epoch", e)
 
         _recorder.append(Recorder)

@@ -121,6 +121,8 @@ def recorder(ns: str, fr: session.FitRun, epochs: bool):
                 try:
                     self.fit_run.log(figures(trainer.callback_metrics), step=int(trainer.current_epoch))
                 except Exception as e:
+                    if session.stops(e):  # a tuner's pruner stopping the trial
+                        raise
                     session.report("lightning", "logging an epoch", e)
 
             def on_train_end(self, trainer, pl_module) -> None:

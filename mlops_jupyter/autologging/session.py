@@ -188,6 +188,12 @@ class fitting:
             WORKER.fit_ended()
 
 
+def stops(e: BaseException) -> bool:
+    """Whether *e* is meant to stop the user's fit (a tuner's pruner: ``optuna.TrialPruned``), so
+    autologging passes it on instead of reporting it."""
+    return type(e).__name__ == "TrialPruned" and type(e).__module__.startswith("optuna")
+
+
 def report(framework: str, what: str, e: BaseException) -> None:
     """A failure inside autologging: warned about once per framework and kind, never raised."""
     key = (framework, f"{what}:{type(e).__name__}")

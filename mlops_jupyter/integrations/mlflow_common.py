@@ -38,7 +38,7 @@ T_ALIASES = "mlops.aliases"  # on a registered model: the aliases this project s
 EXPORT_ONLY = {T_EXPORT, T_CURSOR, T_ARTIFACTS, T_RENAMED, T_STATUS}
 
 TO_MLFLOW = {"running": "RUNNING", "finished": "FINISHED", "failed": "FAILED", "killed": "KILLED",
-             "crashed": "FAILED"}
+             "crashed": "FAILED", "pruned": "KILLED"}
 FROM_MLFLOW = {"RUNNING": "running", "SCHEDULED": "running", "FINISHED": "finished", "FAILED": "failed",
                "KILLED": "killed"}
 

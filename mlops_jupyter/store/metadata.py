@@ -31,7 +31,7 @@ _COPY_ROW = struct.Struct(">iqidid")
 _COPY_ROW_NULL = struct.Struct(">iqiid")
 
 ACTIVE = "running"
-STATUSES = ("running", "finished", "failed", "killed", "crashed")
+STATUSES = ("running", "finished", "failed", "killed", "crashed", "pruned")  # pruned: a tuner stopped the trial
 
 
 def _make_engine(url: str) -> sa.Engine:

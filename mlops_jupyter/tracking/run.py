@@ -84,6 +84,9 @@ class Run:
         self._cell_seq = 0
         self._capture_done = threading.Event()
         self.failed_cells = 0
+        # called with (key, value, step) after each point is queued: a tuner reports a trial's
+        # intermediate values to its pruner (and may raise TrialPruned from here)
+        self.observers: list[Callable[[str, float, int], None]] = []
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -114,6 +117,9 @@ class Run:
         self._push((self.run_id, key, step, v, timestamp or time.time()))
         if len(self._points) > self._high:
             self._writer.backpressure()
+        if self.observers:
+            for observe in list(self.observers):
+                observe(key, v, step)
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """Queue one point per metric, all at one time stamp; a bad one means none is queued."""
@@ -278,8 +284,30 @@ class Run:
 
 # -- the fluent API ------------------------------------------------------------------------
 def active_run() -> Run | None:
-    """The innermost active run of this process, or None."""
+    """The innermost active run: this thread's (:func:`thread_run`), else the process's, or None."""
+    run = getattr(_thread, "run", None)
+    if run is not None:
+        return run
     return _stack[-1] if _stack else None
+
+
+_thread = threading.local()
+
+
+class thread_run:
+    """Make *run* the active run of this thread only, while the block runs (trials side by side on
+    a tuner's threads each log into their own run)."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def __enter__(self) -> Run:
+        self.was = getattr(_thread, "run", None)
+        _thread.run = self.run
+        return self.run
+
+    def __exit__(self, *exc) -> None:
+        _thread.run = self.was
 
 
 def active_run_id() -> str | None:

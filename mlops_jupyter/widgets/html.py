@@ -9,7 +9,7 @@ from typing import Any
 
 STATUS_COLORS = {
     "running": "#1a73e8", "finished": "#188038", "failed": "#d93025",
-    "killed": "#e8710a", "crashed": "#9334e6",
+    "killed": "#e8710a", "crashed": "#9334e6", "pruned": "#5f6368",
 }
 # `.mlops-t.mlops-t`: as specific as JupyterLab's `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`
 # (right-aligned cells), so that ours, coming later, wins; colours from the theme's --jp-* variables.

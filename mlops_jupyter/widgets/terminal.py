@@ -22,7 +22,8 @@ from .html import (ID_CHARS, STATS_HEADERS, blank, column_stats, fmt_duration, f
 SHOWN_KEYS = 6  # params and metrics shown per run in `mlops runs ls`; `mlops runs show RUN` has all
 RIGHT = ("count", "size", "num", "duration")  # right-aligned kinds of cell
 WRAPS = ("text", "tokens")  # cells that may wrap, between words only
-STATUS_STYLES = {"running": "blue", "finished": "green", "failed": "red", "killed": "yellow", "crashed": "magenta"}
+STATUS_STYLES = {"running": "blue", "finished": "green", "failed": "red", "killed": "yellow", "crashed": "magenta",
+                 "pruned": "cyan"}
 GAP = 2  # spaces between columns
 
 

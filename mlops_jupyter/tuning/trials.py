@@ -1,0 +1,153 @@
+"""A study's trials as runs: each ``trial N`` a child of the study's run, pruned from the figures
+the objective logs, failed trials recorded while the study goes on."""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+# trial run id -> (Optuna trial, the metric reported to it): what the run observer reports
+_reporting: dict[str, tuple[Any, str]] = {}
+_lock = threading.Lock()
+
+
+def observer(run_id: str, trial: Any, metric: str) -> Callable[[str, float, int], None]:
+    """Called by the trial's run for each point it logs: a point of *metric* is the trial's
+    intermediate value at that step; when the pruner says so, the log call raises TrialPruned."""
+    def observe(key: str, value: float, step: int) -> None:
+        if key != metric or not math.isfinite(value):
+            return
+        import optuna
+
+        trial.report(value, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} ({metric} {value:.6g})")
+
+    return observe
+
+
+def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, timeout: float | None, workers: int,
+             progress: bool, options: dict):
+    """Run *objective* in *study* (``study.optimize``), each trial a child run of the study's run."""
+    import optuna
+
+    from ..tracking import run as tracking
+
+    with tracking._stack_lock:
+        outer = tracking.active_run()
+    study_run = tracking.start_run(
+        name=f"tune {study.study_name}", params={"n_trials": n_trials, "timeout": timeout, "workers": workers,
+                                                 "direction": study.direction.name.lower(), "metric": metric,
+                                                 **{k: v for k, v in options.items() if v is not None}},
+        tags={"mlops.study": study.study_name, "mlops.kind": "study"}, activate=False,
+        parent=outer)
+    study.set_user_attr("mlops.metric", metric)
+    before = len(study.trials)
+    first_failure: list[str] = []
+
+    def wrapped(trial):
+        run = tracking.start_run(name=f"trial {trial.number}", parent=study_run, activate=workers == 1,
+                                 tags={"mlops.study": study.study_name, "mlops.trial": str(trial.number)})
+        trial.set_user_attr("mlops.run_id", run.run_id)
+        run.observers.append(observer(run.run_id, trial, metric))
+        status, error = "finished", None
+        try:
+            if workers == 1:
+                value = objective(trial)
+            else:
+                with tracking.thread_run(run):
+                    value = objective(trial)
+            if value is None or not _finite(value):
+                status, error = "failed", f"the objective returned {value!r}, not a number"
+            else:
+                run.observers.clear()
+                run.log_metric(metric, float(value))
+            return value
+        except optuna.TrialPruned as e:
+            status, error = "pruned", str(e) or "pruned"
+            raise
+        except KeyboardInterrupt:
+            status, error = "killed", "KeyboardInterrupt"
+            raise
+        except BaseException as e:
+            status, error = "failed", f"{type(e).__name__}: {e}"[:2000]
+            if not first_failure:
+                first_failure.append(error)
+                print(f"mlops tune: trial {trial.number} failed ({error.splitlines()[0][:200]}); "
+                      "the study goes on", file=sys.stderr)
+            raise
+        finally:
+            run.observers.clear()
+            try:
+                if trial.params:
+                    run.log_params(trial.params)
+                run.set_tags({"mlops.trial.state": status})
+            finally:
+                run.end(status, error)
+
+    bar = _bar(n_trials, progress, study.study_name)
+
+    def tick(study, frozen) -> None:
+        if bar is not None:
+            bar.update(1)
+            try:
+                bar.set_postfix_str(f"best {metric} {study.best_value:.6g}", refresh=False)
+            except ValueError:  # no finished trial yet
+                pass
+
+    interrupted = False
+    t0 = time.perf_counter()
+    try:
+        study.optimize(wrapped, n_trials=n_trials, timeout=timeout, n_jobs=workers, catch=(Exception,),
+                       callbacks=[tick], gc_after_trial=False, show_progress_bar=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        _summarize(study, study_run, metric, before, interrupted, time.perf_counter() - t0)
+    return study
+
+
+def _summarize(study, study_run, metric: str, before: int, interrupted: bool, seconds: float) -> None:
+    import optuna
+
+    S = optuna.trial.TrialState
+    mine = study.trials[before:]
+    counts = {s.name.lower(): sum(t.state == s for t in mine) for s in (S.COMPLETE, S.PRUNED, S.FAIL)}
+    study_run.log_metrics({f"trials_{k}": v for k, v in counts.items()})
+    line = (f"study {study.study_name}: {len(mine)} trial(s) in {seconds:.1f} s "
+            f"({counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed)")
+    try:
+        best = study.best_trial
+    except ValueError:
+        best = None
+    if best is not None:
+        study_run.log_metric(f"best_{metric}", float(best.value))
+        study_run.log_params({f"best_{k}": v for k, v in best.params.items()})
+        study_run.set_tags({"mlops.best_trial": str(best.number),
+                            "mlops.best_run": str(best.user_attrs.get("mlops.run_id", ""))})
+        line += f"; best {metric} {best.value:.6g} (trial {best.number}: " + \
+            ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()) + ")"
+    if interrupted:
+        line += "; stopped by Ctrl-C, every finished trial kept"
+    print(line)
+    study_run.end("killed" if interrupted else "finished", "KeyboardInterrupt" if interrupted else None)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _bar(total: int | None, show: bool, name: str):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"tuning {name}", unit="trial")
