@@ -45,6 +45,7 @@ _LAZY = {
     "autolog": "autologging:autolog",
     "lightning_logger": "autologging.lightning:lightning_logger",
     "tune": "tuning:tune",
+    "study": "tuning.report:study",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

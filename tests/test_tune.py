@@ -178,3 +178,58 @@ def test_bad_options_are_one_line_and_start_nothing(project):
     assert sorted((t.params["x"], t.params["kind"]) for t in grid.trials) == [(1.0, "a"), (1.0, "b"), (2.0, "a"),
                                                                               (2.0, "b")]
     assert grid.best_value == 0 and math.isclose(grid.best_params["x"], 2.0)
+
+
+def test_the_study_report_its_pictures_and_the_command(project, ip):
+    import json
+    import os
+
+    import altair
+    import jsonschema
+
+    from .conftest import run_cli
+
+    with open(os.path.join(os.path.dirname(altair.__file__), "vegalite", "v5", "schema", "vega-lite-schema.json")) as f:
+        validator = jsonschema.Draft7Validator(json.load(f))
+
+    def objective(trial):
+        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        depth = trial.suggest_int("depth", 1, 6)
+        kind = trial.suggest_categorical("kind", ["gini", "entropy"])
+        return -((math.log10(lr) + 2) ** 2) - 0.1 * depth + (0.05 if kind == "gini" else 0.0)
+
+    study = mj.tune(objective, n_trials=15, metric="score", name="views", seed=3, progress=False)
+    rep = mj.study("views")
+    assert rep.best["value"] == study.best_value and rep.best["number"] == study.best_trial.number
+    charts = rep.charts()
+    kinds = [c.spec["usermeta"]["mlops"]["kind"] for c in charts]
+    assert kinds == ["tuning.history", "parallel", "scatter", "explain.global"]
+    for c in charts:
+        assert not list(validator.iter_errors(c.spec)), c.title
+    # the history: every finished trial, and the best so far as Optuna saw it
+    hist = charts[0].spec
+    running, best = [], None
+    for t in study.trials:
+        best = t.value if best is None else max(best, t.value)
+        running.append({"trial": t.number, "best": best})
+    assert hist["layer"][1]["data"]["values"] == running
+    assert hist["usermeta"]["mlops"]["best"] == study.best_value
+    # importances from Optuna's own evaluator, one bar per parameter
+    assert set(rep.importances) == {"lr", "depth", "kind"}
+    assert rep.importances == pytest.approx(optuna.importance.get_param_importances(study))
+    page = rep._repr_html_()
+    assert page.count("<svg") == 4 and "Study views" in page and "PED-ANOVA" in page
+    assert page.count("finished") >= 15 and f"{study.best_value:.6g}"[:6] in page
+    frame = rep.frame()
+    assert list(frame.columns[:3]) == ["trial", "state", "score"] and len(frame) == 15
+    # in a notebook and in a terminal
+    shown = ip.run_cell("%mlops study views").result
+    assert shown.name == "views"
+    listing = ip.run_cell("%mlops study").result
+    assert list(listing.study) == ["views"] and listing.trials.iloc[0] == 15
+    r = run_cli("study", "views", "--save", "views.html", cwd=project)
+    assert r.returncode == 0 and (project / "views.html").read_text().count("<svg") == 4
+    r = run_cli("study", "view", cwd=project)
+    assert r.returncode == 2 and r.stderr.strip() == "mlops: no study 'view'; did you mean 'views'?"
+    r = run_cli("study", "views", cwd=project)
+    assert r.returncode == 0 and "best        " in r.stdout and "depth" in r.stdout

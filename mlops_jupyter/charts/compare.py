@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import Chart
-from .spec import HEIGHT, color, finite, frame, lower_is_better
+from .spec import HEIGHT, PALETTE, color, finite, frame, lower_is_better
 
 # (run label, params, metrics) for each run
 RunPoint = tuple[str, Mapping[str, Any], Mapping[str, float]]
@@ -42,9 +42,12 @@ def varying_params(runs: Sequence[RunPoint]) -> list[str]:
 
 
 def parallel_coordinates(runs: Sequence[RunPoint], metric: str, params: Sequence[str] | None = None,
-                         title: str | None = None, width: int | None = None, height: int = 240) -> Chart:
+                         title: str | None = None, width: int | None = None, height: int = 240,
+                         color_by_metric: bool = False, higher_is_better: bool | None = None) -> Chart:
     """One line per run through an axis per param and a last axis for *metric*; numeric axes run
-    from their lowest to highest value, categorical ones list their values."""
+    from their lowest to highest value, categorical ones list their values. Lines take one colour
+    per run, or (more runs than colours, or *color_by_metric*) a colour for the metric's value,
+    the best brightest (*higher_is_better*: else read from the metric's name)."""
     params = list(params) if params is not None else varying_params(runs)
     dims = [*params, metric]
     width = width or min(900, max(300, 150 * len(dims)))
@@ -82,11 +85,12 @@ def parallel_coordinates(runs: Sequence[RunPoint], metric: str, params: Sequence
     metric_values = {label: _as_float(m.get(metric)) for label, _, m in runs}
     for row in rows:
         row["metric"] = metric_values.get(row["run"])
-    if len(labels) <= MAX_RUNS_COLOURED:
+    if len(labels) <= MAX_RUNS_COLOURED and not color_by_metric:
         col: dict[str, Any] = color(labels)
     else:
+        lower = lower_is_better(metric) if higher_is_better is None else not higher_is_better
         col = {"field": "metric", "type": "quantitative", "title": metric,
-               "scale": {"scheme": "viridis", "reverse": lower_is_better(metric)}, "legend": {"type": "gradient"}}
+               "scale": {"scheme": "viridis", "reverse": lower}, "legend": {"type": "gradient"}}
     layers = [
         {"data": {"values": [{"dim": d} for d in dims]}, "mark": {"type": "rule", "color": "#888", "opacity": 0.6},
          "encoding": {"x": x}},
@@ -109,12 +113,14 @@ def parallel_coordinates(runs: Sequence[RunPoint], metric: str, params: Sequence
 
 
 def param_scatter(runs: Sequence[RunPoint], metric: str, params: Sequence[str] | None = None,
-                  title: str | None = None, columns: int = 3, width: int = 220, height: int = HEIGHT) -> Chart:
-    """*metric* against each param, one panel per param, one colour per run; numeric params
-    spanning more than two orders of magnitude (learning rates) on a log axis."""
+                  title: str | None = None, columns: int = 3, width: int = 220, height: int = HEIGHT,
+                  single_color: bool = False) -> Chart:
+    """*metric* against each param, one panel per param, one colour per run (or one colour for
+    all: a study's many trials); numeric params spanning more than two orders of magnitude
+    (learning rates) on a log axis."""
     params = list(params) if params is not None else varying_params(runs)
     labels = [label for label, _, _ in runs]
-    col = color(labels, symbol="circle")
+    col = {"value": PALETTE[0]} if single_color else color(labels, symbol="circle")
     panels = []
     rows = []
     for label, p, m in runs:
@@ -132,9 +138,16 @@ def param_scatter(runs: Sequence[RunPoint], metric: str, params: Sequence[str] |
         if numeric:
             xs = [r["x"] for r in prow]
             scale: dict[str, Any] = {"zero": False, "nice": True, "padding": 12}
+            axis: dict[str, Any] = {}
             if min(xs) > 0 and max(xs) / min(xs) > 100:
                 scale["type"] = "log"
-            xe: dict[str, Any] = {"field": "x", "type": "quantitative", "title": k, "scale": scale}
+                # ticks and gridlines at the powers of ten only (a log axis draws one per minor tick)
+                lo, hi = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+                axis = {"values": [10.0 ** e for e in range(lo, hi + 1)], "format": "~g"}
+            elif all(float(x).is_integer() for x in xs):  # a whole-number param: whole-number ticks
+                axis = {"tickMinStep": 1, "format": "d"}
+            xe: dict[str, Any] = {"field": "x", "type": "quantitative", "title": k, "scale": scale,
+                                  **({"axis": axis} if axis else {})}
         else:
             xe = {"field": "x_text", "type": "nominal", "title": k, "axis": {"labelAngle": 0, "labelLimit": 90}}
         panels.append({

@@ -83,7 +83,7 @@ def _numbers_column(order: Sequence[str], texts: Sequence[str], title: str, x: d
 
 def global_importance(features: Sequence[str], importance: Sequence[float] | Mapping[str, Sequence[float]], *,
                       measure: str, title: str, top: int = TOP, note: str = "",
-                      value_title: str = "mean |SHAP|") -> Chart:
+                      value_title: str = "mean |SHAP|", label_title: str = "feature") -> Chart:
     """Mean |SHAP| per feature as horizontal bars, largest first.
 
     *importance* is one number per feature, or ``{class label: numbers}`` for a multiclass model:
@@ -107,7 +107,8 @@ def global_importance(features: Sequence[str], importance: Sequence[float] | Map
          "axis": _x_axis()}
     tooltip = [{"field": "feature", "type": "nominal"},
                {"field": "value", "type": "quantitative", "format": ".4~g", "title": value_title}]
-    enc: dict[str, Any] = {"y": _y_features(names), "x": x, "tooltip": tooltip}
+    tooltip[0]["title"] = label_title
+    enc: dict[str, Any] = {"y": _y_features(names, label_title), "x": x, "tooltip": tooltip}
     classes = list(per)
     height: Any = {"step": BAND}
     if grouped:

@@ -29,6 +29,7 @@ HELP_GROUPS = (
     ("Data", ("data",)),
     ("Models", ("model", "explain", "serve")),
     ("Jobs", ("promote", "job", "retrain")),
+    ("Tuning", ("study",)),
     ("Monitoring", ("drift", "monitor")),
     ("Other tools", ("wandb", "export", "import")),
     ("This project", ("init", "demo", "help", "version")),

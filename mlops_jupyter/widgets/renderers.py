@@ -16,6 +16,7 @@ _PKG = "mlops_jupyter"
 # (result type, format, renderer), the type under mlops_jupyter., the renderer under mlops_jupyter.widgets.
 RENDERERS = [
     ("tracking.query.RunRecord", HTML, "runs_view:run_html"),
+    ("tuning.report.StudyReport", HTML, "tuning_view:study_html"),
     ("tracking.query.RunRecord", INTERACTIVE, "runs_view:show_run"),
     ("tracking.query.Comparison", HTML, "runs_view:compare_html"),
     ("tracking.query.Comparison", INTERACTIVE, "runs_view:show_compare"),
@@ -44,6 +45,7 @@ RENDERERS = [
     ("tracking.query.RunsFrame", TERMINAL, "terminal:render_runs"),
     ("tracking.query.RunRecord", TERMINAL, "terminal:render_run"),
     ("tracking.query.Comparison", TERMINAL, "terminal:render_compare"),
+    ("tuning.report.StudyReport", TERMINAL, "tuning_view:study_text"),
     ("data.catalog.DatasetVersion", TERMINAL, "terminal:render_version"),
     ("models.registry.ModelVersion", TERMINAL, "terminal:render_model"),
 ]
