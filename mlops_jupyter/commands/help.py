@@ -29,7 +29,7 @@ HELP_GROUPS = (
     ("Data", ("data",)),
     ("Models", ("model", "explain", "serve")),
     ("Jobs", ("promote", "job", "retrain")),
-    ("Tuning", ("study",)),
+    ("Tuning", ("tune", "study")),
     ("Monitoring", ("drift", "monitor")),
     ("Other tools", ("wandb", "export", "import")),
     ("This project", ("init", "demo", "help", "version")),

@@ -14,6 +14,23 @@ import uuid
 from typing import Any
 
 _MAX_SOCKET_PATH = 100  # sun_path holds 104-108 bytes; "-<port>" is appended to the prefix
+_running: dict[str, Any] = {}  # an execution's run id -> the manager of the kernel executing it
+
+
+def interrupt(run_id: str) -> bool:
+    """Interrupt the kernel (started in this process) that executes run *run_id*: a KeyboardInterrupt
+    in the cell it runs (a tuner's pruner stopping the trial). False when there is none."""
+    import signal
+
+    km = _running.get(run_id)
+    process = getattr(getattr(km, "provisioner", None), "process", None) if km is not None else None
+    if process is None or process.poll() is not None:
+        return False
+    try:
+        os.kill(process.pid, signal.SIGINT)
+    except OSError:
+        return False
+    return True
 
 
 def _socket_prefix() -> str | None:
@@ -51,7 +68,15 @@ def kernel_manager_class(env: dict[str, str] | None = None, cwd: str | None = No
             kw["env"] = merged
         if cwd:
             kw["cwd"] = cwd
-        return await AsyncKernelManager._async_start_kernel(self, **kw)
+        out = await AsyncKernelManager._async_start_kernel(self, **kw)
+        if env and env.get("MLOPS_RUN_ID"):
+            _running[env["MLOPS_RUN_ID"]] = self
+        return out
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        if env and _running.get(env.get("MLOPS_RUN_ID", "")) is self:
+            del _running[env["MLOPS_RUN_ID"]]
+        return await AsyncKernelManager._async_cleanup_resources(self, restart=restart)
 
     async def _async_interrupt_kernel(self) -> None:
         # jupyter_client interrupts a kernel before asking it to shut down. Ours are idle by then
@@ -66,6 +91,7 @@ def kernel_manager_class(env: dict[str, str] | None = None, cwd: str | None = No
                 {"__init__": __init__, "_async_start_kernel": _async_start_kernel,
                  "start_kernel": _async_start_kernel, "_async_interrupt_kernel": _async_interrupt_kernel,
                  "interrupt_kernel": _async_interrupt_kernel,
+                 "_async_cleanup_resources": _async_cleanup_resources, "cleanup_resources": _async_cleanup_resources,
                  # The kernel ends its runs and writes them out at exit; on a busy machine that takes
                  # longer than jupyter_client's 5 s before SIGTERM (half of it) and SIGKILL.
                  "shutdown_wait_time": Float(SHUTDOWN_WAIT, config=True)})

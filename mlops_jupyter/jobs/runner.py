@@ -83,16 +83,22 @@ class BatchResult:
 
 # -- one execution ------------------------------------------------------------------------------------
 def execute_one(notebook: str, output: str, parameters: dict, env: dict[str, str], cwd: str | None,
-                timeout: float | None = None, progress: bool = False) -> tuple[bool, str | None, float]:
+                timeout: float | None = None, progress: bool = False,
+                stoppable: bool = False) -> tuple[bool, str | None, float]:
     """Run *notebook* into *output* with papermill; (ok, error line, seconds). Runs anywhere the
-    package imports: a thread here, or a Dask worker."""
+    package imports: a thread here, or a Dask worker. *stoppable*: the execution's run is watched for
+    a ``mlops.stop`` tag (a tuner's pruner), and its kernel interrupted when one appears; the error
+    line is then ``stopped: <the tag's reason>``."""
     import papermill as pm
 
     t0 = time.perf_counter()
+    watch = StopWatch(env) if stoppable else None
     try:
         pm.execute_notebook(notebook, output, parameters=parameters, progress_bar=progress, log_output=False,
                             execution_timeout=timeout, kernel_manager_class=kernel_manager_class(env, cwd))
     except pm.PapermillExecutionError as e:
+        if watch is not None and watch.reason is not None:
+            return False, f"stopped: {watch.reason}", time.perf_counter() - t0
         first = (e.source or "").strip().splitlines()
         where = f"cell {_job_cell_number(output, e.cell_index)}" + (f" [{e.exec_count}]" if e.exec_count else "")
         code = f" ({first[0][:60]})" if first else ""
@@ -101,9 +107,76 @@ def execute_one(notebook: str, output: str, parameters: dict, env: dict[str, str
             (_stderr_line(output) or e.ename)
         return False, f"{where}{code} raised {what}", time.perf_counter() - t0
     except Exception as e:  # the kernel died, a timeout, a notebook papermill cannot read
+        if watch is not None and watch.reason is not None:
+            return False, f"stopped: {watch.reason}", time.perf_counter() - t0
         return False, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}", \
             time.perf_counter() - t0
+    finally:
+        if watch is not None:
+            watch.close()
     return True, None, time.perf_counter() - t0
+
+
+STOP_TAG = "mlops.stop"  # set on an execution's run to have its kernel interrupted (the reason)
+
+
+class StopWatch:
+    """Watches an execution's run for :data:`STOP_TAG` (twice a second, on a thread of its own) and
+    interrupts the kernel executing it when the tag appears, wherever the execution runs: the tuner
+    decides in its process and says so through the store."""
+
+    POLL = 0.5
+    RESEND = 15.0
+
+    def __init__(self, env: dict[str, str]):
+        import threading
+
+        self.run_id = env["MLOPS_RUN_ID"]
+        self.env = env
+        self.reason: str | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name=f"mlops-stop-{self.run_id[:8]}", daemon=True)
+        self.thread.start()
+
+    def _meta(self):
+        from ..store import open_store
+
+        url = self.env.get("MLOPS_STORE_URL")
+        if url and url != os.environ.get("MLOPS_STORE_URL"):  # a Dask worker with another environment
+            from ..store.metadata import MetadataStore
+
+            return MetadataStore(url)
+        if not url and self.env.get("MLOPS_HOME") and not os.environ.get("MLOPS_HOME"):
+            from ..config import settings
+
+            return open_store(settings(Path(self.env["MLOPS_HOME"]), create=False)).meta
+        return open_store().meta
+
+    def _watch(self) -> None:
+        from . import kernels
+
+        try:
+            meta = self._meta()
+        except Exception:
+            return
+        sent = 0.0
+        while not self.done.wait(self.POLL):
+            if self.reason is None:
+                try:
+                    reason = meta.tags_of([self.run_id])[self.run_id].get(STOP_TAG)
+                except Exception:
+                    continue
+                if reason is None:
+                    continue
+                self.reason = str(reason)
+            # once, then again only if a cell swallowed it (a second SIGINT at once would land in
+            # the kernel's exit handlers while papermill shuts it down)
+            if time.monotonic() - sent > self.RESEND:
+                if kernels.interrupt(self.run_id):
+                    sent = time.monotonic()
+
+    def close(self) -> None:
+        self.done.set()
 
 
 def _stderr_line(output: str) -> str | None:
