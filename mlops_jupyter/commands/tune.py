@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from .job import _job_values as job_values
+from .job import _job_value_arguments as job_value_arguments
 from .values import positive_int, whole_number
 
 
@@ -42,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", default="tpe", help="tpe (multivariate), random, cmaes or grid (default tpe)")
     p.add_argument("--prune", default="none", help="hyperband, median or none (default none)")
     p.add_argument("--seed", type=whole_number, help="the sampler's seed")
+    job_value_arguments(p, " for every trial")
     p.add_argument("--name", help="the study's name (default: the job's)")
     p.add_argument("--resume", action="store_true", help="continue the study of that name")
     p.set_defaults(func=_tune)
@@ -59,7 +62,8 @@ def _tune(ns, ctx):
 
     if ns.trials is None and ns.timeout is None:
         raise CommandError("tune: say how long to search: --trials N, --timeout DURATION, or both")
-    tune_job(ns.job, ns.space, ns.trials, metric=ns.metric, direction=ns.direction, timeout=ns.timeout,
+    spec, fixed = job_values(ns)
+    tune_job(spec, ns.space, ns.trials, params=fixed, metric=ns.metric, direction=ns.direction, timeout=ns.timeout,
              workers=ns.workers, dask_scheduler=ns.dask_scheduler, sampler=ns.sampler, prune=ns.prune, seed=ns.seed,
              name=ns.name, resume=ns.resume, out=ctx.out, progress=ctx.interactive)
     return None

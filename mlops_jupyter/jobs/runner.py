@@ -125,7 +125,7 @@ class StopWatch:
     interrupts the kernel executing it when the tag appears, wherever the execution runs: the tuner
     decides in its process and says so through the store."""
 
-    POLL = 0.5
+    POLL = 0.25
     RESEND = 15.0
 
     def __init__(self, env: dict[str, str]):

@@ -36,9 +36,11 @@ def tune_job(job, space: list[str] | dict, n_trials: int | None = None, *, metri
              direction: str | None = None, timeout: float | None = None, workers: int = 1,
              dask_scheduler: str | None = None, sampler: Any = "tpe", prune: Any = None, seed: int | None = None,
              name: str | None = None, resume: bool = False, out: Callable[[str], None] = print,
-             progress: bool = True, trial_timeout: float | None = None) -> TuneResult:
-    """Tune *job* over *space* (see :func:`.space.parse_space`); everything is checked before a
-    kernel starts. Returns the study, its run, the executions and the champion/challenger decision."""
+             progress: bool = True, trial_timeout: float | None = None,
+             params: dict[str, Any] | None = None) -> TuneResult:
+    """Tune *job* over *space* (see :func:`.space.parse_space`), with *params* fixed for every
+    trial; everything is checked before a kernel starts. Returns the study, its run, the executions
+    and the champion/challenger decision."""
     import optuna
 
     from ..jobs import runner
@@ -58,6 +60,10 @@ def tune_job(job, space: list[str] | dict, n_trials: int | None = None, *, metri
             raise BadInput(f"--metric {metric} is not the job's own metric: say --direction max or min")
     d = check_options(n_trials, direction, metric, workers, timeout)
     dims = parse_space(spec, space)
+    fixed = spec.check_params(dict(params or {}))
+    both = sorted(set(fixed) & set(dims))
+    if both:
+        raise BadInput(f"{', '.join(both)}: given a value (-p) and searched (--space); one or the other")
     if dask_scheduler is not None and not dask_scheduler.strip():
         raise BadInput("--dask-scheduler needs an address, e.g. tcp://127.0.0.1:8786")
     if not spec.notebook.is_file():
@@ -82,7 +88,7 @@ def tune_job(job, space: list[str] | dict, n_trials: int | None = None, *, metri
     study.set_user_attr("mlops.metric", metric)
     study.set_user_attr("mlops.job", spec.name)
     judged = dataclasses.replace(spec, metric=metric, direction="max" if d == "maximize" else "min")
-    return _Tuner(judged, study, {k: v.distribution() for k, v in dims.items()}, n_trials, timeout, workers,
+    return _Tuner(judged, study, {k: v.distribution() for k, v in dims.items()}, fixed, n_trials, timeout, workers,
                   dask_scheduler, out, progress, trial_timeout, store,
                   {"sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
                    "prune": prune if isinstance(prune, str) or prune is None else type(prune).__name__,
@@ -98,22 +104,36 @@ class _Trial:
         self.stopped = False
 
 
+def _tell(study, trial, *args, **kwargs) -> bool:
+    """``study.tell``; False when the sampler says the search is over (a grid with every point
+    tried calls ``study.stop()``, which Optuna allows only inside ``optimize``)."""
+    try:
+        study.tell(trial, *args, **kwargs)
+    except RuntimeError as e:
+        if "Study.stop" not in str(e):
+            raise
+        return False
+    return True
+
+
 class _Tuner:
-    def __init__(self, spec, study, distributions, n_trials, timeout, workers, dask_scheduler, out, progress,
+    def __init__(self, spec, study, distributions, fixed, n_trials, timeout, workers, dask_scheduler, out, progress,
                  trial_timeout, store, options):
-        self.spec, self.study, self.distributions = spec, study, distributions
+        self.spec, self.study, self.distributions, self.fixed = spec, study, distributions, fixed
         self.n_trials, self.timeout, self.workers = n_trials, timeout, workers
         self.dask_scheduler, self.out, self.progress, self.trial_timeout = dask_scheduler, out, progress, trial_timeout
         self.store, self.options = store, options
         self.running: dict[Any, _Trial] = {}
         self.done: list = []
+        self.exhausted = False  # the sampler has nothing left to try (a grid)
+        self.pruned_at: dict[str, str] = {}
 
     # -- one trial ----------------------------------------------------------------------------------
     def start(self, submit, tmp: str, root) -> None:
         from ..jobs import runner
 
         trial = self.study.ask(self.distributions)
-        values = {k: self.spec.parameter(k).check(v) for k, v in trial.params.items()}
+        values = {**self.fixed, **{k: self.spec.parameter(k).check(v) for k, v in trial.params.items()}}
         rid = runner._create_run(self.store, f"{self.spec.name} trial {trial.number}",
                                  {f"papermill.{k}": v for k, v in values.items()},
                                  {"mlops.job": self.spec.name, "mlops.kind": "execution", "mlops.trigger": "tune",
@@ -145,8 +165,9 @@ class _Tuner:
                 from ..jobs.runner import STOP_TAG
 
                 t.stopped = True
-                _tag(self.store, t.execution.run_id,
-                     {STOP_TAG: f"pruned at step {step} ({self.spec.metric} {value:.6g})"})
+                why = f"pruned at step {step} ({self.spec.metric} {value:.6g})"
+                self.pruned_at[t.execution.run_id] = why
+                _tag(self.store, t.execution.run_id, {STOP_TAG: why})
                 from ..jobs import kernels
 
                 kernels.interrupt(t.execution.run_id)  # a kernel of this process: at once (the tag reaches others)
@@ -163,19 +184,26 @@ class _Tuner:
         if t.stopped or (error or "").startswith("stopped: "):
             self.report_last(t)
             e.status = "pruned"
+            if ok:  # the notebook ended before the interrupt reached its kernel: pruned all the same
+                e.error = (f"{self.pruned_at.get(e.run_id, 'pruned')} (the execution ended before its kernel "
+                           "could be interrupted)")
             self.store.meta.end_run(e.run_id, "pruned", time.time(), e.error)
-            self.study.tell(t.trial, state=S.PRUNED)
+            self._told(_tell(self.study, t.trial, state=S.PRUNED))
         elif ok:
             value = self.store.meta.latest_metrics([e.run_id])[e.run_id].get(self.spec.metric)
             if value is None:
                 e.status, e.error = "failed", f"the notebook logged no {self.spec.metric}"
                 self.store.meta.end_run(e.run_id, "failed", time.time(), e.error)
-                self.study.tell(t.trial, state=S.FAIL)
+                self._told(_tell(self.study, t.trial, state=S.FAIL))
             else:
-                self.study.tell(t.trial, float(value[0]))
+                self._told(_tell(self.study, t.trial, float(value[0])))
         else:
-            self.study.tell(t.trial, state=S.FAIL)
+            self._told(_tell(self.study, t.trial, state=S.FAIL))
         self.done.append(t)
+
+    def _told(self, going_on: bool) -> None:
+        if not going_on:
+            self.exhausted = True
 
     def report_last(self, t: _Trial) -> None:
         """Points the pruned execution logged before the interrupt reached it, kept in the study."""
@@ -235,6 +263,8 @@ class _Tuner:
         return result
 
     def _more(self, t0: float) -> bool:
+        if self.exhausted or getattr(self.study.sampler, "is_exhausted", lambda s: False)(self.study):
+            return False
         started = len(self.done) + len(self.running)
         if self.n_trials is not None and started >= self.n_trials:
             return False
@@ -267,7 +297,7 @@ class _Tuner:
 
     def _loop_dask(self, tmp: str, root, t0: float) -> None:
         try:
-            from distributed import Client, wait
+            from distributed import Client
         except ImportError:
             raise BadInput("--dask-scheduler needs dask's distributed package: pip install 'distributed'") from None
         from ..jobs.runner import execute_one
@@ -286,7 +316,9 @@ class _Tuner:
                                                         **kw), tmp, root)
                 if not self.running:
                     break
-                finished = wait(list(self.running), timeout=POLL, return_when="FIRST_COMPLETED").done
+                finished = [f for f in self.running if f.done()]
+                if not finished:
+                    time.sleep(POLL)
                 for t in self.running.values():
                     self.report(t)
                 for fut in finished:
@@ -368,8 +400,10 @@ class _Tuner:
             e = t.execution
             if e.status == "failed":
                 self.out(f"  trial {t.trial.number} FAILED: {e.error}")
-        if interrupted is not None:
+        if isinstance(interrupted, KeyboardInterrupt):
             line += "; stopped by Ctrl-C, every finished trial kept"
+        elif interrupted is not None:
+            line += f"; stopped by {type(interrupted).__name__}, every finished trial kept"
         self.out(line)
         if result.decision is not None:
             self.out(str(result.decision))
