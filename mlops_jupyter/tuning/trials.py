@@ -30,8 +30,9 @@ def observer(run_id: str, trial: Any, metric: str) -> Callable[[str, float, int]
 
 
 def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, timeout: float | None, workers: int,
-             progress: bool, options: dict):
-    """Run *objective* in *study* (``study.optimize``), each trial a child run of the study's run."""
+             progress: bool, options: dict, on_trial: Callable | None = None):
+    """Run *objective* in *study* (``study.optimize``), each trial a child run of the study's run;
+    *on_trial* is given each finished trial (frozen)."""
     import optuna
 
     from ..tracking import run as tracking
@@ -44,7 +45,6 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
                                                  **{k: v for k, v in options.items() if v is not None}},
         tags={"mlops.study": study.study_name, "mlops.kind": "study"}, activate=False,
         parent=outer)
-    study.set_user_attr("mlops.metric", metric)
     before = len(study.trials)
     first_failure: list[str] = []
 
@@ -91,6 +91,8 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
     bar = _bar(n_trials, progress, study.study_name)
 
     def tick(study, frozen) -> None:
+        if on_trial is not None:
+            on_trial(frozen)
         if bar is not None:
             bar.update(1)
             try:
