@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     jsub.required = True
     jr = jsub.add_parser("run", help="one tracked execution with papermill: job run NAME -p n_estimators 300")
     jr.add_argument("job", help="a job name (jobs/NAME) or folder")
-    _job_value_arguments(jr, "")
+    job_value_arguments(jr, "")
     jr.add_argument("--smoke", action="store_true", help="with the small values in job.toml's [smoke]")
     jr.add_argument("--timeout", type=positive_float, metavar="SECONDS", help="limit per cell")
     jr.set_defaults(func=_run)
@@ -63,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                               "and takes the alias only if it beats the champion")
     p.add_argument("job", help="a job name (jobs/NAME) or folder")
     p.add_argument("--grid", nargs="+", action="extend", metavar="NAME=V1,V2", help="values to try (every combination)")
-    _job_value_arguments(p, " for every execution")
+    job_value_arguments(p, " for every execution")
     p.add_argument("--workers", type=positive_int, help="executions at once (default: the number of cores)")
     p.add_argument("--dask-scheduler", metavar="ADDRESS", help="run on a Dask cluster: tcp://HOST:8786")
     p.add_argument("--smoke", action="store_true", help="with the small values in job.toml's [smoke]")
@@ -71,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_retrain)
 
 
-def _job_value_arguments(p: argparse.ArgumentParser, scope: str) -> None:
+def job_value_arguments(p: argparse.ArgumentParser, scope: str) -> None:
     """papermill's ways to give a job's parameters (its CLI's -p, -r, -f, -y), for job run and retrain."""
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help=f"a parameter{scope}, read as papermill reads it: True/False/None, numbers, else text")
@@ -103,7 +103,7 @@ def _promote(ns, ctx):
     return None
 
 
-def _job_values(ns):
+def job_values(ns):
     """The job and its parameter values from -f, -y, -p and -r, read and checked as papermill's
     CLI reads them, before any kernel starts."""
     from ..jobs.params import command_line_values
@@ -116,7 +116,7 @@ def _job_values(ns):
 def _run(ns, ctx):
     from ..jobs.runner import run_job
 
-    spec, values = _job_values(ns)
+    spec, values = job_values(ns)
     run_job(spec, values, smoke=ns.smoke, out=ctx.out, timeout=ns.timeout, progress=ctx.interactive)
     return None
 
@@ -124,7 +124,7 @@ def _run(ns, ctx):
 def _retrain(ns, ctx):
     from ..jobs.runner import retrain
 
-    spec, values = _job_values(ns)
+    spec, values = job_values(ns)
     retrain(spec, grid=ns.grid, params=values, workers=ns.workers, dask_scheduler=ns.dask_scheduler, out=ctx.out,
             timeout=ns.timeout, smoke=ns.smoke, progress=ctx.interactive)
     return None

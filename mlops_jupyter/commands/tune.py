@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .job import _job_values as job_values
-from .job import _job_value_arguments as job_value_arguments
+from .job import job_value_arguments, job_values
 from .values import positive_int, whole_number
 
 
@@ -57,8 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _tune(ns, ctx):
-    from .errors import CommandError
     from ..tuning.jobs import tune_job
+    from .errors import CommandError
 
     if ns.trials is None and ns.timeout is None:
         raise CommandError("tune: say how long to search: --trials N, --timeout DURATION, or both")

@@ -206,7 +206,7 @@ def _job_cell_number(output: str, index: int) -> int:
 
 
 # -- runs without the active-run stack ------------------------------------------------------------------
-def _create_run(store, name: str, params: dict, tags: dict, parent_id: str | None, notebook: str) -> str:
+def create_run(store, name: str, params: dict, tags: dict, parent_id: str | None, notebook: str) -> str:
     from ..store.processes import process_start_time
     from .. import identity
     from ..tracking.values import encode_params, encode_tags
@@ -224,20 +224,20 @@ def _create_run(store, name: str, params: dict, tags: dict, parent_id: str | Non
     return run_id
 
 
-def _run_handle(store, run_id: str, name: str, notebook: str):
+def run_handle(store, run_id: str, name: str, notebook: str):
     from ..tracking.run import Run
 
     return Run(store, run_id, name, None, time.time(), notebook, own=False)
 
 
-def _store_root() -> Path:
+def store_root() -> Path:
     from ..config import find_root, init_project
 
     root = find_root()
     return root if root is not None else init_project(Path.cwd())
 
 
-def _workdir(spec: JobSpec) -> str:
+def workdir(spec: JobSpec) -> str:
     override = os.environ.get("MLOPS_JOB_WORKDIR")
     if override:
         return override
@@ -246,7 +246,7 @@ def _workdir(spec: JobSpec) -> str:
     return str(wd if wd.is_dir() else spec.folder.resolve())
 
 
-def _env_for(spec: JobSpec, run_id: str, root: Path) -> dict[str, str]:
+def env_for(spec: JobSpec, run_id: str, root: Path) -> dict[str, str]:
     env = {"MLOPS_RUN_ID": run_id, "MLOPS_PARENT_RUN_ID": run_id, "MLOPS_JOB": spec.name,
            "MLOPS_NOTEBOOK_PATH": str(spec.notebook.resolve()), "MLOPS_HOME": str(root)}
     if spec.model:
@@ -325,7 +325,7 @@ def _batch(spec: JobSpec, combos: list[dict], workers: int, out, progress: bool,
     from ..store import open_store
 
     t0 = time.perf_counter()
-    root = _store_root()
+    root = store_root()
     store = open_store()
     notebook = str(spec.notebook.resolve())
     if not spec.notebook.is_file():
@@ -333,25 +333,25 @@ def _batch(spec: JobSpec, combos: list[dict], workers: int, out, progress: bool,
     trigger = trigger or os.environ.get("MLOPS_JOB_TRIGGER", "manual")
     parent_id = None
     if not single:
-        parent_id = _create_run(store, f"retrain {spec.name}", {"executions": len(combos)},
+        parent_id = create_run(store, f"retrain {spec.name}", {"executions": len(combos)},
                                 {"mlops.job": spec.name, "mlops.kind": "retrain", "mlops.trigger": trigger},
                                 None, notebook)
     executions = []
     for i, values in enumerate(combos):
         name = spec.name if single else f"{spec.name} #{i + 1}"
-        rid = _create_run(store, name, {f"papermill.{k}": v for k, v in values.items()},
+        rid = create_run(store, name, {f"papermill.{k}": v for k, v in values.items()},
                           {"mlops.job": spec.name, "mlops.kind": "execution", "mlops.trigger": trigger},
                           parent_id, notebook)
         executions.append(Execution(rid, values))
     result = BatchResult(spec.name, parent_id or executions[0].run_id, executions)
-    cwd = _workdir(spec)
+    cwd = workdir(spec)
     where = f"Dask scheduler {dask_scheduler}" if dask_scheduler else \
         (f"{workers} local worker{'s' if workers != 1 else ''}" if not single else "")
     if not single:
         out(f"{spec.name}: {len(combos)} execution(s) on {where}")
     with tempfile.TemporaryDirectory(prefix="mlops-job-") as tmp:
         jobs = [(e, dict(notebook=notebook, output=os.path.join(tmp, f"{e.run_id}.ipynb"), parameters=e.params,
-                         env=_env_for(spec, e.run_id, root), cwd=cwd, timeout=timeout)) for e in executions]
+                         env=env_for(spec, e.run_id, root), cwd=cwd, timeout=timeout)) for e in executions]
         try:
             if dask_scheduler:
                 _run_dask(jobs, dask_scheduler, store, progress and not single)
@@ -396,13 +396,13 @@ def _fmt_params(values: dict) -> str:
     return " ".join(f"{k}={v!r}" for k, v in values.items()) or "(defaults)"
 
 
-def _finish(store, e: Execution, ok: bool, error: str | None, seconds: float, output: str) -> None:
+def finish_execution(store, e: Execution, ok: bool, error: str | None, seconds: float, output: str) -> None:
     """Record one execution's outcome: the executed notebook as an artifact, the status."""
     e.seconds = seconds
     e.status, e.error = ("finished", None) if ok else ("failed", error)
     if os.path.isfile(output):
         try:
-            e.artifact = _run_handle(store, e.run_id, "", output).log_artifact(output, "executed.ipynb")
+            e.artifact = run_handle(store, e.run_id, "", output).log_artifact(output, "executed.ipynb")
         except Exception as exc:  # keep the outcome even if the artifact cannot be stored
             e.error = (e.error or "") + f" (executed notebook not stored: {exc})"
     store.writer.flush()
@@ -419,7 +419,7 @@ def _run_local(jobs: list, workers: int, store, progress: bool, single: bool) ->
     if single:
         e, kw = jobs[0]
         ok, error, seconds = execute_one(**kw, progress=progress)
-        _finish(store, e, ok, error, seconds, kw["output"])
+        finish_execution(store, e, ok, error, seconds, kw["output"])
         return
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -429,7 +429,7 @@ def _run_local(jobs: list, workers: int, store, progress: bool, single: bool) ->
             for fut in as_completed(futures):
                 e, kw = futures[fut]
                 ok, error, seconds = fut.result()
-                _finish(store, e, ok, error, seconds, kw["output"])
+                finish_execution(store, e, ok, error, seconds, kw["output"])
                 bar.update(1)
         except BaseException:
             for f in futures:
@@ -456,7 +456,7 @@ def _run_dask(jobs: list, address: str, store, progress: bool) -> None:
                     ok, error, seconds = fut.result()
                 except Exception as exc:  # the worker died
                     ok, error, seconds = False, f"Dask worker: {type(exc).__name__}: {exc}"[:300], 0.0
-                _finish(store, e, ok, error, seconds, kw["output"])
+                finish_execution(store, e, ok, error, seconds, kw["output"])
                 bar.update(1)
     finally:
         client.close()
@@ -519,7 +519,7 @@ def decide(spec: JobSpec, store, executions: list[Execution], record_run: str) -
 
 
 def _record(store, run_id: str, d: Decision) -> None:
-    run = _run_handle(store, run_id, "", "")
+    run = run_handle(store, run_id, "", "")
     run.set_tags({"mlops.decision": "promoted" if d.promoted else "kept",
                   **({"mlops.challenger": d.challenger} if d.challenger else {})})
     run.log_text(json.dumps(d.to_dict(), indent=1), "decision.json")

@@ -43,7 +43,6 @@ def tune_job(job, space: list[str] | dict, n_trials: int | None = None, *, metri
     and the champion/challenger decision."""
     import optuna
 
-    from ..jobs import runner
     from ..jobs.spec import find_job
     from ..store import open_store
     from .space import parse_space
@@ -134,7 +133,7 @@ class _Tuner:
 
         trial = self.study.ask(self.distributions)
         values = {**self.fixed, **{k: self.spec.parameter(k).check(v) for k, v in trial.params.items()}}
-        rid = runner._create_run(self.store, f"{self.spec.name} trial {trial.number}",
+        rid = runner.create_run(self.store, f"{self.spec.name} trial {trial.number}",
                                  {f"papermill.{k}": v for k, v in values.items()},
                                  {"mlops.job": self.spec.name, "mlops.kind": "execution", "mlops.trigger": "tune",
                                   "mlops.study": self.study.study_name, "mlops.trial": str(trial.number)},
@@ -142,7 +141,7 @@ class _Tuner:
         trial.set_user_attr("mlops.run_id", rid)
         execution = runner.Execution(rid, values)
         kw = dict(notebook=self.notebook, output=os.path.join(tmp, f"{rid}.ipynb"), parameters=values,
-                  env=runner._env_for(self.spec, rid, root), cwd=runner._workdir(self.spec),
+                  env=runner.env_for(self.spec, rid, root), cwd=runner.workdir(self.spec),
                   timeout=self.trial_timeout, stoppable=True)
         self.running[submit(kw)] = _Trial(trial, execution, kw)
 
@@ -179,7 +178,7 @@ class _Tuner:
         from ..jobs import runner
 
         e = t.execution
-        runner._finish(self.store, e, ok, error, seconds, t.kw["output"])
+        runner.finish_execution(self.store, e, ok, error, seconds, t.kw["output"])
         S = optuna.trial.TrialState
         if t.stopped or (error or "").startswith("stopped: "):
             self.report_last(t)
@@ -228,10 +227,10 @@ class _Tuner:
         from ..jobs import runner
 
         t0 = time.perf_counter()
-        root = runner._store_root()
+        root = runner.store_root()
         self.notebook = str(self.spec.notebook.resolve())
         before = len(self.study.trials)
-        self.run_id = runner._create_run(
+        self.run_id = runner.create_run(
             self.store, f"tune {self.spec.name}",
             {"n_trials": self.n_trials, "timeout": self.timeout, "workers": self.workers, "metric": self.spec.metric,
              "direction": self.study.direction.name.lower(), **{k: v for k, v in self.options.items() if v is not None}},
@@ -416,9 +415,9 @@ class _Tuner:
 
 
 def _handle(store, run_id: str):
-    from ..jobs.runner import _run_handle
+    from ..jobs.runner import run_handle
 
-    return _run_handle(store, run_id, "", "")
+    return run_handle(store, run_id, "", "")
 
 
 def _tag(store, run_id: str, tags: dict) -> None:

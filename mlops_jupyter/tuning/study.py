@@ -199,8 +199,8 @@ def tune(objective: Callable, n_trials: int | None = None, *, direction: str = "
     twin.set_user_attr("mlops.metric", metric)
     if resume:
         twin.add_trials([t for t in stored.trials if t.state.is_finished()])
-    writer = TrialWriter(stored)
     before = len(twin.trials)
+    writer = TrialWriter(stored, first=before)
     try:
         trials.optimize(twin, objective, metric=metric, n_trials=n_trials, timeout=timeout, workers=workers,
                         progress=progress, options=options, on_trial=writer.put)
@@ -219,9 +219,10 @@ def local_store(store) -> bool:
 
 
 class TrialWriter:
-    """Writes finished trials into the stored study, in order, from a thread of its own."""
+    """Writes finished trials into the stored study from a thread of its own, in the order of their
+    numbers (trials side by side finish out of order; the stored study numbers them as written)."""
 
-    def __init__(self, study):
+    def __init__(self, study, first: int):
         import queue
         import threading
 
@@ -229,6 +230,8 @@ class TrialWriter:
         self.queue: queue.Queue = queue.Queue()
         self.failed: list[str] = []
         self.seen: set[int] = set()
+        self.waiting: dict[int, object] = {}
+        self.next = first
         self.thread = threading.Thread(target=self._loop, name="mlops-tune-writer", daemon=True)
         self.thread.start()
 
@@ -240,11 +243,19 @@ class TrialWriter:
         while True:
             frozen = self.queue.get()
             if frozen is None:
+                for number in sorted(self.waiting):  # the last ones, whatever came before them
+                    self._write(self.waiting.pop(number))
                 return
-            try:
-                self.study.add_trial(frozen)
-            except Exception as e:  # reported once, at close; the search goes on
-                self.failed.append(f"trial {frozen.number}: {type(e).__name__}: {e}"[:300])
+            self.waiting[frozen.number] = frozen
+            while self.next in self.waiting:
+                self._write(self.waiting.pop(self.next))
+                self.next += 1
+
+    def _write(self, frozen) -> None:
+        try:
+            self.study.add_trial(frozen)
+        except Exception as e:  # reported once, at close; the search goes on
+            self.failed.append(f"trial {frozen.number}: {type(e).__name__}: {e}"[:300])
 
     def close(self) -> None:
         self.queue.put(None)

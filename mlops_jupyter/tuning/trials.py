@@ -37,8 +37,7 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
 
     from ..tracking import run as tracking
 
-    with tracking._stack_lock:
-        outer = tracking.active_run()
+    outer = tracking.active_run()
     study_run = tracking.start_run(
         name=f"tune {study.study_name}", params={"n_trials": n_trials, "timeout": timeout, "workers": workers,
                                                  "direction": study.direction.name.lower(), "metric": metric,
