@@ -32,6 +32,7 @@ TEXT = "text/plain"
 PNG = "image/png"
 INTERACTIVE = "interactive"  # the renderer displays the object itself (a widget); it returns nothing
 TERMINAL = "terminal"  # what `mlops` prints for a result in a terminal (text)
+LIVE = "live"  # a view shown once and updated in place while the work goes on (a study in progress)
 
 Renderer = Callable[[Any], Any]
 

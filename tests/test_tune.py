@@ -233,3 +233,44 @@ def test_the_study_report_its_pictures_and_the_command(project, ip):
     assert r.returncode == 2 and r.stderr.strip() == "mlops: no study 'view'; did you mean 'views'?"
     r = run_cli("study", "views", cwd=project)
     assert r.returncode == 0 and "best        " in r.stdout and "depth" in r.stdout
+
+
+@pytest.mark.slow
+def test_a_study_in_a_notebook_updates_its_view_in_place(project):
+    """In a real kernel, mj.tune shows the study once and updates it as trials finish; at the end the
+    same output holds the whole report."""
+    from jupyter_client.manager import start_new_kernel
+
+    from .conftest import python_env
+
+    km, kc = start_new_kernel(kernel_name="python3", env=python_env(), cwd=str(project))
+    try:
+        code = ("import time, mlops_jupyter as mj\n"
+                "def objective(trial):\n"
+                "    time.sleep(0.7)\n"
+                "    return (trial.suggest_float('x', -3, 3) - 1) ** 2\n"
+                "study = mj.tune(objective, n_trials=8, direction='minimize', metric='loss', name='live', seed=0,\n"
+                "                progress=False)")
+        msg_id = kc.execute(code)
+        kinds, texts = [], []
+        while True:
+            msg = kc.get_iopub_msg(timeout=120)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            t = msg["msg_type"]
+            if t in ("display_data", "update_display_data"):
+                kinds.append(t)
+                texts.append(msg["content"]["data"].get("text/html", ""))
+            if t == "error":
+                raise AssertionError("\n".join(msg["content"]["traceback"]))
+            if t == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert kinds[0] == "display_data" and kinds.count("display_data") == 1  # one view, updated in place
+    assert kinds.count("update_display_data") >= 2
+    assert "(running)" in texts[0] or "(running)" in texts[1]
+    final = texts[-1]
+    assert "(running)" not in final and final.count("<svg") >= 3 and "Trials" in final
+    assert final.count("finished") >= 8

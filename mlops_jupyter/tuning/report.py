@@ -24,6 +24,7 @@ class StudyReport:
     importances: dict[str, float] | None = None
     importance_method: str = ""
     notes: list[str] = field(default_factory=list)
+    live: dict | None = None  # set while a live view draws it: {"key", "final"}
 
     @property
     def finished(self) -> list[dict[str, Any]]:
@@ -114,8 +115,9 @@ def _state(trial) -> str:
     return trial.state.name.lower()
 
 
-def report_of(study) -> StudyReport:
-    """The report of an Optuna study (the object ``mj.tune`` returned, or one loaded)."""
+def report_of(study, importances: bool = True) -> StudyReport:
+    """The report of an Optuna study (the object ``mj.tune`` returned, or one loaded); without
+    *importances* (a live view's quick redraw) the parameters' importances are not computed."""
     import optuna
 
     metric = study.user_attrs.get("mlops.metric", "value")
@@ -127,7 +129,7 @@ def report_of(study) -> StudyReport:
                        "seconds": seconds, "run_id": t.user_attrs.get("mlops.run_id")})
     rep = StudyReport(study.study_name, metric, study.direction == optuna.study.StudyDirection.MAXIMIZE, trials)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if len(complete) >= 2 and rep.param_names():
+    if importances and len(complete) >= 2 and rep.param_names():
         try:
             import warnings
 

@@ -136,7 +136,7 @@ def check_options(n_trials, direction, metric, workers, timeout) -> str:
 def tune(objective: Callable, n_trials: int | None = None, *, direction: str = "maximize", metric: str = "value",
          name: str | None = None, seed: int | None = None, sampler: Any = "tpe", prune: Any = None,
          workers: int = 1, timeout: float | None = None, resume: bool = False, space: dict | None = None,
-         progress: bool = True):
+         progress: bool = True, live: bool | None = None):
     """Search *objective*'s parameters with Optuna; each trial is a tracked run. Returns the study.
 
     Args:
@@ -155,6 +155,7 @@ def tune(objective: Callable, n_trials: int | None = None, *, direction: str = "
         resume: continue the study named *name* (its trials guide the sampler).
         space: for ``grid``: the values of each parameter.
         progress: show a progress bar.
+        live: a view of the study that updates as trials finish (default: in a notebook).
 
     Raises:
         BadInput: a bad option, or a study of that name exists and *resume* is not set; nothing
@@ -191,7 +192,7 @@ def tune(objective: Callable, n_trials: int | None = None, *, direction: str = "
     if not local_store(store):
         # a team's store: other machines may work on the study at once, so every step goes through it
         return trials.optimize(stored, objective, metric=metric, n_trials=n_trials, timeout=timeout,
-                               workers=workers, progress=progress, options=options)
+                               workers=workers, progress=progress, options=options, live=live)
     # On a laptop's SQLite store the search runs on an in-memory twin of the study (Optuna's storage
     # over SQLite costs about 40 ms a trial, three times a fast objective), and each finished trial
     # is written to the stored study from a background thread as it finishes.
@@ -203,7 +204,7 @@ def tune(objective: Callable, n_trials: int | None = None, *, direction: str = "
     writer = TrialWriter(stored, first=before)
     try:
         trials.optimize(twin, objective, metric=metric, n_trials=n_trials, timeout=timeout, workers=workers,
-                        progress=progress, options=options, on_trial=writer.put)
+                        progress=progress, options=options, on_trial=writer.put, live=live)
     finally:
         # trials that ended without Optuna's callbacks (the one Ctrl-C hit) are written too
         for t in twin.trials[before:]:

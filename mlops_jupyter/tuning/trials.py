@@ -29,10 +29,47 @@ def observer(run_id: str, trial: Any, metric: str) -> Callable[[str, float, int]
     return observe
 
 
+LIVE_EVERY = 2.0  # seconds between updates of a study's live view
+
+
+def live_view(study, live: bool | None):
+    """A function updating the study's live view (``view(final)``), or None: in a kernel (or when
+    *live*) and with a face that draws one."""
+    from .. import rendering
+    from .report import StudyReport
+
+    if live is None:
+        from ..tracking.notebook import in_kernel_process
+
+        live = in_kernel_process()
+    draw = rendering.renderer_for(StudyReport, rendering.LIVE) if live else None
+    if draw is None:
+        return None
+    from .report import report_of
+
+    state = {"last": 0.0, "key": f"study-{id(study)}"}
+
+    def view(final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - state["last"] < LIVE_EVERY:
+            return
+        state["last"] = now
+        try:
+            rep = report_of(study, importances=final)
+            rep.live = {"key": state["key"], "final": final}
+            draw(rep)
+        except Exception as e:  # a view never stops the search
+            import warnings
+
+            warnings.warn(f"mlops tune: the live view failed ({type(e).__name__}: {e})", RuntimeWarning)
+
+    return view
+
+
 def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, timeout: float | None, workers: int,
-             progress: bool, options: dict, on_trial: Callable | None = None):
+             progress: bool, options: dict, on_trial: Callable | None = None, live: bool | None = None):
     """Run *objective* in *study* (``study.optimize``), each trial a child run of the study's run;
-    *on_trial* is given each finished trial (frozen)."""
+    *on_trial* is given each finished trial (frozen); in a notebook a live view follows the study."""
     import optuna
 
     from ..tracking import run as tracking
@@ -89,9 +126,13 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
 
     bar = _bar(n_trials, progress, study.study_name)
 
+    view = live_view(study, live)
+
     def tick(study, frozen) -> None:
         if on_trial is not None:
             on_trial(frozen)
+        if view is not None:
+            view()
         if bar is not None:
             bar.update(1)
             try:
@@ -110,6 +151,8 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
         if bar is not None:
             bar.close()
         _summarize(study, study_run, metric, before, interrupted, time.perf_counter() - t0)
+        if view is not None:
+            view(final=True)
     return study
 
 

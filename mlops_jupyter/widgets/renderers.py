@@ -9,7 +9,7 @@ drawing code (pandas, ipywidgets, matplotlib), which load when an object is firs
 
 from __future__ import annotations
 
-from ..rendering import HTML, INTERACTIVE, TERMINAL, TEXT, register
+from ..rendering import HTML, INTERACTIVE, LIVE, TERMINAL, TEXT, register
 
 _PKG = "mlops_jupyter"
 
@@ -17,6 +17,7 @@ _PKG = "mlops_jupyter"
 RENDERERS = [
     ("tracking.query.RunRecord", HTML, "runs_view:run_html"),
     ("tuning.report.StudyReport", HTML, "tuning_view:study_html"),
+    ("tuning.report.StudyReport", LIVE, "tuning_view:study_live"),
     ("tracking.query.RunRecord", INTERACTIVE, "runs_view:show_run"),
     ("tracking.query.Comparison", HTML, "runs_view:compare_html"),
     ("tracking.query.Comparison", INTERACTIVE, "runs_view:show_compare"),

@@ -65,3 +65,31 @@ def _plain(text: str) -> str:
     import re
 
     return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+_handles: dict[str, object] = {}
+
+
+def study_live(rep) -> None:
+    """Show *rep* in the cell's output, then update it in place (a study in progress): the headline
+    and the optimization history while it runs; the whole report at the end."""
+    from IPython.display import HTML, display
+
+    live = rep.live or {}
+    key = live.get("key", rep.name)
+    final = bool(live.get("final"))
+    if final:
+        text = study_html(rep)
+    else:
+        parts = [CSS, f'<div class="mlops-h">Study {shown(rep.name)} <small>(running)</small></div>',
+                 table(["", ""], _headline(rep))]
+        if rep.finished:
+            parts.append(figure(rep.history_chart().svg()))
+        text = "".join(parts)
+    handle = _handles.get(key)
+    if handle is None:
+        _handles[key] = display(HTML(text), display_id=True)
+    else:
+        handle.update(HTML(text))
+    if final:
+        _handles.pop(key, None)
