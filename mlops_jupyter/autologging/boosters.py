@@ -58,12 +58,7 @@ def xgboost_recorder(fr: session.FitRun):
                         if values:
                             last = values[-1]
                             figures[f"{data}-{metric}"] = last[0] if isinstance(last, tuple) else last
-                try:
-                    self.fit_run.log(figures, step=epoch)
-                except Exception as e:
-                    if session.stops(e):  # a tuner's pruner stopping the trial
-                        raise
-                    session.report("xgboost", "logging a round", e)
+                self.fit_run.record(figures, epoch, "xgboost", "logging a round")
                 return False
 
         _xgb_recorder.append(Recorder)
@@ -76,12 +71,7 @@ def lightgbm_recorder(fr: session.FitRun):
         for item in env.evaluation_result_list or ():
             data, metric, value = item[0], item[1], item[2]
             figures[f"{data}-{metric}"] = value
-        try:
-            fr.log(figures, step=env.iteration)
-        except Exception as e:
-            if session.stops(e):  # a tuner's pruner stopping the trial
-                raise
-            session.report("lightgbm", "logging a round", e)
+        fr.record(figures, env.iteration, "lightgbm", "logging a round")
 
     record_round.order = 20  # with record_evaluation: before early stopping (30) ends the last round
     return record_round

@@ -42,12 +42,7 @@ def recorder(fr: session.FitRun):
                 self.fit_run = fit_run
 
             def on_epoch_end(self, epoch: int, logs=None) -> None:
-                try:
-                    self.fit_run.log(dict(logs or {}), step=epoch)
-                except Exception as e:
-                    if session.stops(e):  # a tuner's pruner stopping the trial
-                        raise
-                    session.report("keras", "logging an epoch", e)
+                self.fit_run.record(dict(logs or {}), epoch, "keras", "logging an epoch")
 
         _recorder.append(Recorder)
     return _recorder[0](fr)

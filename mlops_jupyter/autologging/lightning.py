@@ -119,11 +119,11 @@ def recorder(ns: str, fr: session.FitRun, epochs: bool):
                 if not self.epochs or trainer.sanity_checking:
                     return
                 try:
-                    self.fit_run.log(figures(trainer.callback_metrics), step=int(trainer.current_epoch))
+                    points = figures(trainer.callback_metrics)
                 except Exception as e:
-                    if session.stops(e):  # a tuner's pruner stopping the trial
-                        raise
                     session.report("lightning", "logging an epoch", e)
+                    return
+                self.fit_run.record(points, int(trainer.current_epoch), "lightning", "logging an epoch")
 
             def on_train_end(self, trainer, pl_module) -> None:
                 self.unwatch()

@@ -73,6 +73,16 @@ class FitRun:
         else:
             self.run.log_metrics(clean, step=step)
 
+    def record(self, metrics: dict[str, float], step: int, framework: str, what: str) -> None:
+        """:meth:`log` from *framework*'s callback: a failure is reported once and the fit goes on,
+        except a tuner's pruner stopping the trial (:func:`stops`), which reaches the fit."""
+        try:
+            self.log(metrics, step)
+        except Exception as e:
+            if stops(e):
+                raise
+            report(framework, what, e)
+
     def flush_points(self) -> None:
         run = self.open()
         points, self.points = self.points, []

@@ -96,19 +96,17 @@ def execute_one(notebook: str, output: str, parameters: dict, env: dict[str, str
     try:
         pm.execute_notebook(notebook, output, parameters=parameters, progress_bar=progress, log_output=False,
                             execution_timeout=timeout, kernel_manager_class=kernel_manager_class(env, cwd))
-    except pm.PapermillExecutionError as e:
-        if watch is not None and watch.reason is not None:
+    except Exception as e:  # a failing cell; the kernel died, a timeout, a notebook papermill cannot read
+        if watch is not None and watch.reason is not None:  # the interrupt we sent, not the notebook's fault
             return False, f"stopped: {watch.reason}", time.perf_counter() - t0
-        first = (e.source or "").strip().splitlines()
-        where = f"cell {_job_cell_number(output, e.cell_index)}" + (f" [{e.exec_count}]" if e.exec_count else "")
-        code = f" ({first[0][:60]})" if first else ""
-        # IPython reports a magic's UsageError on stderr only: papermill then has no name or value for it.
-        what = f"{e.ename}: {str(e.evalue)[:300]}" if str(e.evalue).strip() else \
-            (_stderr_line(output) or e.ename)
-        return False, f"{where}{code} raised {what}", time.perf_counter() - t0
-    except Exception as e:  # the kernel died, a timeout, a notebook papermill cannot read
-        if watch is not None and watch.reason is not None:
-            return False, f"stopped: {watch.reason}", time.perf_counter() - t0
+        if isinstance(e, pm.PapermillExecutionError):
+            first = (e.source or "").strip().splitlines()
+            where = f"cell {_job_cell_number(output, e.cell_index)}" + (f" [{e.exec_count}]" if e.exec_count else "")
+            code = f" ({first[0][:60]})" if first else ""
+            # IPython reports a magic's UsageError on stderr only: papermill then has no name or value for it.
+            what = f"{e.ename}: {str(e.evalue)[:300]}" if str(e.evalue).strip() else \
+                (_stderr_line(output) or e.ename)
+            return False, f"{where}{code} raised {what}", time.perf_counter() - t0
         return False, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}", \
             time.perf_counter() - t0
     finally:

@@ -32,6 +32,8 @@ _COPY_ROW_NULL = struct.Struct(">iqiid")
 
 ACTIVE = "running"
 STATUSES = ("running", "finished", "failed", "killed", "crashed", "pruned")  # pruned: a tuner stopped the trial
+# every connection to a project's SQLite file (ours, Optuna's): wait for writers; in WAL, no sync per commit
+SQLITE_PRAGMAS = ("PRAGMA busy_timeout=60000", "PRAGMA synchronous=NORMAL")
 
 
 def _make_engine(url: str) -> sa.Engine:
@@ -54,8 +56,8 @@ def _make_engine(url: str) -> sa.Engine:
             # Only settings that take no lock: the journal mode is a property of the file, set once
             # by use_wal when the store is opened (here it would fail when processes create the
             # database at the same moment: changing it takes a lock the busy timeout does not cover).
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            for pragma in SQLITE_PRAGMAS:
+                cur.execute(pragma)
             cur.close()
 
         @sa.event.listens_for(engine, "begin")

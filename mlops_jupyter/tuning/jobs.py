@@ -46,7 +46,7 @@ def tune_job(job, space: list[str] | dict, n_trials: int | None = None, *, metri
     from ..jobs.spec import find_job
     from ..store import open_store
     from .space import parse_space
-    from .study import check_options, pruner_of, sampler_of, storage_for
+    from .study import check_options, pruner_of, sampler_of, search_options, storage_for
 
     spec = find_job(job) if not hasattr(job, "parameters") else job
     metric = metric or spec.metric
@@ -89,9 +89,8 @@ def tune_job(job, space: list[str] | dict, n_trials: int | None = None, *, metri
     judged = dataclasses.replace(spec, metric=metric, direction="max" if d == "maximize" else "min")
     return _Tuner(judged, study, {k: v.distribution() for k, v in dims.items()}, fixed, n_trials, timeout, workers,
                   dask_scheduler, out, progress, trial_timeout, store,
-                  {"sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
-                   "prune": prune if isinstance(prune, str) or prune is None else type(prune).__name__,
-                   "seed": seed, "space": " ".join(v.describe() for v in dims.values())}).run()
+                  {**search_options(sampler, prune, seed),
+                   "space": " ".join(v.describe() for v in dims.values())}).run()
 
 
 class _Trial:
@@ -145,30 +144,28 @@ class _Tuner:
                   timeout=self.trial_timeout, stoppable=True)
         self.running[submit(kw)] = _Trial(trial, execution, kw)
 
-    def report(self, t: _Trial) -> None:
-        """The execution's new points of the metric, to the pruner; a stop tag when it says so."""
+    def report(self, t: _Trial, prune: bool = True) -> None:
+        """The execution's new points of the metric, to the pruner; with *prune*, a stop when it says
+        so (without: the points a pruned execution logged before its interrupt, kept in the study)."""
         import math
 
-        if t.stopped:
+        if prune and t.stopped:
             return
         after = max(t.reported) if t.reported else None
-        points = [(step, value) for _k, step, value, _ts in
-                  self.store.meta.metric_history(t.execution.run_id, self.spec.metric, after_step=after)
-                  if step not in t.reported]
-        for step, value in sorted(points):
+        for _k, step, value, _ts in self.store.meta.metric_history(t.execution.run_id, self.spec.metric,
+                                                                    after_step=after):
             t.reported.add(step)
             if not math.isfinite(value):
                 continue
             t.trial.report(value, step)
-            if t.trial.should_prune():
+            if prune and t.trial.should_prune():
+                from ..jobs import kernels
                 from ..jobs.runner import STOP_TAG
 
                 t.stopped = True
                 why = f"pruned at step {step} ({self.spec.metric} {value:.6g})"
                 self.pruned_at[t.execution.run_id] = why
                 _tag(self.store, t.execution.run_id, {STOP_TAG: why})
-                from ..jobs import kernels
-
                 kernels.interrupt(t.execution.run_id)  # a kernel of this process: at once (the tag reaches others)
                 return
 
@@ -181,7 +178,10 @@ class _Tuner:
         runner.finish_execution(self.store, e, ok, error, seconds, t.kw["output"])
         S = optuna.trial.TrialState
         if t.stopped or (error or "").startswith("stopped: "):
-            self.report_last(t)
+            try:
+                self.report(t, prune=False)
+            except Exception:  # the trial is pruned all the same
+                pass
             e.status = "pruned"
             if ok:  # the notebook ended before the interrupt reached its kernel: pruned all the same
                 e.error = (f"{self.pruned_at.get(e.run_id, 'pruned')} (the execution ended before its kernel "
@@ -203,24 +203,6 @@ class _Tuner:
     def _told(self, going_on: bool) -> None:
         if not going_on:
             self.exhausted = True
-
-    def report_last(self, t: _Trial) -> None:
-        """Points the pruned execution logged before the interrupt reached it, kept in the study."""
-        try:
-            was = t.stopped
-            t.stopped = False
-            self.report_quietly(t)
-            t.stopped = was
-        except Exception:
-            pass
-
-    def report_quietly(self, t: _Trial) -> None:
-        import math
-
-        for _k, step, value, _ts in self.store.meta.metric_history(t.execution.run_id, self.spec.metric):
-            if step not in t.reported and math.isfinite(value):
-                t.reported.add(step)
-                t.trial.report(value, step)
 
     # -- the study --------------------------------------------------------------------------------------
     def run(self) -> TuneResult:
@@ -274,25 +256,11 @@ class _Tuner:
 
         from ..jobs.runner import execute_one
 
-        bar = self._bar()
+        def first_done(futures) -> None:
+            wait(futures, timeout=POLL, return_when=FIRST_COMPLETED)
+
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            try:
-                while True:
-                    while len(self.running) < self.workers and self._more(t0):
-                        self.start(lambda kw: pool.submit(execute_one, **kw), tmp, root)
-                    if not self.running:
-                        break
-                    finished, _ = wait(list(self.running), timeout=POLL, return_when=FIRST_COMPLETED)
-                    for t in self.running.values():
-                        self.report(t)
-                    for fut in finished:
-                        t = self.running.pop(fut)
-                        ok, error, seconds = fut.result()
-                        self.finish(t, ok, error, seconds)
-                        self._tick(bar)
-            finally:
-                if bar is not None:
-                    bar.close()
+            self._loop(lambda kw: pool.submit(execute_one, **kw), first_done, self.workers, tmp, root, t0)
 
     def _loop_dask(self, tmp: str, root, t0: float) -> None:
         try:
@@ -307,31 +275,40 @@ class _Tuner:
             raise BadInput(f"cannot reach the Dask scheduler at {self.dask_scheduler}: {e}") from None
         slots = self.workers if self.workers > 1 else max(1, sum(
             w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values()))
-        bar = self._bar()
+        try:
+            self._loop(lambda kw: client.submit(execute_one, pure=False, key=f"mlops-{kw['env']['MLOPS_RUN_ID']}",
+                                                **kw), _sleep_unless_done, slots, tmp, root, t0)
+        finally:
+            client.close()
+
+    def _loop(self, submit, wait_a_little, slots: int, tmp: str, root, t0: float) -> None:
+        """Keep *slots* executions going (each started by *submit*, a future), report their points
+        every :data:`POLL` seconds (*wait_a_little* returns sooner when one ends), and record each
+        as it ends."""
+        from .trials import advance, progress_bar
+
+        bar = progress_bar(self.n_trials, self.progress, self.spec.name)
         try:
             while True:
                 while len(self.running) < slots and self._more(t0):
-                    self.start(lambda kw: client.submit(execute_one, pure=False, key=f"mlops-{kw['env']['MLOPS_RUN_ID']}",
-                                                        **kw), tmp, root)
+                    self.start(submit, tmp, root)
                 if not self.running:
                     break
+                wait_a_little(list(self.running))
                 finished = [f for f in self.running if f.done()]
-                if not finished:
-                    time.sleep(POLL)
                 for t in self.running.values():
                     self.report(t)
                 for fut in finished:
                     t = self.running.pop(fut)
                     try:
                         ok, error, seconds = fut.result()
-                    except Exception as exc:  # the worker died
+                    except Exception as exc:  # a Dask worker died (execute_one itself never raises)
                         ok, error, seconds = False, f"Dask worker: {type(exc).__name__}: {exc}"[:300], 0.0
                     self.finish(t, ok, error, seconds)
-                    self._tick(bar)
+                    advance(bar, self.study, self.spec.metric)
         finally:
             if bar is not None:
                 bar.close()
-            client.close()
 
     def _stop_all(self, why: str) -> None:
         """Interrupt every running execution's kernel and record it killed; its trial failed."""
@@ -360,41 +337,11 @@ class _Tuner:
             self.done.append(t)
         self.running.clear()
 
-    def _bar(self):
-        if not self.progress:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.n_trials, desc=f"tuning {self.spec.name}", unit="trial")
-
-    def _tick(self, bar) -> None:
-        if bar is None:
-            return
-        bar.update(1)
-        try:
-            bar.set_postfix_str(f"best {self.spec.metric} {self.study.best_value:.6g}", refresh=False)
-        except ValueError:
-            pass
-
     def _summarize(self, before: int, result: TuneResult, interrupted) -> None:
-        import optuna
+        from .trials import outcome, record_outcome
 
-        S = optuna.trial.TrialState
-        mine = self.study.trials[before:]
-        counts = {s.name.lower(): sum(t.state == s for t in mine) for s in (S.COMPLETE, S.PRUNED, S.FAIL)}
-        line = (f"{self.spec.name}: {len(mine)} trial(s) in {result.seconds:.1f} s ({counts['complete']} complete, "
-                f"{counts['pruned']} pruned, {counts['fail']} failed)")
-        run = _handle(self.store, self.run_id)
-        run.log_metrics({f"trials_{k}": v for k, v in counts.items()})
-        try:
-            best = self.study.best_trial
-        except ValueError:
-            best = None
-        if best is not None:
-            run.log_metric(f"best_{self.spec.metric}", float(best.value))
-            run.log_params({f"best_{k}": v for k, v in best.params.items()})
-            line += f"; best {self.spec.metric} {best.value:.6g} (trial {best.number}: " + \
-                ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()) + ")"
+        counts, best, line = outcome(self.study, before, self.spec.metric, self.spec.name, result.seconds)
+        record_outcome(_handle(self.store, self.run_id), counts, best, self.spec.metric)
         for t in self.done:
             e = t.execution
             if e.status == "failed":
@@ -407,11 +354,18 @@ class _Tuner:
         if result.decision is not None:
             self.out(str(result.decision))
         self.store.writer.flush()
+        mine = len(self.study.trials) - before
         status = "killed" if interrupted is not None else ("failed" if mine and counts["complete"] == 0 and
                                                            counts["pruned"] == 0 else "finished")
         self.store.meta.end_run(self.run_id, status, time.time(),
                                 None if status == "finished" else (f"{type(interrupted).__name__}" if interrupted
                                                                    else "every trial failed"))
+
+
+def _sleep_unless_done(futures) -> None:
+    """Dask's futures: a pause of :data:`POLL` seconds unless one has ended already."""
+    if not any(f.done() for f in futures):
+        time.sleep(POLL)
 
 
 def _handle(store, run_id: str):

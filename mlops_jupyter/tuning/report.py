@@ -8,8 +8,7 @@ from typing import Any
 from .. import rendering
 from ..exceptions import NotFound
 
-EVALUATORS = {"PedAnovaImportanceEvaluator": "PED-ANOVA, Optuna's default",
-              "FanovaImportanceEvaluator": "fANOVA", "MeanDecreaseImpurityImportanceEvaluator": "mean decrease in impurity"}
+IMPORTANCE_METHOD = "PED-ANOVA, Optuna's default"
 
 
 @dataclass
@@ -135,10 +134,11 @@ def report_of(study, importances: bool = True) -> StudyReport:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                evaluator = None
-                values = optuna.importance.get_param_importances(study, evaluator=evaluator)
+                # named outright (Optuna 5's default), so the label holds whichever default Optuna has
+                values = optuna.importance.get_param_importances(
+                    study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
             rep.importances = {k: float(v) for k, v in values.items()}
-            rep.importance_method = EVALUATORS.get("PedAnovaImportanceEvaluator")
+            rep.importance_method = IMPORTANCE_METHOD
         except Exception as e:  # too few distinct values, a single-valued parameter...
             rep.notes.append(f"parameter importances not computed: {type(e).__name__}: {str(e)[:200]}")
     return rep
@@ -165,7 +165,7 @@ def study(name: str) -> StudyReport:
 
 
 def studies():
-    """Every study in the project's store: name, direction, metric, trials, best value, start."""
+    """Every study in the project's store: name, direction, metric, trials, best value."""
     import pandas as pd
 
     from ..store import open_store
@@ -174,11 +174,12 @@ def studies():
     storage = storage_for(open_store())
     rows = []
     for s in storage.get_all_studies():
+        study_id = storage.get_study_id_from_name(s.study_name)
         try:
-            best = storage.get_best_trial(s._study_id).value
+            best = storage.get_best_trial(study_id).value
         except (ValueError, RuntimeError):
             best = None
         rows.append({"study": s.study_name, "direction": s.direction.name.lower(),
                      "metric": s.user_attrs.get("mlops.metric", "value"),
-                     "trials": storage.get_n_trials(s._study_id), "best": best})
+                     "trials": storage.get_n_trials(study_id), "best": best})
     return pd.DataFrame(rows, columns=["study", "direction", "metric", "trials", "best"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from typing import Any, Callable
@@ -87,6 +86,13 @@ def pruner_of(prune: Any):
     return PRUNERS.get(prune)()
 
 
+def search_options(sampler: Any, prune: Any, seed: int | None) -> dict:
+    """How the study searches, as its run's parameters: the sampler and pruner by name (an Optuna
+    object by its class), the seed."""
+    return {"sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
+            "prune": prune if isinstance(prune, str) or prune is None else type(prune).__name__, "seed": seed}
+
+
 _storages: dict[str, Any] = {}
 
 
@@ -103,11 +109,13 @@ def storage_for(store):
         if url.startswith("sqlite"):
             import sqlalchemy as sa
 
+            from ..store.metadata import SQLITE_PRAGMAS
+
             @sa.event.listens_for(storage.engine, "connect")
             def _on_connect(dbapi_conn, _record):
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA busy_timeout=60000")
-                cur.execute("PRAGMA synchronous=NORMAL")
+                for pragma in SQLITE_PRAGMAS:
+                    cur.execute(pragma)
                 cur.close()
 
             storage.engine.dispose()
@@ -187,8 +195,7 @@ def tune(objective: Callable, n_trials: int | None = None, *, direction: str = "
     stored.set_user_attr("mlops.metric", metric)
     from . import trials
 
-    options = {"sampler": sampler if isinstance(sampler, str) else type(sampler).__name__,
-               "prune": prune if isinstance(prune, str) or prune is None else type(prune).__name__, "seed": seed}
+    options = search_options(sampler, prune, seed)
     if not local_store(store):
         # a team's store: other machines may work on the study at once, so every step goes through it
         return trials.optimize(stored, objective, metric=metric, n_trials=n_trials, timeout=timeout,
@@ -264,10 +271,3 @@ class TrialWriter:
         if self.failed:
             warnings.warn(f"mlops tune: {len(self.failed)} trial(s) could not be written to the stored study "
                           f"({self.failed[0]})", RuntimeWarning, stacklevel=3)
-
-
-def finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

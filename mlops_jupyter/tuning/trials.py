@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 import time
 from typing import Any, Callable
 
-# trial run id -> (Optuna trial, the metric reported to it): what the run observer reports
-_reporting: dict[str, tuple[Any, str]] = {}
-_lock = threading.Lock()
 
-
-def observer(run_id: str, trial: Any, metric: str) -> Callable[[str, float, int], None]:
+def observer(trial: Any, metric: str) -> Callable[[str, float, int], None]:
     """Called by the trial's run for each point it logs: a point of *metric* is the trial's
     intermediate value at that step; when the pruner says so, the log call raises TrialPruned."""
     def observe(key: str, value: float, step: int) -> None:
@@ -88,7 +83,7 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
         run = tracking.start_run(name=f"trial {trial.number}", parent=study_run, activate=workers == 1,
                                  tags={"mlops.study": study.study_name, "mlops.trial": str(trial.number)})
         trial.set_user_attr("mlops.run_id", run.run_id)
-        run.observers.append(observer(run.run_id, trial, metric))
+        run.observers.append(observer(trial, metric))
         status, error = "finished", None
         try:
             if workers == 1:
@@ -124,8 +119,7 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
             finally:
                 run.end(status, error)
 
-    bar = _bar(n_trials, progress, study.study_name)
-
+    bar = progress_bar(n_trials, progress, study.study_name)
     view = live_view(study, live)
 
     def tick(study, frozen) -> None:
@@ -133,12 +127,7 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
             on_trial(frozen)
         if view is not None:
             view()
-        if bar is not None:
-            bar.update(1)
-            try:
-                bar.set_postfix_str(f"best {metric} {study.best_value:.6g}", refresh=False)
-            except ValueError:  # no finished trial yet
-                pass
+        advance(bar, study, metric)
 
     interrupted = False
     t0 = time.perf_counter()
@@ -157,29 +146,44 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
 
 
 def _summarize(study, study_run, metric: str, before: int, interrupted: bool, seconds: float) -> None:
+    counts, best, line = outcome(study, before, metric, f"study {study.study_name}", seconds)
+    record_outcome(study_run, counts, best, metric)
+    if best is not None:
+        study_run.set_tags({"mlops.best_trial": str(best.number),
+                            "mlops.best_run": str(best.user_attrs.get("mlops.run_id", ""))})
+    if interrupted:
+        line += "; stopped by Ctrl-C, every finished trial kept"
+    print(line)
+    study_run.end("killed" if interrupted else "finished", "KeyboardInterrupt" if interrupted else None)
+
+
+# -- what a notebook study and a job's study share --------------------------------------------------------
+def outcome(study, before: int, metric: str, label: str, seconds: float) -> tuple[dict[str, int], Any, str]:
+    """The trials since *before* by state (``complete``, ``pruned``, ``fail``), the best trial (None
+    before one finishes) and the line that says so."""
     import optuna
 
     S = optuna.trial.TrialState
     mine = study.trials[before:]
     counts = {s.name.lower(): sum(t.state == s for t in mine) for s in (S.COMPLETE, S.PRUNED, S.FAIL)}
-    study_run.log_metrics({f"trials_{k}": v for k, v in counts.items()})
-    line = (f"study {study.study_name}: {len(mine)} trial(s) in {seconds:.1f} s "
-            f"({counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed)")
+    line = (f"{label}: {len(mine)} trial(s) in {seconds:.1f} s ({counts['complete']} complete, "
+            f"{counts['pruned']} pruned, {counts['fail']} failed)")
     try:
         best = study.best_trial
     except ValueError:
         best = None
     if best is not None:
-        study_run.log_metric(f"best_{metric}", float(best.value))
-        study_run.log_params({f"best_{k}": v for k, v in best.params.items()})
-        study_run.set_tags({"mlops.best_trial": str(best.number),
-                            "mlops.best_run": str(best.user_attrs.get("mlops.run_id", ""))})
         line += f"; best {metric} {best.value:.6g} (trial {best.number}: " + \
             ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()) + ")"
-    if interrupted:
-        line += "; stopped by Ctrl-C, every finished trial kept"
-    print(line)
-    study_run.end("killed" if interrupted else "finished", "KeyboardInterrupt" if interrupted else None)
+    return counts, best, line
+
+
+def record_outcome(run, counts: dict[str, int], best, metric: str) -> None:
+    """On the study's run: ``trials_<state>`` counts, ``best_<metric>`` and ``best_<param>``."""
+    run.log_metrics({f"trials_{k}": v for k, v in counts.items()})
+    if best is not None:
+        run.log_metric(f"best_{metric}", float(best.value))
+        run.log_params({f"best_{k}": v for k, v in best.params.items()})
 
 
 def _finite(value: Any) -> bool:
@@ -189,9 +193,20 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _bar(total: int | None, show: bool, name: str):
+def progress_bar(total: int | None, show: bool, name: str):
     if not show:
         return None
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"tuning {name}", unit="trial")
+
+
+def advance(bar, study, metric: str) -> None:
+    """One more trial on *bar*, with the best value so far."""
+    if bar is None:
+        return
+    bar.update(1)
+    try:
+        bar.set_postfix_str(f"best {metric} {study.best_value:.6g}", refresh=False)
+    except ValueError:  # no finished trial yet
+        pass

@@ -10,15 +10,20 @@ STATE_BADGE = {"complete": "finished", "pruned": "pruned", "fail": "failed", "ru
 MAX_ROWS = 200
 
 
-def _headline(rep) -> list[list[str]]:
+def _headline(rep) -> list[tuple[str, str]]:
+    """(label, plain text) rows: the metric and its direction, the trials by state, the best."""
     counts = rep.counts()
-    info = [["metric", f"{shown(rep.metric)} ({'higher' if rep.maximize else 'lower'} is better)"],
-            ["trials", ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet"]]
+    info = [("metric", f"{rep.metric} ({'higher' if rep.maximize else 'lower'} is better)"),
+            ("trials", ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet")]
     best = rep.best
     if best is not None:
-        info.append(["best", f"{fmt_value(best['value'])} (trial {best['number']})"])
-        info.append(["best params", shown(", ".join(f"{k}={_short(v)}" for k, v in best["params"].items()))])
+        info.append(("best", f"{best['value']:.6g} (trial {best['number']})"))
+        info.append(("best params", ", ".join(f"{k}={_short(v)}" for k, v in best["params"].items())))
     return info
+
+
+def _headline_table(rep) -> str:
+    return table(["", ""], [[label, shown(text)] for label, text in _headline(rep)])
 
 
 def _short(v) -> str:
@@ -26,7 +31,7 @@ def _short(v) -> str:
 
 
 def study_html(rep, charts: bool = True) -> str:
-    parts = [CSS, f'<div class="mlops-h">Study {shown(rep.name)}</div>', table(["", ""], _headline(rep))]
+    parts = [CSS, f'<div class="mlops-h">Study {shown(rep.name)}</div>', _headline_table(rep)]
     for note in rep.notes:
         parts.append(f"<small>{shown(note)}</small>")
     if charts:
@@ -50,21 +55,13 @@ def study_html(rep, charts: bool = True) -> str:
 def study_text(rep) -> str:
     from .terminal import text_table
 
-    lines = [f"study {rep.name}"] + [f"  {k:<12}{v}" for k, v in
-                                     ((k, _plain(v)) for k, v in _headline(rep))]
+    lines = [f"study {rep.name}"] + [f"  {k:<12}{v}" for k, v in _headline(rep)]
     names = rep.param_names()
     rows = [[t["number"], t["state"], t["value"], *[t["params"].get(k) for k in names],
              None if t["seconds"] is None else round(t["seconds"], 2)] for t in sorted(rep.trials, key=lambda t: t["number"])]
     lines.append(text_table(["trial", "state", rep.metric, *names, "seconds"], rows,
                             ["count", "status", "num", *["token"] * len(names), "num"]))
     return "\n".join(lines)
-
-
-def _plain(text: str) -> str:
-    import html
-    import re
-
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 _handles: dict[str, object] = {}
@@ -82,7 +79,7 @@ def study_live(rep) -> None:
         text = study_html(rep)
     else:
         parts = [CSS, f'<div class="mlops-h">Study {shown(rep.name)} <small>(running)</small></div>',
-                 table(["", ""], _headline(rep))]
+                 _headline_table(rep)]
         if rep.finished:
             parts.append(figure(rep.history_chart().svg()))
         text = "".join(parts)
