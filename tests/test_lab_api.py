@@ -2,6 +2,7 @@
 every route, Jupyter's authentication on each, and bad input as a 4xx JSON body. The charts the
 routes hand out are Vega-Lite specs checked against Vega-Lite 5's JSON schema."""
 
+import asyncio
 import json
 import math
 import os
@@ -372,10 +373,76 @@ async def test_data_models_aliases_and_jobs(jp_fetch, project, validator):
     assert job["moves"]["version"] == (3 if ex["decision"] == "promoted" else 2)
 
 
+@pytest.mark.backends
+async def test_studies_list_and_detail_while_a_search_runs_and_after(jp_fetch, validator):
+    import threading
+
+    import optuna
+
+    gate, started = threading.Event(), threading.Event()
+
+    def objective(trial):
+        x = trial.suggest_float("x", -4, 4)
+        depth = trial.suggest_int("depth", 1, 6)
+        if trial.number == 3:
+            raise ValueError("a failing trial")
+        if trial.number == 4:
+            started.set()
+            assert gate.wait(60)
+        for step in range(3):
+            mj.log(loss=(x - 1) ** 2 + depth + 1 / (step + 1), step=step)
+        if trial.number == 5:
+            raise optuna.TrialPruned()
+        return (x - 1) ** 2 + depth
+
+    search = threading.Thread(target=mj.tune, args=(objective,), kwargs=dict(
+        n_trials=9, direction="minimize", metric="loss", name="panel-search", seed=0, progress=False, live=False))
+    search.start()
+    try:
+        assert started.wait(60)
+        deadline = time.time() + 30
+        while True:  # the trials finished so far reach the stored study from the writer's thread
+            listed = await get(jp_fetch, "studies")
+            (row,) = listed["studies"]
+            if row["trials"] == 4 or time.time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert row["name"] == "panel-search" and row["metric"] == "loss" and row["direction"] == "min"
+        assert row["running"]["name"] == "tune panel-search" and row["job"] is None
+        assert row["counts"]["complete"] == 3 and row["counts"]["fail"] == 1
+        during = await get(jp_fetch, "studies", "panel-search")
+        assert during["running"] is True and during["best"]["number"] in (0, 1, 2)
+    finally:
+        gate.set()
+        search.join(120)
+    assert not search.is_alive()
+    done = await get(jp_fetch, "studies", "panel-search")
+    assert done["running"] is False and done["total"] == 9
+    assert done["counts"] == {"complete": 7, "fail": 1, "pruned": 1}
+    assert done["params"] == ["x", "depth"]
+    best = min((t for t in done["trials"] if t["state"] == "complete"), key=lambda t: t["value"])
+    assert done["best"]["number"] == best["number"] and done["best"]["value"] == best["value"]
+    # each trial links to its tracked run, which holds the trial's parameters and state
+    for t in done["trials"]:
+        run = mj.get_run(t["run"]["run_id"])
+        assert t["run"]["name"] == f"trial {t['number']}" and run.params["x"] == pytest.approx(t["params"]["x"])
+        assert run.status == {"complete": "finished", "fail": "failed", "pruned": "pruned"}[t["state"]]
+    assert [s["status"] for s in done["searches"]] == ["finished"]
+    assert set(done["charts"]) == {"history", "parallel", "slices", "importances"}
+    for spec in done["charts"].values():
+        valid(validator, spec)
+    assert done["charts"]["history"]["usermeta"]["mlops"]["best"] == best["value"]
+    assert "PED-ANOVA" in done["importance_method"]
+    listed = await get(jp_fetch, "studies")
+    assert listed["studies"][0]["running"] is None and listed["studies"][0]["best"] == best["value"]
+    code, body = await error(jp_fetch, "studies", "panel-serch")
+    assert code == 404 and body == {"error": "no study 'panel-serch'; did you mean 'panel-search'?"}
+
+
 async def test_every_route_needs_jupyters_authentication(jp_fetch, jp_serverapp, http_server_client):
     _runs(1)
     paths = ["runs", "runs/last", "runs/last/chart", "runs/last/artifacts/x.png", "compare?runs=a,b", "datasets",
-             "datasets/x", "models", "models/x", "jobs", "jobs/x", "promote?path=a.ipynb"]
+             "datasets/x", "models", "models/x", "jobs", "jobs/x", "promote?path=a.ipynb", "studies", "studies/x"]
     base = jp_serverapp.base_url
     for path in paths:
         with pytest.raises(HTTPClientError) as e:

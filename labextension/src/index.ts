@@ -1,5 +1,5 @@
 /**
- * mlops-jupyter's JupyterLab panel: the project's runs, data versions, models and jobs in the
+ * mlops-jupyter's JupyterLab panel: the project's runs, data versions, models, jobs and studies in the
  * left sidebar, a detail view of each in the main area, a "Promote…" button on notebooks, and
  * every action in the command palette. Everything it shows comes from the server extension's
  * routes under /mlops/api/; its charts are the server's Vega-Lite specs drawn by JupyterLab.
@@ -17,6 +17,7 @@ import { chartOutputs } from './outputs';
 import { MlopsPanel, Section } from './panel';
 import { promote } from './promote';
 import { CompareView, RunView } from './runviews';
+import { StudyView } from './studyview';
 import { Json } from './util';
 import { DetailView, IContext, INav, openDetail } from './views';
 
@@ -37,6 +38,7 @@ function makeNav(ctx: IContext): INav {
         view.version = version ?? view.version;
       }),
     openJob: name => openDetail(ctx, `mlops-job-${safeId(name)}`, `Job ${name}`, () => new JobView(ctx, name)),
+    openStudy: name => openDetail(ctx, `mlops-study-${safeId(name)}`, `Study ${name}`, () => new StudyView(ctx, name)),
     compare: runIds =>
       openDetail(ctx, 'mlops-compare', `Compare ${runIds.length} runs`, () => new CompareView(ctx, runIds), view => {
         view.runIds = runIds;
@@ -91,14 +93,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
     const category = 'MLOps';
     const commands: [string, string, () => unknown][] = [
-      ['mlops:open-panel', 'MLOps: Show runs, data, models and jobs', () => app.shell.activateById(sidebar.id)],
+      ['mlops:open-panel', 'MLOps: Show runs, data, models, jobs and studies', () => app.shell.activateById(sidebar.id)],
       ['mlops:refresh', 'MLOps: Refresh the panel', () => sidebar.refresh()],
       ['mlops:promote', 'MLOps: Promote this notebook…', () => promote(tracker, () => void sidebar.refresh(true))],
       ['mlops:compare', 'MLOps: Compare selected runs', () => sidebar.compare()],
       ['mlops:show-runs', 'MLOps: Runs', () => show('runs')],
       ['mlops:show-data', 'MLOps: Data versions', () => show('data')],
       ['mlops:show-models', 'MLOps: Models', () => show('models')],
-      ['mlops:show-jobs', 'MLOps: Jobs', () => show('jobs')]
+      ['mlops:show-jobs', 'MLOps: Jobs', () => show('jobs')],
+      ['mlops:show-studies', 'MLOps: Tuning studies', () => show('studies')]
     ];
     for (const [id, label, execute] of commands) {
       app.commands.addCommand(id, { label, execute: () => execute() as Json });

@@ -1,18 +1,20 @@
 /**
  * The left sidebar: the project's runs (filter, sort, pages, a sparkline of each run's main
- * metric, tick two or more to compare), data versions, models (move an alias) and jobs (run one
- * now). Every name opens its detail view in the main area.
+ * metric, tick two or more to compare), data versions, models (move an alias), jobs (run one
+ * now) and tuning studies (trials by state, best value, whether a search runs now). Every name
+ * opens its detail view in the main area.
  */
 import { showErrorMessage } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
+import { countsText } from './studyview';
 import { IContext, runJobNow, setAlias } from './views';
 import { ICON, Json, api, badge, el, fmtClock, fmtNum, fmtSize, fmtTime, link, query, sparkline } from './util';
 
 const POLL_MS = 3000;
 const PAGE = 50;
 
-export type Section = 'runs' | 'data' | 'models' | 'jobs';
+export type Section = 'runs' | 'data' | 'models' | 'jobs' | 'studies';
 
 export class MlopsPanel extends Widget {
   section: Section = 'runs';
@@ -31,9 +33,9 @@ export class MlopsPanel extends Widget {
     this.id = 'mlops-panel';
     this.addClass('mlops-panel');
     this.title.icon = ICON;
-    this.title.caption = 'MLOps: runs, data, models, jobs';
+    this.title.caption = 'MLOps: runs, data, models, jobs, studies';
     const tabs = el('div', { class: 'mlops-tabs', role: 'tablist' });
-    for (const s of ['runs', 'data', 'models', 'jobs'] as Section[]) {
+    for (const s of ['runs', 'data', 'models', 'jobs', 'studies'] as Section[]) {
       const b = el('button', { class: 'mlops-tab', 'data-section': s, role: 'tab' }, s[0].toUpperCase() + s.slice(1));
       b.onclick = () => this.showSection(s);
       tabs.append(b);
@@ -75,7 +77,7 @@ export class MlopsPanel extends Widget {
     if (this.timer === undefined) {
       this.timer = window.setInterval(() => {
         const typing = this.node.contains(document.activeElement) && document.activeElement?.tagName === 'INPUT';
-        if (this.isVisible && !typing && (this.section === 'runs' || this.section === 'jobs')) {
+        if (this.isVisible && !typing && this.section !== 'data' && this.section !== 'models') {
           void this.refresh(true);
         }
       }, POLL_MS);
@@ -102,7 +104,9 @@ export class MlopsPanel extends Widget {
             ? await this.dataView()
             : this.section === 'models'
               ? await this.modelsView()
-              : await this.jobsView();
+              : this.section === 'jobs'
+                ? await this.jobsView()
+                : await this.studiesView();
       const scroll = this.body.scrollTop;
       this.body.replaceChildren(node);
       this.body.scrollTop = scroll;
@@ -327,6 +331,34 @@ export class MlopsPanel extends Widget {
     }
     if (!data.jobs.length) {
       list.append(el('div', { class: 'mlops-empty' }, 'no jobs yet: Promote… a notebook'));
+    }
+    return list;
+  }
+
+  // -- studies ------------------------------------------------------------------------------------------
+  private async studiesView(): Promise<HTMLElement> {
+    const data = await api('studies');
+    const list = el('div', { class: 'mlops-list' });
+    for (const s of data.studies) {
+      const best = s.best !== null ? `best ${s.metric} ${fmtNum(s.best)}` : 'no trial finished';
+      const sub = [`${s.trials} trial${s.trials === 1 ? '' : 's'}: ${countsText(s.counts)}`, s.job ? `job ${s.job}` : ''].filter(Boolean).join(' · ');
+      list.append(
+        el(
+          'div',
+          { class: 'mlops-row mlops-study-row', 'data-name': s.name, 'data-trials': String(s.trials) },
+          el(
+            'div',
+            { class: 'mlops-row-head' },
+            link(s.name, () => this.ctx.nav.openStudy(s.name), { class: 'mlops-link mlops-run-name' }),
+            s.running ? badge('running', 'running', `${s.running.name}, started ${fmtTime(s.running.start_time)}`) : null
+          ),
+          el('div', { class: 'mlops-row-sub mlops-ellipsis', title: sub }, sub),
+          el('span', { class: 'mlops-metrics' }, el('span', { class: 'mlops-metric mlops-study-best', title: s.direction === 'min' ? 'lower is better' : 'higher is better' }, best))
+        )
+      );
+    }
+    if (!data.studies.length) {
+      list.append(el('div', { class: 'mlops-empty' }, 'no studies yet: mj.tune or mlops tune'));
     }
     return list;
   }

@@ -25,6 +25,7 @@ export interface INav {
   openModel(name: string, version?: number): void;
   openDataset(name: string, version?: number): void;
   openJob(name: string): void;
+  openStudy(name: string): void;
   compare(runIds: string[]): void;
 }
 

@@ -78,8 +78,8 @@ def parallel_coordinates(runs: Sequence[RunPoint], metric: str, params: Sequence
             ticks.extend({"dim": d, "pos": where[c], "text": c[:18]} for c in cats)
     labels = [label for label, _, _ in runs]
     x = {"field": "dim", "type": "nominal", "sort": dims, "title": "params and metric",
-         "axis": {"orient": "top", "labelAngle": 0, "domain": False, "ticks": False, "grid": False,
-                  "labelFontWeight": "bold", "labelLimit": 140, "labelPadding": 12, "titlePadding": 6}}
+         "axis": {"title": None, "orient": "top", "labelAngle": 0, "domain": False, "ticks": False, "grid": False,
+                  "labelFontWeight": "bold", "labelLimit": 140, "labelPadding": 22}}
     y = {"field": "pos", "type": "quantitative", "axis": None, "scale": {"domain": [0, 1], "nice": False},
          "title": "position on each axis"}
     metric_values = {label: _as_float(m.get(metric)) for label, _, m in runs}
@@ -91,22 +91,29 @@ def parallel_coordinates(runs: Sequence[RunPoint], metric: str, params: Sequence
         lower = lower_is_better(metric) if higher_is_better is None else not higher_is_better
         col = {"field": "metric", "type": "quantitative", "title": metric,
                "scale": {"scheme": "viridis", "reverse": lower}, "legend": {"type": "gradient"}}
+    quantitative = col.get("type") == "quantitative"  # a gradient legend, drawn from the filled points
     layers = [
         {"data": {"values": [{"dim": d} for d in dims]}, "mark": {"type": "rule", "color": "#888", "opacity": 0.6},
          "encoding": {"x": x}},
         {"mark": {"type": "line", "strokeWidth": 2, "opacity": 0.85},
-         "encoding": {"x": x, "y": y, "color": col, "detail": {"field": "run", "type": "nominal"},
+         "encoding": {"x": x, "y": y, "color": {**col, "legend": None} if quantitative else col, "detail": {"field": "run", "type": "nominal"},
                       "tooltip": [{"field": "run", "type": "nominal"}, {"field": "dim", "type": "nominal", "title": "axis"},
                                   {"field": "value", "type": "nominal"}]}},
         {"mark": {"type": "point", "filled": True, "size": 30},
-         "encoding": {"x": x, "y": y, "color": {**col, "legend": None},
+         "encoding": {"x": x, "y": y, "color": col if quantitative else {**col, "legend": None},
                       "tooltip": [{"field": "run", "type": "nominal"}, {"field": "dim", "type": "nominal", "title": "axis"},
                                   {"field": "value", "type": "nominal"}]}},
-        {"data": {"values": ticks}, "mark": {"type": "text", "align": "left", "dx": 4, "fontSize": 10,
-                                                "color": "#8a8a8a"},  # grey: legible on a light and a dark theme
-         "encoding": {"x": x, "y": y, "text": {"field": "text"}}},
     ]
-    spec = frame({"data": {"values": rows}, "width": width, "height": height, "layer": layers},
+    # each axis's lowest value written under it, its highest over it (clear of the lines that meet
+    # there), values between beside it; grey: legible on a light and a dark theme
+    for test, mark in (("datum.pos >= 1", {"align": "center", "baseline": "bottom", "dy": -6}),
+                       ("datum.pos <= 0", {"align": "center", "baseline": "top", "dy": 6}),
+                       ("datum.pos > 0 && datum.pos < 1", {"align": "left", "baseline": "middle", "dx": 5})):
+        layers.append({"data": {"values": ticks}, "transform": [{"filter": test}],
+                       "mark": {"type": "text", "fontSize": 10, "color": "#8a8a8a", **mark},
+                       "encoding": {"x": x, "y": y, "text": {"field": "text"}}})
+    spec = frame({"data": {"values": rows}, "width": width, "height": height, "layer": layers,
+                  **({"resolve": {"legend": {"color": "independent"}}} if quantitative else {})},
                  title=title or f"params and {metric}", kind="parallel")
     spec["usermeta"]["mlops"].update(metric=metric, dims=dims, runs=labels)
     return Chart(spec)

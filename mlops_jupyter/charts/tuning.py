@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import Chart
-from .compare import param_scatter, parallel_coordinates
+from .compare import parallel_coordinates, param_scatter
 from .explain import global_importance
 from .spec import HEIGHT, PALETTE, finite, frame
 
@@ -30,10 +30,17 @@ def history(trials: Sequence[Trial], metric: str, maximize: bool, title: str | N
             current = p["value"]
         best.append({"trial": p["trial"], "best": current})
     last = max((int(t["number"]) for t in trials), default=0)
+    axis: dict[str, Any] = {"format": "d", "tickMinStep": 1}
+    if last <= 10:  # a whole number on every tick (no 0.5 written as "1")
+        axis["values"] = list(range(0, max(last, 1) + 1))
     x = {"field": "trial", "type": "quantitative", "title": "trial",
-         "scale": {"domain": [0, max(last, 1)], "nice": False},
-         "axis": {"format": "d", "tickMinStep": 1}}
-    y_scale = {"zero": False, "nice": True, "padding": 8}
+         "scale": {"domain": [0, max(last, 1)], "nice": False}, "axis": axis}
+    y_scale: dict[str, Any] = {"zero": False, "nice": True, "padding": 8}
+    values = {p["value"] for p in points}
+    if len(values) == 1:  # one value: a range around it, so the axis has ticks and the dot a place
+        (v,) = values
+        half = abs(v) * 0.1 or 1.0
+        y_scale["domain"] = [v - half, v + half]
     layers = [
         {"data": {"values": points}, "mark": {"type": "point", "filled": True, "size": 40, "opacity": 0.75,
                                               "color": PALETTE[0]},

@@ -13,7 +13,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from ..exceptions import BadInput, MlopsError, NotFound
-from . import api, assets
+from . import api, assets, studies
 
 POOL = ThreadPoolExecutor(4, thread_name_prefix="mlops-lab")
 
@@ -177,6 +177,18 @@ class JobRun(Base):
         await self.answer(api.run_job_now, name, status=202)
 
 
+class Studies(Base):
+    @tornado.web.authenticated
+    async def get(self):
+        await self.answer(studies.studies)
+
+
+class Study(Base):
+    @tornado.web.authenticated
+    async def get(self, name):
+        await self.answer(studies.study, name)
+
+
 class Promote(Base):
     @tornado.web.authenticated
     async def get(self):
@@ -199,7 +211,7 @@ ROUTES = [
     (f"runs/{NAME}/artifacts/(.+)", Artifact), ("compare", Compare), ("datasets", Datasets),
     (f"datasets/{NAME}", Dataset), ("models", Models), (f"models/{NAME}", Model),
     (f"models/{NAME}/aliases/{NAME}", Alias), ("jobs", Jobs), (f"jobs/{NAME}", Job), (f"jobs/{NAME}/run", JobRun),
-    ("promote", Promote),
+    ("studies", Studies), (f"studies/{NAME}", Study), ("promote", Promote),
 ]
 
 
