@@ -98,6 +98,14 @@ def test_tune_a_job_prune_its_kernels_and_decide(project, capsys):
     assert len(optuna.load_study(study_name="sgd-job", storage=_storage()).trials) == 12
     rep = mj.study("sgd-job")
     assert rep.metric == "acc" and len(rep.trials) == 12 and rep.best["value"] >= best.value
+    # the panel's view of it: a job's study, two searches, each trial linked to its execution
+    from mlops_jupyter.lab import studies
+
+    view = studies.study("sgd-job")
+    assert view["job"] == "sgd-job" and view["total"] == 12 and [s["name"] for s in view["searches"]] == [
+        "tune sgd-job", "tune sgd-job"]
+    assert {t["run"]["status"] for t in view["trials"]} <= {"finished", "pruned"}
+    assert all(t["run"]["run_id"] == t["run_id"] for t in view["trials"])
 
 
 def _storage():
@@ -201,3 +209,61 @@ def test_tune_on_a_dask_cluster(project, capsys):
         r = mj.get_run(t.user_attrs["mlops.run_id"])
         assert r.status == "pruned" and len(r.history("acc")["acc"]) < 10 and not kernels_of(r.run_id)
     assert mj.models.get("sgd@production").metrics["acc"] == study.best_value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql+s3"], indirect=True)
+def test_two_machines_search_one_study_on_the_team_store(project):
+    """Two ``mlops tune`` processes (two machines of a team) on one study in PostgreSQL: the second
+    joins with --resume while the first searches; every trial is numbered once, tracked once, and
+    each sampler sees the other's trials through the shared storage."""
+    promote(project)
+    space = ["--space", "lr=float:0.001:0.5:log", "penalty=cat:l2,l1"]
+
+    def start(*extra):
+        return subprocess.Popen([PY, "-m", "mlops_jupyter.cli", "tune", "sgd-job", *space, "--trials", "3", *extra],
+                                cwd=project, env=python_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    first = start("--seed", "0")
+    storage = _storage()
+    deadline = time.time() + 120
+    while time.time() < deadline and "sgd-job" not in {s.study_name for s in storage.get_all_studies()}:
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.2)
+    second = start("--resume", "--seed", "1")
+    outs = []
+    for proc in (first, second):
+        try:
+            outs.append(proc.communicate(timeout=600)[0])
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert first.returncode == 0 and second.returncode == 0, outs
+    study = optuna.load_study(study_name="sgd-job", storage=storage)
+    S = optuna.trial.TrialState
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert all(t.state == S.COMPLETE for t in study.trials)
+    runs = [t.user_attrs["mlops.run_id"] for t in study.trials]
+    assert len(set(runs)) == 6
+    parents = mj.runs(where="name = 'tune sgd-job'")
+    assert len(parents) == 2 and set(parents["status"]) == {"finished"}
+    for parent in parents.run_id:
+        kids = mj.runs(where=f"parent_id = '{parent}'")
+        assert len(kids) == 3 and set(kids["status"]) == {"finished"}
+    # the two searches ran at once: a trial of one started before a trial of the other ended
+    by_run = {t.user_attrs["mlops.run_id"]: t for t in study.trials}
+    spans = {p: [(by_run[r].datetime_start, by_run[r].datetime_complete)
+                 for r in mj.runs(where=f"parent_id = '{p}'").run_id] for p in parents.run_id}
+    (a, b) = spans.values()
+    assert min(s for s, _ in b) < max(e for _, e in a) and min(s for s, _ in a) < max(e for _, e in b)
+    for t in study.trials:
+        r = mj.get_run(t.user_attrs["mlops.run_id"])
+        assert r.params["papermill.lr"] == t.params["lr"] and t.value == r.metrics["acc"]
+    # each says what it did, and where the study's best came from
+    best = study.best_trial
+    for out in outs:
+        assert "sgd-job: 3 trial(s) in " in out and "(3 complete, 0 pruned, 0 failed)" in out, out
+        assert f"best acc {best.value:.6g} (trial {best.number}:" in out
+    assert sum("from another search of the study" in out for out in outs) >= 1
+    assert "6 in the study" in outs[0] + outs[1]

@@ -211,7 +211,6 @@ class _Tuner:
         t0 = time.perf_counter()
         root = runner.store_root()
         self.notebook = str(self.spec.notebook.resolve())
-        before = len(self.study.trials)
         self.run_id = runner.create_run(
             self.store, f"tune {self.spec.name}",
             {"n_trials": self.n_trials, "timeout": self.timeout, "workers": self.workers, "metric": self.spec.metric,
@@ -238,7 +237,7 @@ class _Tuner:
         if self.spec.model and ok:
             result.decision = runner.decide(self.spec, self.store, ok, self.run_id)
         result.seconds = time.perf_counter() - t0
-        self._summarize(before, result, interrupted)
+        self._summarize(result, interrupted)
         if interrupted is not None and not isinstance(interrupted, KeyboardInterrupt):
             raise interrupted
         return result
@@ -337,10 +336,11 @@ class _Tuner:
             self.done.append(t)
         self.running.clear()
 
-    def _summarize(self, before: int, result: TuneResult, interrupted) -> None:
+    def _summarize(self, result: TuneResult, interrupted) -> None:
         from .trials import outcome, record_outcome
 
-        counts, best, line = outcome(self.study, before, self.spec.metric, self.spec.name, result.seconds)
+        counts, best, line = outcome(self.study, {t.trial.number for t in self.done}, self.spec.metric,
+                                     self.spec.name, result.seconds)
         record_outcome(_handle(self.store, self.run_id), counts, best, self.spec.metric)
         for t in self.done:
             e = t.execution
@@ -354,8 +354,7 @@ class _Tuner:
         if result.decision is not None:
             self.out(str(result.decision))
         self.store.writer.flush()
-        mine = len(self.study.trials) - before
-        status = "killed" if interrupted is not None else ("failed" if mine and counts["complete"] == 0 and
+        status = "killed" if interrupted is not None else ("failed" if self.done and counts["complete"] == 0 and
                                                            counts["pruned"] == 0 else "finished")
         self.store.meta.end_run(self.run_id, status, time.time(),
                                 None if status == "finished" else (f"{type(interrupted).__name__}" if interrupted

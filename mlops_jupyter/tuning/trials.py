@@ -76,10 +76,11 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
                                                  **{k: v for k, v in options.items() if v is not None}},
         tags={"mlops.study": study.study_name, "mlops.kind": "study"}, activate=False,
         parent=outer)
-    before = len(study.trials)
+    mine: set[int] = set()  # this search's trials (on a team's store other machines add theirs)
     first_failure: list[str] = []
 
     def wrapped(trial):
+        mine.add(trial.number)
         run = tracking.start_run(name=f"trial {trial.number}", parent=study_run, activate=workers == 1,
                                  tags={"mlops.study": study.study_name, "mlops.trial": str(trial.number)})
         trial.set_user_attr("mlops.run_id", run.run_id)
@@ -139,14 +140,14 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
     finally:
         if bar is not None:
             bar.close()
-        _summarize(study, study_run, metric, before, interrupted, time.perf_counter() - t0)
+        _summarize(study, study_run, metric, mine, interrupted, time.perf_counter() - t0)
         if view is not None:
             view(final=True)
     return study
 
 
-def _summarize(study, study_run, metric: str, before: int, interrupted: bool, seconds: float) -> None:
-    counts, best, line = outcome(study, before, metric, f"study {study.study_name}", seconds)
+def _summarize(study, study_run, metric: str, mine: set[int], interrupted: bool, seconds: float) -> None:
+    counts, best, line = outcome(study, mine, metric, f"study {study.study_name}", seconds)
     record_outcome(study_run, counts, best, metric)
     if best is not None:
         study_run.set_tags({"mlops.best_trial": str(best.number),
@@ -158,23 +159,28 @@ def _summarize(study, study_run, metric: str, before: int, interrupted: bool, se
 
 
 # -- what a notebook study and a job's study share --------------------------------------------------------
-def outcome(study, before: int, metric: str, label: str, seconds: float) -> tuple[dict[str, int], Any, str]:
-    """The trials since *before* by state (``complete``, ``pruned``, ``fail``), the best trial (None
-    before one finishes) and the line that says so."""
+def outcome(study, mine: set[int], metric: str, label: str, seconds: float) -> tuple[dict[str, int], Any, str]:
+    """This search's trials (their numbers: *mine*; other machines may add theirs to the study at
+    once) by state (``complete``, ``pruned``, ``fail``), the study's best trial (None before one
+    finishes) and the line that says so."""
     import optuna
 
     S = optuna.trial.TrialState
-    mine = study.trials[before:]
-    counts = {s.name.lower(): sum(t.state == s for t in mine) for s in (S.COMPLETE, S.PRUNED, S.FAIL)}
-    line = (f"{label}: {len(mine)} trial(s) in {seconds:.1f} s ({counts['complete']} complete, "
+    ours = [t for t in study.trials if t.number in mine]
+    counts = {s.name.lower(): sum(t.state == s for t in ours) for s in (S.COMPLETE, S.PRUNED, S.FAIL)}
+    line = (f"{label}: {len(ours)} trial(s) in {seconds:.1f} s ({counts['complete']} complete, "
             f"{counts['pruned']} pruned, {counts['fail']} failed)")
+    others = len(study.trials) - len(ours)
+    if others:
+        line += f", {len(study.trials)} in the study"
     try:
         best = study.best_trial
     except ValueError:
         best = None
     if best is not None:
         line += f"; best {metric} {best.value:.6g} (trial {best.number}: " + \
-            ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()) + ")"
+            ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items()) + \
+            ("" if best.number in mine else ", from another search of the study") + ")"
     return counts, best, line
 
 
