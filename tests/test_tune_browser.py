@@ -29,7 +29,7 @@ def objective(trial):
     crit = trial.suggest_categorical("criterion", ["gini", "entropy"])
     loss = 1.0
     for epoch in range(4):
-        time.sleep(0.15)
+        time.sleep(0.3)
         loss = abs(lr - 0.05) * 4 + abs(depth - 5) / 10 + (0.05 if crit == "gini" else 0) + 0.5 / (epoch + 1)
         mj.log(val_loss=loss, step=epoch)
     return loss

@@ -100,27 +100,32 @@ def storage_for(store):
     """Optuna's storage on the project's own database (its tables sit beside ours)."""
     url = store.settings.store_url
     if url not in _storages:
-        import optuna
-
-        kwargs: dict = {}
-        if url.startswith("sqlite"):
-            kwargs = {"connect_args": {"timeout": 60}}
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-        if url.startswith("sqlite"):
-            import sqlalchemy as sa
-
-            from ..store.metadata import SQLITE_PRAGMAS
-
-            @sa.event.listens_for(storage.engine, "connect")
-            def _on_connect(dbapi_conn, _record):
-                cur = dbapi_conn.cursor()
-                for pragma in SQLITE_PRAGMAS:
-                    cur.execute(pragma)
-                cur.close()
-
-            storage.engine.dispose()
-        _storages[url] = storage
+        _storages[url] = rdb_storage(url)
     return _storages[url]
+
+
+def rdb_storage(url: str):
+    """Optuna's RDB storage on *url*; on SQLite with the pragmas our own engine uses."""
+    import optuna
+
+    kwargs: dict = {}
+    if url.startswith("sqlite"):
+        kwargs = {"connect_args": {"timeout": 60}}
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    if url.startswith("sqlite"):
+        import sqlalchemy as sa
+
+        from ..store.metadata import SQLITE_PRAGMAS
+
+        @sa.event.listens_for(storage.engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            for pragma in SQLITE_PRAGMAS:
+                cur.execute(pragma)
+            cur.close()
+
+        storage.engine.dispose()
+    return storage
 
 
 def check_options(n_trials, direction, metric, workers, timeout) -> str:
@@ -208,7 +213,7 @@ def tune(objective: Callable, n_trials: int | None = None, *, direction: str = "
     if resume:
         twin.add_trials([t for t in stored.trials if t.state.is_finished()])
     before = len(twin.trials)
-    writer = TrialWriter(stored, first=before)
+    writer = TrialWriter(store.settings.store_url, name, first=before)
     try:
         trials.optimize(twin, objective, metric=metric, n_trials=n_trials, timeout=timeout, workers=workers,
                         progress=progress, options=options, on_trial=writer.put, live=live)
@@ -227,47 +232,63 @@ def local_store(store) -> bool:
 
 
 class TrialWriter:
-    """Writes finished trials into the stored study from a thread of its own, in the order of their
-    numbers (trials side by side finish out of order; the stored study numbers them as written)."""
+    """Writes finished trials into the stored study, in the order of their numbers (trials side by
+    side finish out of order; the stored study numbers them as written), from a process of its
+    own (``python -m mlops_jupyter.tuning.writer``): Optuna's ORM spends about 20 ms of CPU on a
+    trial, which a thread would take from the search itself (one interpreter lock). The process is
+    in a session of its own, so the Ctrl-C that stops the search (sent to the whole process group
+    by a terminal or Jupyter) does not stop it: the trial it hit is written too. Trials go to it
+    pickled over its standard input, from a thread, so a slow write never holds the search up."""
 
-    def __init__(self, study, first: int):
+    def __init__(self, url: str, study_name: str, first: int):
         import queue
+        import subprocess
+        import sys
         import threading
 
-        self.study = study
-        self.queue: queue.Queue = queue.Queue()
-        self.failed: list[str] = []
         self.seen: set[int] = set()
-        self.waiting: dict[int, object] = {}
-        self.next = first
-        self.thread = threading.Thread(target=self._loop, name="mlops-tune-writer", daemon=True)
-        self.thread.start()
+        self.proc = subprocess.Popen([sys.executable, "-m", "mlops_jupyter.tuning.writer", url, study_name, str(first)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        self.queue: queue.Queue = queue.Queue()
+        self.feeder = threading.Thread(target=self._feed, name="mlops-tune-writer", daemon=True)
+        self.feeder.start()
 
     def put(self, frozen) -> None:
         self.seen.add(frozen.number)
         self.queue.put(frozen)
 
-    def _loop(self) -> None:
-        while True:
-            frozen = self.queue.get()
-            if frozen is None:
-                for number in sorted(self.waiting):  # the last ones, whatever came before them
-                    self._write(self.waiting.pop(number))
-                return
-            self.waiting[frozen.number] = frozen
-            while self.next in self.waiting:
-                self._write(self.waiting.pop(self.next))
-                self.next += 1
+    def _feed(self) -> None:
+        import pickle
 
-    def _write(self, frozen) -> None:
         try:
-            self.study.add_trial(frozen)
-        except Exception as e:  # reported once, at close; the search goes on
-            self.failed.append(f"trial {frozen.number}: {type(e).__name__}: {e}"[:300])
+            while True:
+                frozen = self.queue.get()
+                if frozen is None:
+                    break
+                pickle.dump(frozen, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                self.proc.stdin.flush()
+        except OSError:  # the writer is gone: close() says so
+            pass
+        finally:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
 
     def close(self) -> None:
+        """Wait until every trial put is written; one warning if some could not be."""
+        import json
+
         self.queue.put(None)
-        self.thread.join()
-        if self.failed:
-            warnings.warn(f"mlops tune: {len(self.failed)} trial(s) could not be written to the stored study "
-                          f"({self.failed[0]})", RuntimeWarning, stacklevel=3)
+        self.feeder.join()
+        self.proc.stdin = None  # closed by the feeder; communicate() would flush it
+        out, err = self.proc.communicate()
+        try:
+            failed = json.loads(out.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            failed = [f"the writer process stopped (exit code {self.proc.returncode}): "
+                      f"{err.decode(errors='replace').strip()[-300:]}"]
+        if failed:
+            warnings.warn(f"mlops tune: {len(failed)} trial(s) could not be written to the stored study "
+                          f"({failed[0]})", RuntimeWarning, stacklevel=3)
