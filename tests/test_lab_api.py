@@ -437,6 +437,15 @@ async def test_studies_list_and_detail_while_a_search_runs_and_after(jp_fetch, v
     assert listed["studies"][0]["running"] is None and listed["studies"][0]["best"] == best["value"]
     code, body = await error(jp_fetch, "studies", "panel-serch")
     assert code == 404 and body == {"error": "no study 'panel-serch'; did you mean 'panel-search'?"}
+    # a study made with Optuna's own API in the project's database shows too (no search run of ours)
+    from mlops_jupyter.store import open_store
+    from mlops_jupyter.tuning.study import storage_for
+
+    own = optuna.create_study(study_name="Optuna's own", storage=storage_for(open_store()))
+    own.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    assert {s["name"] for s in (await get(jp_fetch, "studies"))["studies"]} == {"panel-search", "Optuna's own"}
+    theirs = await get(jp_fetch, "studies", "Optuna's own")  # jp_fetch escapes the path
+    assert theirs["total"] == 3 and theirs["searches"] == [] and theirs["metric"] == "value"
 
 
 async def test_every_route_needs_jupyters_authentication(jp_fetch, jp_serverapp, http_server_client):

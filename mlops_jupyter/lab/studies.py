@@ -73,8 +73,12 @@ def study(name: str) -> dict:
     st = store()
     run_ids = [t["run_id"] for t in rep.trials if t["run_id"]]
     names = {r["run_id"]: r for r in st.meta.select_runs(S.runs.c.run_id.in_(run_ids))} if run_ids else {}
-    searches = search_runs(st, where=f"tags.`mlops.study` = '{name.replace(chr(39), chr(39) * 2)}'"
-                                     " and tags.`mlops.trial` is null", order_by="-start_time", limit=20)
+    from ..data.catalog import NAME
+
+    # our studies' names are checked names; a study made by Optuna alone may be named otherwise
+    # (and has no search run of ours to find)
+    searches = search_runs(st, where=f"tags.`mlops.study` = '{name}' and tags.`mlops.trial` is null",
+                           order_by="-start_time", limit=20) if NAME.match(name) and ".." not in name else []
     searches = [r for r in searches if r["tags"].get("mlops.kind") in ("study", "tune")]
     charts: dict[str, Any] = {"history": rep.history_chart().spec, "parallel": None, "slices": None,
                               "importances": None}
