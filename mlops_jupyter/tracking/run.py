@@ -234,10 +234,16 @@ class Run:
         return None if text is None else self.log_text(text, "_mlops/notebook.ipynb", kind="notebook")
 
     # -- ending ---------------------------------------------------------------------------
-    def end(self, status: str = "finished", error: str | None = None) -> None:
-        """End the run: flush its points, snapshot the notebook, record the status."""
+    def end(self, status: str = "finished", error: str | None = None, *, params: dict[str, Any] | None = None,
+            tags: dict[str, Any] | None = None) -> None:
+        """End the run: flush its points, snapshot the notebook, record the status; *params* and
+        *tags*, when given, are written in the same transaction (a tuning trial's, known at its end)."""
         if self.status != "running":
             return
+        try:  # bad extras are the caller's error, raised once the run has ended all the same
+            encoded_params, encoded_tags, bad = encode_params(params or {}), encode_tags(tags or {}), None
+        except BadInput as e:
+            encoded_params, encoded_tags, bad = {}, {}, e
         settle(self.run_id)  # what autologging still writes into it
         with _stack_lock:
             children = [r for r in _stack if r.parent_id == self.run_id]
@@ -255,16 +261,29 @@ class Run:
                 warnings.warn(f"mlops: end hook failed ({e})", RuntimeWarning)
         self.status = status
         ended = False
+        meta = self.store.meta
+        ending = meta.ending(self.run_id, status, time.time(), error)
+
+        def final(conn) -> None:
+            if encoded_params:
+                meta.write_params(conn, self.run_id, encoded_params)
+            if encoded_tags:
+                meta.write_tags(conn, self.run_id, encoded_tags)
+            ending(conn)
+
         try:
             if self.own:
                 self.snapshot_notebook()
             # The end is written with the last points when there are any: one commit, not two.
-            ended = self._writer.flush(also=self.store.meta.ending(self.run_id, status, time.time(), error))
+            ended = self._writer.flush(also=final)
         finally:
             self._writer.active.discard(self.run_id)
             if not ended:
-                self.store.meta.end_run(self.run_id, status, time.time(), error)
+                with meta.write() as conn:
+                    final(conn)
         events.publish("run.ended", store=self.store, run_id=self.run_id, status=status)
+        if bad is not None:
+            raise bad
 
     def wait_captured(self, timeout: float = 30.0) -> bool:
         return self._capture_done.wait(timeout)

@@ -113,12 +113,8 @@ def optimize(study, objective: Callable, *, metric: str, n_trials: int | None, t
             raise
         finally:
             run.observers.clear()
-            try:
-                if trial.params:
-                    run.log_params(trial.params)
-                run.set_tags({"mlops.trial.state": status})
-            finally:
-                run.end(status, error)
+            # the trial's parameters and state in the transaction that ends its run
+            run.end(status, error, params=trial.params, tags={"mlops.trial.state": status})
 
     bar = progress_bar(n_trials, progress, study.study_name)
     view = live_view(study, live)
