@@ -122,6 +122,18 @@ FITS = """els => els.map(e => {
 })"""
 
 
+def run_all_cells(page, url, notebook):
+    """Open *notebook* in JupyterLab, wait for its kernel, and run every cell from the Run menu, as
+    a user would."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/lab/tree/{notebook}?token={TOKEN}")
+    page.locator(".jp-NotebookPanel").first.wait_for()
+    expect(page.locator(".jp-StatusBar-Widget", has_text="Idle").first).to_be_visible(timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
 def check_fits(locator):
     bad = [r for r in locator.evaluate_all(FITS) if not (r["text"] and r["oneLine"])]
     assert not bad, bad
@@ -161,12 +173,7 @@ def test_panel_detail_views_in_light_and_dark(lab, project):
 
         try:
             page.set_default_timeout(60_000)
-            page.goto(f"{url}/lab/tree/train.ipynb?token={TOKEN}")
-            page.locator(".jp-NotebookPanel").first.wait_for()
-            expect(page.locator(".jp-StatusBar-Widget", has_text="Idle").first).to_be_visible(timeout=90_000)
-            # run every cell from the Run menu, as a user would
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            run_all_cells(page, url, "train.ipynb")
             expect(page.locator(".jp-InputPrompt", has_text="[4]").first).to_be_visible(timeout=120_000)
             expect(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                                 has_text="Error")).to_have_count(0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .test_lab_browser import CHROMIUM_ARGS, TOKEN, check_fits, lab  # noqa: F401 (the lab fixture)
+from .test_lab_browser import CHROMIUM_ARGS, check_fits, lab, run_all_cells  # noqa: F401 (the lab fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -71,11 +71,7 @@ def test_a_study_in_the_panel_live_then_whole_in_light_and_dark(lab, project):  
 
         try:
             page.set_default_timeout(60_000)
-            page.goto(f"{url}/lab/tree/search.ipynb?token={TOKEN}")
-            page.locator(".jp-NotebookPanel").first.wait_for()
-            expect(page.locator(".jp-StatusBar-Widget", has_text="Idle").first).to_be_visible(timeout=90_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            run_all_cells(page, url, "search.ipynb")
 
             # -- while it searches: the sidebar marks it running; the detail view follows the trials --
             page.locator("li.lm-TabBar-tab[data-id='mlops-panel']").click()

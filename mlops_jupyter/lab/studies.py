@@ -6,8 +6,6 @@ writer stores it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..exceptions import BadInput
 from ..store.metadata import json_safe as clean
 from .api import store
@@ -80,14 +78,7 @@ def study(name: str) -> dict:
     searches = search_runs(st, where=f"tags.`mlops.study` = '{name}' and tags.`mlops.trial` is null",
                            order_by="-start_time", limit=20) if NAME.match(name) and ".." not in name else []
     searches = [r for r in searches if r["tags"].get("mlops.kind") in ("study", "tune")]
-    charts: dict[str, Any] = {"history": rep.history_chart().spec, "parallel": None, "slices": None,
-                              "importances": None}
-    if len(rep.finished) >= 2 and rep.param_names():
-        charts["parallel"] = rep.parallel_chart().spec
-        charts["slices"] = rep.slices_chart().spec
-    chart = rep.importance_chart()
-    if chart is not None:
-        charts["importances"] = chart.spec
+    charts = {k: None if c is None else c.spec for k, c in rep.pictures().items()}
     job = next((r["tags"].get("mlops.job") for r in searches if r["tags"].get("mlops.job")), None)
     trials = []
     for t in sorted(rep.trials, key=lambda t: t["number"])[-MAX_TRIALS:]:

@@ -65,15 +65,16 @@ class StudyReport:
             return None
         return importances(self.importances, self.metric, self.importance_method)
 
+    def pictures(self) -> dict[str, Any]:
+        """The pictures by name (``history``, ``parallel``, ``slices``, ``importances``); None for
+        one with nothing to show yet."""
+        enough = len(self.finished) >= 2 and bool(self.param_names())
+        return {"history": self.history_chart(), "parallel": self.parallel_chart() if enough else None,
+                "slices": self.slices_chart() if enough else None, "importances": self.importance_chart()}
+
     def charts(self) -> list:
         """Every picture that has something to show."""
-        out = [self.history_chart()]
-        if len(self.finished) >= 2 and self.param_names():
-            out += [self.parallel_chart(), self.slices_chart()]
-        chart = self.importance_chart()
-        if chart is not None:
-            out.append(chart)
-        return out
+        return [c for c in self.pictures().values() if c is not None]
 
     def param_names(self) -> list[str]:
         names: dict[str, None] = {}
