@@ -46,6 +46,8 @@ _LAZY = {
     "lightning_logger": "autologging.lightning:lightning_logger",
     "tune": "tuning:tune",
     "study": "tuning.report:study",
+    "evaluate": "evaluation.evaluate:evaluate",
+    "evaluation": "evaluation:",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

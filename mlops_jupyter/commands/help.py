@@ -27,7 +27,7 @@ HELP_GROUPS = (
     ("Track experiments", ("track", "autolog", "log", "param", "tag", "artifact", "watch")),
     ("Explore runs", ("runs", "show", "compare", "lineage")),
     ("Data", ("data",)),
-    ("Models", ("model", "explain", "serve")),
+    ("Models", ("model", "explain", "evaluate", "serve")),
     ("Jobs", ("promote", "job", "retrain")),
     ("Tuning", ("tune", "study")),
     ("Monitoring", ("drift", "monitor")),

@@ -16,11 +16,11 @@ import functools
 import shutil
 from typing import Any
 
-from . import admin, autolog, data, demo, explain, help, integrations, job, model, monitor, runs, serve, track, tune
+from . import admin, autolog, data, demo, evaluate, explain, help, integrations, job, model, monitor, runs, serve, track, tune
 from .context import Context
 from .errors import CommandError, HelpRequested
 
-COMMANDS = [track, autolog, runs, data, model, explain, serve, job, tune, monitor, integrations, admin, help, demo]
+COMMANDS = [track, autolog, runs, data, model, explain, evaluate, serve, job, tune, monitor, integrations, admin, help, demo]
 _VALUE_FLAGS = {"--sort", "--where", "--step"}
 
 

@@ -80,6 +80,7 @@ class ModelVersion:
     message: str | None
     aliases: list[str] = field(default_factory=list)
     explanations: list[dict] = field(default_factory=list, repr=False)
+    evaluations: list[dict] = field(default_factory=list, repr=False)  # newest first: data, rows, figures
     staged_for: str | None = None  # a job's name: staged as a candidate, not yet a version
 
     @property
@@ -320,8 +321,19 @@ class Registry:
             exps = [dict(x._mapping) for x in conn.execute(
                 sa.select(ex.c.key, ex.c.method, ex.c.created, ex.c.data_version_id)
                 .where(ex.c.model_version_id == r.id).order_by(ex.c.created))]
+            ev, dv = S.evaluations, S.dataset_versions
+            evals = [{"key": x.key, "target": x.target, "rows": x.rows, "created": x.created,
+                      "figures": json.loads(x.figures or "{}"), "options": json.loads(x.options or "{}"),
+                      "data": f"{x.name}@v{x.version}" if x.name else f"a DataFrame (digest {x.data_digest[:12]})",
+                      "baseline_version_id": x.baseline_version_id}
+                     for x in conn.execute(
+                         sa.select(ev.c.key, ev.c.target, ev.c.rows, ev.c.created, ev.c.figures, ev.c.options,
+                                   ev.c.data_digest, ev.c.baseline_version_id, dv.c.name, dv.c.version)
+                         .select_from(ev.outerjoin(dv, dv.c.id == ev.c.data_version_id))
+                         .where(ev.c.model_version_id == r.id).order_by(ev.c.created.desc()))]
         v = version_from_row(r, aliases)
         v.explanations = exps
+        v.evaluations = evals
         return v
 
     def _not_found(self, conn, name: str, what: str):

@@ -279,10 +279,17 @@ class _Migration:
                 row["data_version_id"] = self.version_ids.get(row["data_version_id"])
             return row
 
+        def remap_evaluation(row: dict) -> dict:
+            row = remap(row)
+            if row.get("baseline_version_id") is not None:
+                row["baseline_version_id"] = self.model_ids.get(row["baseline_version_id"])
+            return row
+
         plans = [
             (S.alias_events, ["name", "alias", "at", "to_version"], "alias events", None),
             (S.explanations, ["key"], "explanations", remap),
             (S.explanation_files, ["key", "name"], None, None),
+            (S.evaluations, ["key"], "evaluations", remap_evaluation),
             (S.predictions, ["request_id"], "logged predictions", None),
             (S.prediction_labels, ["request_id", "row"], None, None),
             (S.model_candidates, ["execution", "name", "created"], None, None),

@@ -435,6 +435,30 @@ audit = Table(
 Index("ix_audit_at", audit.c.at)
 
 
+# -- v11: evaluations of model versions on labelled data (figures, curves, slices, a baseline) ----------
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("key", String(64), primary_key=True),  # BLAKE3 of model content, data content, options
+    Column("model_version_id", Integer),
+    Column("model_digest", String(64), nullable=False),
+    Column("data_version_id", Integer),
+    Column("data_digest", String(64), nullable=False),
+    Column("baseline_version_id", Integer),
+    Column("task", String(16), nullable=False),
+    Column("target", String(256), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("run_id", String(32)),
+    Column("username", String(128)),
+    Column("created", Float, nullable=False),
+    Column("figures", Text),  # JSON: the headline figures, for listings without the document
+    Column("options", Text),  # JSON: by, min_group, resamples, seed, positive
+    Column("digest", String(64), nullable=False),  # the whole evaluation document (JSON) in the blob store
+    Column("size", BigInteger, nullable=False),
+)
+Index("ix_evaluations_model_version", evaluations.c.model_version_id)
+
+
 def _append_only(conn) -> None:
     """Refuse UPDATE and DELETE on the audit table in the database itself (a trigger), so no client
     (ours or another) rewrites history; on PostgreSQL roles can be granted INSERT and SELECT only."""
@@ -459,6 +483,7 @@ BLOB_REFERENCES: list[tuple[Table, Column, object]] = [
     (model_versions, model_versions.c.digest, None),
     (explanation_files, explanation_files.c.digest, None),
     (model_candidates, model_candidates.c.digest, None),
+    (evaluations, evaluations.c.digest, None),
 ]
 
 V1_TABLES = [runs, params, tags, metrics, latest_metrics, artifacts, cells]
@@ -521,5 +546,6 @@ MIGRATIONS = [
     (8, _create([mirrors])),
     (9, _append_only),
     (10, _lean_metrics),
+    (11, _create([evaluations])),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

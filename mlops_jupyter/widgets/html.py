@@ -478,6 +478,13 @@ def model_version_html(v) -> str:
     if v.metrics:
         parts.append('<div class="mlops-h">Metrics of the run</div>')
         parts.append(table(["metric", "value"], [[shown(k), fmt_value(val)] for k, val in sorted(v.metrics.items())]))
+    if v.evaluations:
+        names = list(dict.fromkeys(k for e in v.evaluations for k in e["figures"]))
+        parts.append('<div class="mlops-h">Evaluations</div>')
+        parts.append(table(["data", "rows", "slices", *[shown(k) for k in names], "when"],
+                           [[shown(e["data"]), f"{e['rows']:,}", shown(", ".join(e["options"].get("by") or []) or "—"),
+                             *[fmt_value(e["figures"].get(k)) if e["figures"].get(k) is not None else "—"
+                               for k in names], fmt_when(e["created"])] for e in v.evaluations[:10]]))
     return "".join(parts)
 
 

@@ -287,6 +287,13 @@ def render_model(v) -> str:
     if v.explanations:
         out.append(f"explanations: {len(v.explanations)} ("
                    + ", ".join(sorted({e['method'] for e in v.explanations})) + ")")
+    if v.evaluations:
+        out.append("evaluations:")
+        for e in v.evaluations[:10]:
+            figs = "  ".join(f"{k}={val:.4f}" if isinstance(val, float) else f"{k}={_fmt(val)}"
+                             for k, val in e["figures"].items())
+            by = e["options"].get("by") or []
+            out.append(f"  {e['data']} ({e['rows']:,} rows{', by ' + ', '.join(by) if by else ''}): {figs}")
     return "\n".join(out)
 
 
