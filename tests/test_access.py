@@ -100,10 +100,10 @@ def test_viewer_editor_admin_are_enforced_by_postgres(project, postgres_url, tmp
         ls_as = lambda u: run_cli("runs", "ls", cwd=project, env=dict(admin_env, MLOPS_STORE_URL=u))  # noqa: E731
         r = ls_as(as_viewer)
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert "upgraded to v11 by the role that owns its tables" in r.stderr and "permission denied" in r.stderr
+        assert "upgraded to v12 by the role that owns its tables" in r.stderr and "permission denied" in r.stderr
         assert ls_as(postgres_url).returncode == 0 and ls_as(as_viewer).returncode == 0
         with owner.connect() as conn:
-            assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == 11
+            assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == 12
         owner.dispose()
         # every grant is in the audit log
         os.environ["MLOPS_STORE_URL"] = postgres_url

@@ -28,6 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain-when", metavar="RULE", help="when `mlops monitor check` retrains, e.g. "
                                                        "\"drift_share > 0.3 or accuracy < 0.8\" (default: drift_share "
                                                        "> 0.3)")
+    p.add_argument("--gate", metavar="RULE", help="what a challenger must show on --gate-data before it takes the "
+                                                  "alias, e.g. \"auc >= baseline - 0.002 and max_slice_gap(recall, "
+                                                  "region) <= 0.05\" (baseline: the champion's figure)")
+    p.add_argument("--gate-data", metavar="DATA@vN", help="the evaluation data version the gate is evaluated on")
+    p.add_argument("--gate-target", metavar="COLUMN", help="the column of true labels or values in --gate-data")
     p.add_argument("--force", action="store_true", help="overwrite a job folder edited by hand")
     p.set_defaults(func=_promote)
 
@@ -83,6 +88,17 @@ def job_value_arguments(p: argparse.ArgumentParser, scope: str) -> None:
                    help=f"parameters{scope} as a YAML string, e.g. 'n: 3' (-p and -r override it)")
 
 
+def _gate(ns) -> dict | None:
+    given = {"rule": ns.gate, "data": ns.gate_data, "target": ns.gate_target}
+    if not any(given.values()):
+        return None
+    flags = {"rule": "--gate", "data": "--gate-data", "target": "--gate-target"}
+    missing = [flags[k] for k, v in given.items() if not v]
+    if missing:
+        raise BadInput(f"a gate needs {', '.join(flags.values())}; missing {', '.join(missing)}")
+    return given
+
+
 def _promote(ns, ctx):
     from ..jobs.promote import current_notebook, promote_notebook
 
@@ -98,7 +114,7 @@ def _promote(ns, ctx):
         ctx.out(f"promoting {notebook} as last saved")
     p = promote_notebook(notebook, ns.name, model=ns.model, metric=ns.metric, params=params,
                          direction=ns.direction, alias=ns.alias, schedule=ns.schedule, image=ns.image,
-                         smoke=smoke, force=ns.force, retrain_when=ns.retrain_when)
+                         smoke=smoke, force=ns.force, retrain_when=ns.retrain_when, gate=_gate(ns))
     ctx.out(str(p))
     return None
 

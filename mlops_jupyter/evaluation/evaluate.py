@@ -46,27 +46,26 @@ def _key(model_digest: str, data_digest: str, target: str, baseline_digest: str 
                                  sort_keys=True, default=str).encode())
 
 
-def _resolve_data(data: Any) -> tuple[Any, str, int | None, str, bool]:
-    """(frame or None, label, data version id, content digest, is a version ref)."""
+def _resolve_data(data: Any) -> tuple[Any, str, int | None, str]:
+    """(frame or None (a version, loaded when needed), label, data version id, content digest)."""
     if isinstance(data, str):
         from ..data.api import get
 
         dv = get(data)
-        return None, dv.ref, dv.id, dv.digest, True
+        return None, dv.ref, dv.id, dv.digest
     from ..data import frames
     from ..data.api import get, version_of
-    from ..models.explain_model import frame_digest
     from ..models.signature import as_pandas
 
     if not frames.is_frame(data):
         raise BadInput(f"evaluate needs a DataFrame or a dataset version (test@v2), not a {type(data).__name__}")
     df = as_pandas(data)
-    digest = frame_digest(df)
+    digest = frames.content_digest(df)
     ref = version_of(data)
     if ref is not None:
         dv = get(ref)
-        return df, dv.ref, dv.id, digest, False
-    return df, f"a DataFrame (digest {digest[:12]})", None, digest, False
+        return df, dv.ref, dv.id, digest
+    return df, f"a DataFrame (digest {digest[:12]})", None, digest
 
 
 def _task(model: Any, predictor: Any, signature: dict | None) -> str:
@@ -168,23 +167,24 @@ def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any =
         cache: answer from the store when this evaluation was made before.
         pickle: allow loading a version saved as a pickle (runs code from its file).
     """
-    from ..models.registry import ModelVersion, Registry
+    from ..models.registry import Registry
     from ..store import open_store
     from . import store as evstore
 
     started = time.perf_counter()
+    _needs()
     if not isinstance(target, str) or not target:
         raise BadInput("name the target column: target='churned'")
     by, options = _options(by, min_group, resamples, seed, positive)
     st = open_store()
     reg = Registry(st)
-    v = model if isinstance(model, ModelVersion) else reg.get(_ref(model, "model"))
+    v = _version(reg, model, "model")
     bv = None
     if baseline is not None:
-        bv = baseline if isinstance(baseline, ModelVersion) else reg.get(_ref(baseline, "baseline"))
+        bv = _version(reg, baseline, "baseline")
         if bv.digest == v.digest and bv.id == v.id:
             raise BadInput(f"the baseline is {v.ref} itself: name another version")
-    df, data_label, data_version_id, data_digest, is_ref = _resolve_data(data)
+    df, data_label, data_version_id, data_digest = _resolve_data(data)
     key = _key(v.digest, data_digest, target, bv.digest if bv else None, options)
     if cache:
         found = evstore.load(st, key)
@@ -279,11 +279,30 @@ def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any =
     return ev
 
 
-def _ref(ref: Any, what: str) -> str:
-    if not isinstance(ref, str):
-        raise BadInput(f"{what} must be a registered version such as churn@v3 or churn@production, not a "
-                       f"{type(ref).__name__} (register the model first: mj.models.register)")
-    return ref
+def _version(reg, ref: Any, what: str):
+    """The registry version *ref* names: a ref, a ModelVersion, or a model object this session
+    registered or loaded."""
+    from ..models.explain import REGISTERED
+    from ..models.registry import ModelVersion
+
+    if isinstance(ref, ModelVersion):
+        return ref
+    if isinstance(ref, str):
+        return reg.get(ref)
+    known = REGISTERED.get(ref)
+    if known is not None:
+        return known
+    raise BadInput(f"{what} must be a registered version such as churn@v3 or churn@production, not a "
+                   f"{type(ref).__name__} (register the model first: mj.models.register)")
+
+
+def _needs() -> None:
+    import importlib.util
+
+    missing = [pkg for m, pkg in (("sklearn", "scikit-learn"), ("fairlearn", "fairlearn"))
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BadInput(f"evaluation needs {' and '.join(missing)}: pip install 'mlops-jupyter[evaluate]'")
 
 
 def _noun(task: str) -> str:

@@ -243,7 +243,7 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
                      params: dict[str, Any] | None = None, direction: str | None = None, alias: str = "production",
                      schedule: str | None = None, image: str | None = None, smoke: dict[str, Any] | None = None,
                      force: bool = False, root: str | os.PathLike | None = None,
-                     retrain_when: str | None = None) -> Promotion:
+                     retrain_when: str | None = None, gate: dict[str, Any] | None = None) -> Promotion:
     """Write (or update) ``jobs/NAME/`` from *notebook*; see the module docstring."""
     import nbformat
 
@@ -286,7 +286,14 @@ def promote_notebook(notebook: str | os.PathLike, name: str, model: str | None =
     if retrain_when and not model:
         raise BadInput("--retrain-when needs --model: a plain batch job has no model to monitor")
     check_retrain(spec.retrain, spec)
-    if metric:
+    if gate:
+        from .gate import check_gate
+
+        if not model:
+            raise BadInput("--gate needs --model: the gate decides about the model's alias")
+        spec.gate = check_gate({k: v for k, v in gate.items() if v is not None})
+        notes.append(f"a challenger takes {model}@{alias} only if, evaluated on {spec.gate['data']}, "
+                     f"{spec.gate['rule']}")
         notes.append(f"models are compared on {metric} ({'higher' if spec.direction == 'max' else 'lower'} is "
                      f"better); the champion holds {model}@{alias}")
     if model_note:

@@ -58,6 +58,7 @@ class Decision:
     champion_value: float | None = None
     promoted: bool = False
     reason: str = ""
+    gate: dict | None = None  # the gate's verdict: rule, holds, failed clauses, figures, evaluation key
 
     def __str__(self) -> str:
         return self.reason
@@ -504,9 +505,12 @@ def decide(spec: JobSpec, store, executions: list[Execution], record_run: str) -
         why = (f"{spec.metric} {d.challenger_value:.6g} vs the champion {champ.ref}'s {d.champion_value:.6g}: "
                + (f"{word}, so it takes @{spec.alias}" if d.promoted else
                   f"not {word}, so {champ.ref} keeps @{spec.alias}"))
-    v = reg.register_candidate(best, spec.alias if d.promoted else None,
+    gated = d.promoted and bool(spec.gate)
+    v = reg.register_candidate(best, spec.alias if d.promoted and not gated else None,
                                [c["id"] for c in cands if c["id"] != best["id"]])
     d.challenger = v.ref
+    if gated:
+        why = _gate(spec, reg, v, champ, d, why)
     figure = f" ({spec.metric} {d.challenger_value:.6g})" if spec.metric else ""
     if d.promoted:
         d.reason = f"challenger {v.ref}{figure} is now {spec.model}@{spec.alias}: {why}"
@@ -514,6 +518,26 @@ def decide(spec: JobSpec, store, executions: list[Execution], record_run: str) -
         d.reason = f"challenger {v.ref}{figure} registered; {why}"
     _record(store, record_run, d)
     return d
+
+
+def _gate(spec: JobSpec, reg, v, champ, d: Decision, why: str) -> str:
+    """The gate between a challenger that would take the alias and the alias: the move happens only
+    when it holds (the evaluation is stored with the version; the move is audited as any)."""
+    from .gate import evaluate_gate
+
+    try:
+        result = evaluate_gate(spec.gate, v, champ)
+    except BadInput as e:  # the evaluation data or target no longer fit: refuse, saying why
+        d.promoted = False
+        d.gate = {"rule": spec.gate.get("rule"), "holds": False, "error": str(e)}
+        return f"{why}; but the gate could not be evaluated ({e}), so {d.champion or 'nothing'} keeps @{spec.alias}"
+    d.gate = result.to_dict()
+    if not result.holds:
+        d.promoted = False
+        keeps = f"{d.champion} keeps @{spec.alias}" if d.champion else f"@{spec.alias} stays unset"
+        return f"{why}; but {result.reason}, so {keeps}"
+    reg.set_alias(v.ref, spec.alias)
+    return f"{why}; {result.reason}"
 
 
 def _record(store, run_id: str, d: Decision) -> None:

@@ -60,6 +60,7 @@ class JobSpec:
     workdir: str = "."  # where the notebook runs, relative to the job folder
     smoke: dict[str, Any] = field(default_factory=dict)
     retrain: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None
 
     @property
@@ -102,6 +103,8 @@ class JobSpec:
         if self.retrain.get("retrain_when"):
             lines.append(f"  monitoring: retrain when {self.retrain['retrain_when']} over the last "
                          f"{self.retrain.get('window', '24h')} (mlops monitor check {self.name})")
+        if self.gate:
+            lines.append(f"  gate: {self.gate['rule']} on {self.gate['data']} (target {self.gate['target']})")
         if self.smoke:
             lines.append("  smoke: " + ", ".join(f"{k}={v!r}" for k, v in self.smoke.items()))
         lines.append(f"  image: {self.image}")
@@ -141,6 +144,12 @@ class JobSpec:
                   "[retrain]"]
         for k, val in self.retrain.items():
             lines.append(f"{k} = {v(val)}")
+        if self.gate:
+            lines += ["", "# What a challenger must show on the evaluation data before it takes the alias, whoever",
+                      "# proposes the move (retrain, tune, monitor check). Figures: auc, recall, f1, rmse, ...;",
+                      "# baseline (the champion's figure), max_slice_gap(FIGURE, COLUMN), min_slice(FIGURE, COLUMN),",
+                      "# demographic_parity_difference(COLUMN), equalized_odds_difference(COLUMN).", "[gate]"]
+            lines += [f"{k} = {v(val)}" for k, val in self.gate.items()]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -160,13 +169,18 @@ class JobSpec:
                        metric=m.get("metric"), direction=m.get("direction", "max"),
                        alias=m.get("alias", "production"), schedule=d.get("schedule"), image=d.get("image"),
                        source=d.get("source"), workdir=d.get("workdir", "."), smoke=dict(d.get("smoke") or {}),
-                       retrain=dict(d.get("retrain") or {}), folder=path.parent)
+                       retrain=dict(d.get("retrain") or {}), gate=dict(d.get("gate") or {}), folder=path.parent)
             if spec.direction not in ("max", "min"):
                 raise BadInput(f"[model] direction is max or min, not {spec.direction!r}")
             if spec.schedule:
                 check_cron(spec.schedule)
             spec.check_params(spec.smoke, "[smoke]: ")
             spec.retrain = check_retrain(spec.retrain, spec)
+            from .gate import check_gate
+
+            spec.gate = check_gate(spec.gate)
+            if spec.gate and not spec.model:
+                raise BadInput("[gate] needs a [model]: the gate decides about the model's alias")
         except BadInput as e:
             raise BadInput(where + str(e)) from None
         return spec

@@ -21,8 +21,8 @@ def __getattr__(name: str):
         return getattr(registry, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["register", "load", "get", "ls", "versions", "alias", "unalias", "history", "export", "ModelVersion",
-           "parse_model_ref"]
+__all__ = ["register", "load", "get", "ls", "versions", "alias", "unalias", "history", "export", "describe",
+           "ModelVersion", "parse_model_ref"]
 
 
 def _registry():
@@ -178,6 +178,12 @@ def alias(ref: str, name: str) -> ModelVersion:
 def unalias(model: str, name: str) -> int:
     """Remove alias *name* of *model*; returns the version it pointed to."""
     return _registry().delete_alias(model, name)
+
+
+def describe(ref: str, intended_use: str | None = None, limitations: str | None = None) -> dict:
+    """Say what version *ref* is for and where it should not be used; its model card
+    (``mj.model_card``) shows it (a later version without its own text shows this one's, saying so)."""
+    return _registry().describe(ref, intended_use=intended_use, limitations=limitations)
 
 
 def history(name: str):

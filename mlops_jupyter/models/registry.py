@@ -397,6 +397,47 @@ class Registry:
                 al.setdefault(r.version, []).append(r.alias)
         return [listing.version_record(dict(r._mapping), al.get(r.version, [])) for r in rows]
 
+    def describe(self, ref: str, intended_use: str | None = None, limitations: str | None = None) -> dict:
+        """Set what version *ref* is for and where it should not be used (its card shows them);
+        a part left None keeps its text. Returns the version's notes."""
+        from ..identity import current_user
+
+        for what, text in (("intended use", intended_use), ("limitations", limitations)):
+            if text is not None and (not isinstance(text, str) or len(text) > 20_000):
+                raise BadInput(f"{what} is text of at most 20,000 characters")
+        if intended_use is None and limitations is None:
+            raise BadInput("say what to set: intended_use=... and/or limitations=...")
+        v = self.get(ref)
+        mn = S.model_notes
+
+        def work(conn):
+            cur = conn.execute(sa.select(mn).where(mn.c.name == v.name, mn.c.version == v.version)).first()
+            row = {"intended_use": cur.intended_use if cur else None, "limitations": cur.limitations if cur else None}
+            if intended_use is not None:
+                row["intended_use"] = intended_use.strip() or None
+            if limitations is not None:
+                row["limitations"] = limitations.strip() or None
+            row.update(updated=time.time(), username=current_user())
+            if cur is None:
+                conn.execute(mn.insert().values(name=v.name, version=v.version, **row))
+            else:
+                conn.execute(mn.update().where(mn.c.name == v.name, mn.c.version == v.version).values(**row))
+            return row
+
+        return self.meta.run_transaction(work)
+
+    def notes(self, name: str, version: int) -> dict | None:
+        """The notes of a version, else of the nearest earlier version that has some (``from`` says
+        which); None when no version up to it was described."""
+        mn = S.model_notes
+        with self.meta.read() as conn:
+            r = conn.execute(sa.select(mn).where(mn.c.name == name, mn.c.version <= version)
+                             .order_by(mn.c.version.desc()).limit(1)).first()
+        if r is None:
+            return None
+        return {"intended_use": r.intended_use, "limitations": r.limitations, "from": r.version,
+                "updated": r.updated, "username": r.username}
+
     def history(self, name: str):
         import pandas as pd
 

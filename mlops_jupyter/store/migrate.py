@@ -290,6 +290,7 @@ class _Migration:
             (S.explanations, ["key"], "explanations", remap),
             (S.explanation_files, ["key", "name"], None, None),
             (S.evaluations, ["key"], "evaluations", remap_evaluation),
+            (S.model_notes, ["name", "version"], "model notes", None),
             (S.predictions, ["request_id"], "logged predictions", None),
             (S.prediction_labels, ["request_id", "row"], None, None),
             (S.model_candidates, ["execution", "name", "created"], None, None),

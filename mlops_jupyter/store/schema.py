@@ -459,6 +459,20 @@ evaluations = Table(
 Index("ix_evaluations_model_version", evaluations.c.model_version_id)
 
 
+# -- v12: what a model version is for, in its owners' words (its card's intended use and limits) --------
+model_notes = Table(
+    "model_notes",
+    metadata,
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("intended_use", Text),
+    Column("limitations", Text),
+    Column("updated", Float, nullable=False),
+    Column("username", String(128)),
+    PrimaryKeyConstraint("name", "version"),
+)
+
+
 def _append_only(conn) -> None:
     """Refuse UPDATE and DELETE on the audit table in the database itself (a trigger), so no client
     (ours or another) rewrites history; on PostgreSQL roles can be granted INSERT and SELECT only."""
@@ -547,5 +561,6 @@ MIGRATIONS = [
     (9, _append_only),
     (10, _lean_metrics),
     (11, _create([evaluations])),
+    (12, _create([model_notes])),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
