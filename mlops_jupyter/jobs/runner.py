@@ -534,6 +534,7 @@ def _gate(spec: JobSpec, reg, v, champ, d: Decision, why: str) -> str:
     d.gate = result.to_dict()
     if not result.holds:
         d.promoted = False
+        why = why.replace(", so it takes @", ", so it would take @")
         keeps = f"{d.champion} keeps @{spec.alias}" if d.champion else f"@{spec.alias} stays unset"
         return f"{why}; but {result.reason}, so {keeps}"
     reg.set_alias(v.ref, spec.alias)
