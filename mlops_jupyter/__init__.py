@@ -48,6 +48,8 @@ _LAZY = {
     "study": "tuning.report:study",
     "evaluate": "evaluation.evaluate:evaluate",
     "evaluation": "evaluation:",
+    "model_card": "governance.card:build",
+    "model_audit": "governance.audit:audit",
 }
 
 __all__ = ["__version__", "MlopsError", "BadInput", "NotFound", "StoreError", *_LAZY,

@@ -11,8 +11,8 @@ from .values import share
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """``model`` and its subcommands."""
     p = subparsers.add_parser("model", help="register, list, alias and load models: register, ls, show, alias, "
-                                            "history, load")
-    msub = p.add_subparsers(dest="action", metavar="register|ls|show|alias|history|load|export")
+                                            "history, load, export, describe, card, audit")
+    msub = p.add_subparsers(dest="action", metavar="register|ls|show|alias|history|load|export|describe|card|audit")
     msub.required = True
     mr = msub.add_parser("register", help="save a model variable as the next version of NAME (in a notebook)")
     mr.add_argument("model", help="the model variable")
@@ -54,6 +54,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mx.add_argument("--quantize", action="store_true", help="dynamic int8 quantization of the weights")
     mx.add_argument("--min-agreement", type=share, metavar="SHARE", help=MIN_AGREEMENT_HELP)
     mx.set_defaults(func=_export)
+    md = msub.add_parser("describe", help="what a version is for and where it should not be used (its model card "
+                                          "shows it): model describe churn@v3 --intended-use TEXT --limitations TEXT")
+    md.add_argument("ref")
+    md.add_argument("--intended-use", metavar="TEXT", help="what the model is for, for whom, on what data")
+    md.add_argument("--limitations", metavar="TEXT", help="where it should not be used, known weaknesses")
+    md.set_defaults(func=_describe)
+    mc = msub.add_parser("card", help="a version's model card: what it is, intended use, data and code, evaluation, "
+                                      "explanations, monitoring, aliases, audit (-o card.html | card.md)")
+    mc.add_argument("ref")
+    mc.add_argument("--output", "-o", metavar="FILE", help="write it as a self-contained HTML page (.html) or "
+                                                           "Markdown (.md, pictures as SVG beside it)")
+    mc.set_defaults(func=_card)
+    mu = msub.add_parser("audit", help="what a version's file would run when loaded (pickles are scanned), whether "
+                                       "its bytes are the registered ones, its job's pinned dependencies and licences "
+                                       "(exit 1 when unsafe or changed)")
+    mu.add_argument("ref")
+    mu.set_defaults(func=_audit)
 
 
 # The same words as `serve --min-agreement` (onnx_nets documents the measure).
@@ -166,3 +183,33 @@ def _load(ns, ctx):
         return model
     ctx.out(f"{v.ref} loads: {type(model).__module__}.{type(model).__name__}")
     return v
+
+
+def _describe(ns, ctx):
+    from .. import models
+    from .errors import CommandError
+
+    if ns.intended_use is None and ns.limitations is None:
+        raise CommandError("model describe: give --intended-use TEXT and/or --limitations TEXT")
+    models.describe(ns.ref, intended_use=ns.intended_use, limitations=ns.limitations)
+    ctx.out(f"described {models.get(ns.ref).ref}: its card shows it (mlops model card {ns.ref})")
+    return None
+
+
+def _card(ns, ctx):
+    from ..governance.card import build
+
+    card = build(ns.ref)
+    if ns.output:
+        ctx.out(f"saved {card.save(ns.output)}")
+        return None
+    return card
+
+
+def _audit(ns, ctx):
+    from ..governance.audit import audit
+
+    report = audit(ns.ref)
+    if not report.ok:
+        ctx.extra["exit_code"] = 1
+    return report

@@ -268,6 +268,11 @@ class PickleFormat(ModelFormat):
             raise refusal(label)
         import pickle
 
+        from ..store.pickles import DANGEROUS, UNREADABLE, describe, scan_pickle
+
+        scan = scan_pickle(data)  # what it would run, read before it runs
+        if scan["status"] in (DANGEROUS, UNREADABLE):
+            raise BadInput(f"refusing to unpickle {label}: it {describe(scan)}; see `mlops model audit`")
         return pickle.loads(data)
 
 

@@ -153,11 +153,20 @@ class Registry:
             from .nets import with_task
 
             sig = with_task(sig or {}, task)
+        extra = dict(saved.extra)
+        if saved.flavor == "pickle":  # what loading it would run, read now and kept with the version
+            import warnings
+
+            from ..store.pickles import CLEAN, SUSPICIOUS, describe, scan_pickle
+
+            extra["scan"] = scan_pickle(saved.data)
+            if extra["scan"]["status"] not in (CLEAN, SUSPICIOUS):
+                warnings.warn(f"this pickle {describe(extra['scan'])}: loading it will be refused", stacklevel=3)
         digest, size = self.store.blobs.put_bytes(saved.data)
         return dict(flavor=saved.flavor, library=saved.library, library_version=saved.library_version,
                     model_class=saved.model_class, digest=digest, size=size,
                     signature=json.dumps(sig) if sig else None, trusted=json.dumps(saved.trusted),
-                    extra=json.dumps(saved.extra), message=message)
+                    extra=json.dumps(extra), message=message)
 
     def _insert(self, name: str, fields: dict, run_id: str | None, alias: str | None,
                 on_insert=None) -> ModelVersion:

@@ -32,19 +32,23 @@ class FsckReport:
     corrupted: list[tuple[str, list[str]]] = field(default_factory=list)
     missing: list[tuple[str, list[str]]] = field(default_factory=list)
     damaged: list[tuple[str, str]] = field(default_factory=list)  # (model NAME@vN (flavor), what is wrong)
+    unsafe: list[tuple[str, str]] = field(default_factory=list)  # (NAME@vN, what loading its pickle would run)
 
     @property
     def ok(self) -> bool:
-        return not self.corrupted and not self.missing and not self.damaged
+        return not self.corrupted and not self.missing and not self.damaged and not self.unsafe
 
     def __str__(self) -> str:
         lines = [f"fsck: {self.checked} blobs checked, {len(self.corrupted)} corrupted, "
-                 f"{len(self.missing)} missing" + (f", {len(self.damaged)} damaged models" if self.damaged else "")]
+                 f"{len(self.missing)} missing" + (f", {len(self.damaged)} damaged models" if self.damaged else "")
+                 + (f", {len(self.unsafe)} unsafe pickles" if self.unsafe else "")]
         for label, items in (("corrupted", self.corrupted), ("missing", self.missing)):
             for digest, users in items:
                 lines.append(f"  {label} {digest[:16]}  used by: {', '.join(users) or 'nothing'}")
         for version, problem in self.damaged:
             lines.append(f"  damaged {version}: {problem}")
+        for version, problem in self.unsafe:
+            lines.append(f"  unsafe {version}: {problem}")
         return "\n".join(lines)
 
 
@@ -162,6 +166,7 @@ def fsck(store, progress=None) -> FsckReport:
     present = set(store.blobs.digests())
     referenced = sorted(store.meta.referenced_digests() | present)
     archives = _archived_versions(store)
+    pickles = _pickled_versions(store)
     iterator = progress(referenced) if progress else referenced
     for digest in iterator:
         report.checked += 1
@@ -177,10 +182,37 @@ def fsck(store, progress=None) -> FsckReport:
                 problem = archive_problem(data, MODEL_ARCHIVES[flavor])
                 if problem:
                     report.damaged.append((f"model {label} ({flavor})", problem))
+        elif digest in pickles:
+            try:
+                data = store.blobs.get_bytes(digest)
+            except (IntegrityError, NotFound):
+                report.corrupted.append((digest, store.meta.blob_users(digest)))
+                continue
+            from .pickles import CLEAN, SUSPICIOUS, describe, scan_pickle
+
+            scan = scan_pickle(data)
+            if scan["status"] not in (CLEAN, SUSPICIOUS):
+                report.unsafe += [(label, describe(scan)) for label in pickles[digest]]
         elif not store.blobs.verify(digest):
             report.corrupted.append((digest, store.meta.blob_users(digest)))
     report.damaged.sort()  # by model and version, not by digest
+    report.unsafe.sort()
     return report
+
+
+def _pickled_versions(store) -> dict[str, list[str]]:
+    """digest -> [NAME@vN] of the model versions stored as pickles (fsck scans them)."""
+    import sqlalchemy as sa
+
+    from . import schema as S
+
+    mv = S.model_versions
+    out: dict[str, list[str]] = {}
+    with store.meta.read() as conn:
+        for r in conn.execute(sa.select(mv.c.name, mv.c.version, mv.c.digest).where(mv.c.flavor == "pickle")
+                              .order_by(mv.c.name, mv.c.version)):
+            out.setdefault(r.digest, []).append(f"{r.name}@v{r.version}")
+    return out
 
 
 def _archived_versions(store) -> dict[str, list[tuple[str, str]]]:
