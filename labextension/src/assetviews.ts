@@ -60,9 +60,12 @@ export class ModelView extends DetailView {
     });
     const chosen = d.versions.find((v: Json) => v.version === d.selected);
     const parts: (HTMLElement | null)[] = [head, section('Versions', versions)];
+    const card = el('button', { class: 'mlops-button mlops-open-card', title: 'what it is, its intended use, data, evaluation, explanations, monitoring, aliases and audit' }, 'Model card');
+    card.onclick = () => this.ctx.nav.openCard(this.name, d.selected);
     parts.push(
       section(
         `${this.name}@v${d.selected}`,
+        card,
         chosen.message ? note(chosen.message) : null,
         el(
           'div',

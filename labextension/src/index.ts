@@ -18,6 +18,7 @@ import { MlopsPanel, Section } from './panel';
 import { promote } from './promote';
 import { CompareView, RunView } from './runviews';
 import { StudyView } from './studyview';
+import { CardView } from './cardview';
 import { Json } from './util';
 import { DetailView, IContext, INav, openDetail } from './views';
 
@@ -39,6 +40,8 @@ function makeNav(ctx: IContext): INav {
       }),
     openJob: name => openDetail(ctx, `mlops-job-${safeId(name)}`, `Job ${name}`, () => new JobView(ctx, name)),
     openStudy: name => openDetail(ctx, `mlops-study-${safeId(name)}`, `Study ${name}`, () => new StudyView(ctx, name)),
+    openCard: (name, version) =>
+      openDetail(ctx, `mlops-card-${safeId(name)}-${version}`, `Card ${name}@v${version}`, () => new CardView(ctx, name, version)),
     compare: runIds =>
       openDetail(ctx, 'mlops-compare', `Compare ${runIds.length} runs`, () => new CompareView(ctx, runIds), view => {
         view.runIds = runIds;

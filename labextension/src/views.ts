@@ -26,6 +26,7 @@ export interface INav {
   openDataset(name: string, version?: number): void;
   openJob(name: string): void;
   openStudy(name: string): void;
+  openCard(name: string, version: number): void;
   compare(runIds: string[]): void;
 }
 

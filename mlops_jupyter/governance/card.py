@@ -24,6 +24,7 @@ from ..store import schema as S
 
 EVALUATIONS = 3  # the newest evaluations shown, one per data version
 MARKDOWN = "markdown"  # the rendering format of a card as Markdown
+PAGE = "page"  # ... and as a self-contained HTML page
 TOP_FEATURES = 10
 
 
@@ -59,7 +60,6 @@ class ModelCard:
     def save(self, path) -> str:
         """Write the card as a self-contained HTML page (``.html``) or as Markdown (``.md``, its
         pictures as SVG files in ``NAME_files/`` beside it), atomically; returns the path."""
-        import html
         import os
         from pathlib import Path
 
@@ -68,10 +68,7 @@ class ModelCard:
         p = Path(os.fspath(path))
         low = p.name.lower()
         if low.endswith((".html", ".htm")):
-            page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-                    "<style>body{font-family:Arial,'Liberation Sans',Helvetica,sans-serif;max-width:1100px;"
-                    "margin:24px auto;padding:0 16px}</style></head><body>" + self.html() + "</body></html>")
-            data = page.encode()
+            data = rendering.render(self, PAGE).encode()
         elif low.endswith(".md"):
             folder = p.with_name(p.stem + "_files")
             data = self.markdown(str(folder)).encode()

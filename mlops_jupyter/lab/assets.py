@@ -218,6 +218,24 @@ def model(name: str, version: Any = None) -> dict:
     return clean(out)
 
 
+def card(name: str, version: Any = None) -> dict:
+    """A version's model card as a self-contained page (*version* default: the one holding
+    ``production``, else the latest), drawn by the renderer the package registers for cards."""
+    from .. import rendering
+    from ..governance.card import PAGE, build
+    from ..models.registry import Registry
+
+    wanted = version_number(version)
+    ref = f"{name}@v{wanted}" if wanted is not None else name
+    if wanted is None:
+        reg = Registry(store())
+        aliases = model_versions(name, reg)["aliases"]
+        if "production" in aliases:
+            ref = f"{name}@v{aliases['production']}"
+    c = build(ref, store=store())
+    return {"version": c.version.ref, "html": rendering.render(c, PAGE), "seconds": c.seconds}
+
+
 def alias_history(reg, name: str) -> list[dict]:
     import sqlalchemy as sa
 

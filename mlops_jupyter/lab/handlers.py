@@ -153,6 +153,12 @@ class Model(Base):
         await self.answer(assets.model, name, version=self.get_argument("version", None))
 
 
+class Card(Base):
+    @tornado.web.authenticated
+    async def get(self, name):
+        await self.answer(assets.card, name, version=self.get_argument("version", None))
+
+
 class Alias(Base):
     @tornado.web.authenticated
     async def put(self, name, alias):
@@ -210,7 +216,7 @@ ROUTES = [
     ("runs", Runs), (f"runs/{NAME}", Run), (f"runs/{NAME}/chart", RunChart),
     (f"runs/{NAME}/artifacts/(.+)", Artifact), ("compare", Compare), ("datasets", Datasets),
     (f"datasets/{NAME}", Dataset), ("models", Models), (f"models/{NAME}", Model),
-    (f"models/{NAME}/aliases/{NAME}", Alias), ("jobs", Jobs), (f"jobs/{NAME}", Job), (f"jobs/{NAME}/run", JobRun),
+    (f"models/{NAME}/aliases/{NAME}", Alias), (f"models/{NAME}/card", Card), ("jobs", Jobs), (f"jobs/{NAME}", Job), (f"jobs/{NAME}/run", JobRun),
     ("studies", Studies), (f"studies/{NAME}", Study), ("promote", Promote),
 ]
 

@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from ..exceptions import first_line
+from ..exceptions import MlopsError, first_line
+from ..registry import Registry
 from .batching import rows_of
 from .inputs import InputError, parse
 from .predlog import RequestIds
@@ -130,6 +131,9 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 LANE_PATHS = frozenset({"/predict", "/invocations"})
+# Pages the server shows about what it serves, drawn by a face (``card``: the model card, from
+# ``widgets/card_view.py`` through the entry point): a function of the served version's ref -> HTML.
+pages: Registry = Registry("server page", entry_point_group="mlops_jupyter.server_pages")
 
 
 class PredictLane:
@@ -164,6 +168,7 @@ class Routes:
         app.post("/feedback", openapi_extra=FEEDBACK_DOC)(self.feedback)
         app.get("/health")(self.health)
         app.get("/metrics")(self.metrics)
+        app.get("/card")(self.card)
 
     # Handlers' names and docstrings are their OpenAPI operation ids and descriptions: keep them.
     async def predict_route(self, request: Request):
@@ -272,6 +277,24 @@ class Routes:
                                                              "precision": s.predictor.precision,
                                                              "batching": batching}
                                                             for s in service.served]})
+
+    async def card(self, request: Request):
+        """The model card of the version that answers (``?version=churn@v3`` for another one being
+        served), as a self-contained HTML page; drawn by the page registered as ``card``."""
+        service = self.service
+        if not service.ready:
+            return error("loading", 503)
+        asked = request.query_params.get("version")
+        served = {s.ref: s for s in service.served}
+        if asked is not None and asked not in served:
+            return error(f"version {asked!r} is not served here; served: {', '.join(served)}", 404)
+        ref = asked or service.served[0].ref
+        try:
+            page = pages.get("card")
+        except MlopsError:
+            return error("model cards need mlops-jupyter's card page (entry point mlops_jupyter.server_pages)", 501)
+        html = await run_in_threadpool(page, ref)
+        return Response(html, media_type="text/html; charset=utf-8")
 
     async def metrics(self, request: Request):
         service = self.service

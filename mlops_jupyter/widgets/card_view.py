@@ -274,3 +274,19 @@ def audit_html(a) -> str:
                            [[shown(d["name"]), shown(d["version"] or "—"), shown(d["installed"] or "—"),
                              shown(d["licence"])] for d in a.dependencies]))
     return "".join(parts)
+
+
+def card_page(ref: str) -> str:
+    """The card of *ref* as a self-contained page (the model server's ``GET /card``)."""
+    from ..governance.card import build
+
+    return page_html(build(ref))
+
+
+def page_html(card) -> str:
+    """A card as a self-contained HTML page (``mlops model card -o card.html``, ``GET /card``)."""
+    import html
+
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(card.title)}</title>"
+            "<style>body{font-family:Arial,'Liberation Sans',Helvetica,sans-serif;max-width:1100px;margin:24px auto;"
+            "padding:0 16px}</style></head><body>" + card_html(card) + "</body></html>")

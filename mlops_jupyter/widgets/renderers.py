@@ -37,6 +37,7 @@ RENDERERS = [
     ("evaluation.report.Evaluation", TERMINAL, "evaluation_view:evaluation_text"),
     ("governance.card.ModelCard", HTML, "card_view:card_html"),
     ("governance.card.ModelCard", "markdown", "card_view:card_markdown"),
+    ("governance.card.ModelCard", "page", "card_view:page_html"),
     ("governance.card.ModelCard", TEXT, "card_view:card_markdown"),
     ("governance.card.ModelCard", TERMINAL, "card_view:card_markdown"),
     ("governance.audit.AuditReport", HTML, "card_view:audit_html"),
