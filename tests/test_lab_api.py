@@ -321,6 +321,14 @@ async def test_data_models_aliases_and_jobs(jp_fetch, project, validator):
     assert code == 404 and "nomodel" in err["error"]
     code, err = await error(jp_fetch, "models", "churn", version="7")
     assert code == 404 and "no version v7" in err["error"]
+    # a version's model card, as the page the panel frames (default: the production version)
+    card = await get(jp_fetch, "models", "churn", "card")
+    assert card["version"] == "churn@v2" and card["html"].startswith("<!doctype html>")
+    assert 'data-section="Evaluation"' in card["html"] and "<script" not in card["html"]
+    card = await get(jp_fetch, "models", "churn", "card", version="1")
+    assert card["version"] == "churn@v1" and "SHAP" in card["html"] and "train@v1 (input)" in card["html"]
+    code, err = await error(jp_fetch, "models", "churn", "card", version="9")
+    assert code == 404 and "no version v9" in err["error"]
     # jobs: promote through the route, then run now
     write_notebook(project / "train.ipynb", TRAIN)
     preview = await get(jp_fetch, "promote", path="train.ipynb")
@@ -451,7 +459,7 @@ async def test_studies_list_and_detail_while_a_search_runs_and_after(jp_fetch, v
 async def test_every_route_needs_jupyters_authentication(jp_fetch, jp_serverapp, http_server_client):
     _runs(1)
     paths = ["runs", "runs/last", "runs/last/chart", "runs/last/artifacts/x.png", "compare?runs=a,b", "datasets",
-             "datasets/x", "models", "models/x", "jobs", "jobs/x", "promote?path=a.ipynb", "studies", "studies/x"]
+             "datasets/x", "models", "models/x", "models/x/card", "jobs", "jobs/x", "promote?path=a.ipynb", "studies", "studies/x"]
     base = jp_serverapp.base_url
     for path in paths:
         with pytest.raises(HTTPClientError) as e:

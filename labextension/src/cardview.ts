@@ -1,7 +1,8 @@
 /**
  * A model version's card in a main-area tab: the page the server draws (the same card as
  * `mlops model card` and the model server's `GET /card`), shown in a sandboxed frame (no script
- * runs in it) with the theme's colours, so its tables and charts follow light and dark.
+ * runs in it) with the theme's colours, so its tables and charts follow light and dark (drawn again
+ * when the theme changes).
  */
 import { DetailView, IContext } from './views';
 import { api, el } from './util';
@@ -31,6 +32,8 @@ export function themeStyle(): string {
 
 export class CardView extends DetailView {
   readonly frame: HTMLIFrameElement;
+  /** The card is drawn again when the theme changes (its colours are written into the page). */
+  private readonly themeWatch = new MutationObserver(() => window.setTimeout(() => void this.reload(), 300));
 
   constructor(
     ctx: IContext,
@@ -40,6 +43,12 @@ export class CardView extends DetailView {
     super(ctx);
     this.addClass('mlops-card-view');
     this.frame = el('iframe', { class: 'mlops-card-frame', sandbox: '', title: `Model card ${name}@v${version}` });
+    this.themeWatch.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light'] });
+  }
+
+  dispose(): void {
+    this.themeWatch.disconnect();
+    super.dispose();
   }
 
   protected async load(): Promise<void> {

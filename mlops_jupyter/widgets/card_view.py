@@ -166,7 +166,7 @@ def card_html(card) -> str:
         parts.append(table(["when", "alias", "from", "to", "by"], [[shown(x) for x in r] for r in _alias_rows(card)]))
     section("Audit")
     card_table(_audit_rows(card))
-    parts.append(f'<div class="mlops-note">card built from the store in {card.seconds * 1000:.0f} ms</div></div>')
+    parts.append(f'<div class="mlops-note">card read from the store in {card.seconds * 1000:.0f} ms</div></div>')
     return "".join(parts)
 
 
