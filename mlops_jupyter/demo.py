@@ -154,6 +154,8 @@ def run_demo(folder: str = "mlops-demo", out: Callable[[str], None] = print, gri
             out(line)
     hints = [(f"cd {target}", ""), ("mlops runs ls", "every run (mlops show RUN: one of them)"),
              (f"mlops model ls {MODEL}", f"the versions and their aliases (mlops model history {MODEL})"),
+             (f"mlops model card {MODEL}@v1 -o card.html", "what is known about v1: data, evaluation, explanation, "
+                                                          "monitoring, aliases, audit (breast-cancer-card.html)"),
              (f"mlops job show {JOB}", f"the job: parameters, retraining rule, executions (jobs/{JOB}/)"),
              (f"mlops monitor {MODEL}@production --since 1h", "traffic, latency, accuracy and drift"),
              ("jupyter lab", "the notebooks; executed copies, with their outputs, in executed/")]

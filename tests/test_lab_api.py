@@ -302,7 +302,11 @@ async def test_data_models_aliases_and_jobs(jp_fetch, project, validator):
     assert chart["usermeta"]["mlops"]["kind"] == "explain.global" and chart["usermeta"]["mlops"]["features"][0] == "a"
     assert [e["alias"] for e in m["history"]] == ["production"]
     m2 = await get(jp_fetch, "models", "churn", version="v2")
-    assert m2["selected"] == 2 and m2["explanation"] is None
+    assert m2["selected"] == 2 and m2["explanation"] is None and m2["evaluations"] == []
+    mj.evaluate("churn@v2", frame.assign(y=(X.a > 0)).dropna(), target="y", progress=False)
+    m2 = await get(jp_fetch, "models", "churn", version="v2")
+    assert m2["evaluations"][0]["rows"] == 59 and m2["evaluations"][0]["data"].startswith("a DataFrame")
+    assert set(m2["evaluations"][0]["figures"]) >= {"accuracy", "roc_auc"}
     r = await jp_fetch("mlops", "api", "models", "churn", "aliases", "production", method="PUT",
                        body=json.dumps({"version": 2}))
     assert json.loads(r.body) == {"name": "churn", "alias": "production", "version": 2, "previous": 1}

@@ -165,6 +165,11 @@ def test_quickstart(project):
     assert v.version == 1 and sorted(v.aliases) == ["production", "staging"] and v.run_id == rec.run_id
     assert v.metrics["auc"] == rec.metrics["auc"] and [d["ref"] for d in v.datasets] == ["breast-cancer-train@v1"]
     assert {e["method"] for e in v.explanations} == {"shap", "lime"}
+    # evaluated on the held-out rows by tumour size, and its card written beside the notebook
+    (ev,) = v.evaluations
+    assert ev["rows"] == 143 and ev["options"]["by"] == ["size"] and ev["figures"]["roc_auc"] > 0.95
+    page = (project / "breast-cancer-card.html").read_text()
+    assert 'data-section="Evaluation"' in page and "by size" in page and page.count("<svg") >= 5
     moves = mj.models.history(MODEL)
     assert list(zip(moves["alias"], moves["to"])) == [("staging", "v1"), ("production", "v1")]
     # served: the request was answered and logged, and the server is gone

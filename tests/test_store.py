@@ -64,7 +64,8 @@ def test_store_schema_version_and_wal(store):
 
 def test_v10_metrics_migration_keeps_every_point(store):
     """A v9 store (on PostgreSQL: metrics with a 32-bit primary key and a (run, key, step) index)
-    opens as v10 with every point in order, and logging goes on."""
+    opens as the current version (v10's metrics migration, then v11's evaluations and v12's model
+    notes) with every point in order, and logging goes on."""
     import sqlalchemy as sa
 
     import mlops_jupyter as mj
@@ -85,7 +86,7 @@ def test_v10_metrics_migration_keeps_every_point(store):
         conn.execute(schema.schema_version.update().values(version=9))
     again = MetadataStore(store.settings.store_url)
     with again.engine.connect() as conn:
-        assert conn.execute(sa.select(schema.schema_version.c.version)).scalar() == schema.SCHEMA_VERSION == 10
+        assert conn.execute(sa.select(schema.schema_version.c.version)).scalar() == schema.SCHEMA_VERSION == 12
         if pg:
             idx = dict(conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'metrics'").all())
             assert list(idx) == ["ix_metrics_run_key"] and "(run_id, key)" in idx["ix_metrics_run_key"]

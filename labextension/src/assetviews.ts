@@ -79,6 +79,8 @@ export class ModelView extends DetailView {
         chosen.inputs.length
           ? el('div', { class: 'mlops-chips' }, ...chosen.inputs.map((i: Json) => el('span', { class: 'mlops-chip' }, i.name, el('span', { class: 'mlops-row-sub' }, ` ${i.type}`))))
           : null,
+        el('h4', {}, 'Evaluations'),
+        this.evaluations(d.evaluations || []),
         el('h4', {}, 'Explanation'),
         this.explanation(d.explanation)
       )
@@ -151,6 +153,22 @@ export class ModelView extends DetailView {
       link(n.label, open),
       kind === 'run' && n.status ? badge(n.status, n.status) : null
     );
+  }
+
+  private evaluations(list: Json[]): HTMLElement {
+    if (!list.length) {
+      return note(`No evaluation stored: %mlops evaluate ${this.name}@vN DATA@vN --target COLUMN`);
+    }
+    const names = Array.from(new Set(list.flatMap((e: Json) => Object.keys(e.figures)))).slice(0, 8);
+    const rows = list.map((e: Json) => [
+      e.data,
+      fmtNum(e.rows),
+      (e.by || []).join(', ') || '—',
+      ...names.map(k => (e.figures[k] === null || e.figures[k] === undefined ? '—' : fmtNum(e.figures[k]))),
+      fmtTime(e.created, true)
+    ]);
+    const t = table(['data', 'rows', 'slices', ...names, 'when'], rows, { num: [1, ...names.map((_, i) => i + 3)], cls: 'mlops-compact mlops-evaluations' });
+    return el('div', { class: 'mlops-scroll-x' }, t);
   }
 
   private explanation(x: Json): HTMLElement {

@@ -145,13 +145,14 @@ def _evaluations(store, v) -> list:
 
 
 def _explanation(store, v) -> dict | None:
-    """The newest stored explanation: its method, the features by mean |value|, its global picture."""
+    """The newest stored SHAP explanation (else the newest of any kind): its method, the features by
+    mean |value|, its global picture. LIME explains single rows, so SHAP's global view comes first."""
     import io
 
     ex, ef = S.explanations, S.explanation_files
     with store.meta.read() as conn:
-        r = conn.execute(sa.select(ex).where(ex.c.model_version_id == v.id).order_by(ex.c.created.desc())
-                         .limit(1)).first()
+        r = conn.execute(sa.select(ex).where(ex.c.model_version_id == v.id)
+                         .order_by(sa.case((ex.c.method == "shap", 0), else_=1), ex.c.created.desc()).limit(1)).first()
         if r is None:
             return None
         files = {f.name: f.digest for f in conn.execute(sa.select(ef).where(ef.c.key == r.key))}

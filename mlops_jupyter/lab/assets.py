@@ -215,6 +215,10 @@ def model(name: str, version: Any = None) -> dict:
     out["history"] = alias_history(reg, name)
     out["lineage"] = lineage(f"models:/{name}/{wanted}")
     out["explanation"] = explanation(reg, name, wanted)
+    out["evaluations"] = [{"data": e["data"], "rows": e["rows"], "target": e["target"], "created": e["created"],
+                           "by": e["options"].get("by") or [], "figures": e["figures"],
+                           "baseline": e["baseline_version_id"] is not None}
+                          for e in reg.get(f"{name}@v{wanted}").evaluations[:10]]
     return clean(out)
 
 
