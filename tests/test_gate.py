@@ -7,8 +7,6 @@ import json
 import re
 
 import nbformat
-import numpy as np
-import pandas as pd
 import pytest
 
 import mlops_jupyter as mj
