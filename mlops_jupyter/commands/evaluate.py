@@ -70,9 +70,12 @@ def _positive(text: str | None):
 def _evaluate(ns, ctx):
     from ..evaluation.evaluate import evaluate
 
+    import os
+
     ev = evaluate(ns.model, _data(ns.data, ctx), target=ns.target, by=ns.by, baseline=ns.baseline,
                   min_group=ns.min_group, resamples=ns.resamples, seed=ns.seed, positive=_positive(ns.positive),
-                  cache=not ns.no_cache, pickle=ns.pickle, progress=ctx.interactive)
+                  cache=not ns.no_cache, pickle=ns.pickle, progress=ctx.interactive,
+                  label=ns.data if os.path.isfile(ns.data) or ns.data.isidentifier() else None)
     if ns.save:
         ctx.out(f"saved {ev.save(ns.save)}")
     return ev

@@ -46,7 +46,7 @@ def _key(model_digest: str, data_digest: str, target: str, baseline_digest: str 
                                  sort_keys=True, default=str).encode())
 
 
-def _resolve_data(data: Any) -> tuple[Any, str, int | None, str]:
+def _resolve_data(data: Any, label: str | None = None) -> tuple[Any, str, int | None, str]:
     """(frame or None (a version, loaded when needed), label, data version id, content digest)."""
     if isinstance(data, str):
         from ..data.api import get
@@ -65,7 +65,7 @@ def _resolve_data(data: Any) -> tuple[Any, str, int | None, str]:
     if ref is not None:
         dv = get(ref)
         return df, dv.ref, dv.id, digest
-    return df, f"a DataFrame (digest {digest[:12]})", None, digest
+    return df, f"{label or 'a DataFrame'} (digest {digest[:12]})", None, digest
 
 
 def _task(model: Any, predictor: Any, signature: dict | None) -> str:
@@ -151,7 +151,7 @@ def predict(v, model, X, task: str, positive: Any, target: str, y) -> Prediction
 
 def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any = None, min_group: int = MIN_GROUP,
              resamples: int = RESAMPLES, seed: int = 0, positive: Any = None, cache: bool = True,
-             pickle: bool = False, progress: bool = True) -> Evaluation:
+             pickle: bool = False, progress: bool = True, label: str | None = None) -> Evaluation:
     """Evaluate model version *model* on *data*'s rows against their *target* column.
 
     Args:
@@ -166,6 +166,8 @@ def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any =
         positive: the positive class of a binary classifier (default: the second of its classes).
         cache: answer from the store when this evaluation was made before.
         pickle: allow loading a version saved as a pickle (runs code from its file).
+        label: what a DataFrame given as *data* is called in the report (``test.csv``); its content
+            digest is added.
     """
     from ..models.registry import Registry
     from ..store import open_store
@@ -184,7 +186,7 @@ def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any =
         bv = _version(reg, baseline, "baseline")
         if bv.digest == v.digest and bv.id == v.id:
             raise BadInput(f"the baseline is {v.ref} itself: name another version")
-    df, data_label, data_version_id, data_digest = _resolve_data(data)
+    df, data_label, data_version_id, data_digest = _resolve_data(data, label)
     key = _key(v.digest, data_digest, target, bv.digest if bv else None, options)
     if cache:
         found = evstore.load(st, key)
