@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from .evaluation_view import figure_rows, headline, num, slice_notes, slice_rows
-from .html import CSS, fmt_size, fmt_when, figure, shown, table
+from .html import CSS, figure, fmt_size, fmt_when, shown, table, text_card
 
 SECTIONS = ["The model", "Intended use and limitations", "Training data and code", "Evaluation", "Explanations",
             "Monitoring", "Aliases", "Audit"]
@@ -113,9 +113,7 @@ def card_html(card) -> str:
                      f'solid var(--jp-border-color2,#e0e0e0)">{shown(name)}</div>')
 
     def card_table(rows) -> None:  # label | text, the text wrapped (notes and verdicts are sentences)
-        parts.append('<table class="mlops-t">' + "".join(
-            f'<tr><td class="mlops-label">{shown(k)}</td><td class="wrap" style="max-width:760px">{shown(v)}</td></tr>'
-            for k, v in rows) + "</table>")
+        parts.append(text_card(rows))
 
     section("The model")
     card_table(_model_rows(card))
@@ -264,8 +262,7 @@ def audit_text(a) -> str:
 
 
 def audit_html(a) -> str:
-    parts = [CSS, f'<div class="mlops-h">Audit of {shown(a.ref)}</div>',
-             table(["", ""], [[shown(k), shown(v)] for k, v in audit_rows(a)])]
+    parts = [CSS, f'<div class="mlops-h">Audit of {shown(a.ref)}</div>', text_card(audit_rows(a))]
     if a.scan and a.scan["findings"]:
         parts.append(table(["module", "name", "safety"], [[shown(f["module"]), shown(f["name"]), shown(f["safety"])]
                                                           for f in a.scan["findings"]]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .html import CSS, figure, shown, table
+from .html import CSS, figure, shown, table, text_card
 
 HEADLINE = {"classification": ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"],
             "regression": ["mae", "rmse", "r2", "mape"]}
@@ -102,7 +102,7 @@ def _cell(v: Any) -> str:
 
 def evaluation_html(ev, charts: bool = True) -> str:
     parts = [CSS, f'<div class="mlops-h">Evaluation of {shown(ev.model)} on {shown(ev.data)}</div>',
-             table(["", ""], [[label, shown(text)] for label, text in headline(ev)])]
+             text_card(headline(ev))]
     heads, rows = figure_rows(ev)
     parts.append(table([shown(h) for h in heads], [[_cell(v) for v in r] for r in rows]))
     if ev.per_class:

@@ -91,6 +91,13 @@ def badge(status: str) -> str:
     return f'<span class="mlops-badge" style="background:{color}">{shown(status)}</span>'
 
 
+def text_card(rows: list[tuple[str, str]]) -> str:
+    """label | text rows whose text wraps (sentences: notes, verdicts, what was evaluated on what)."""
+    return '<table class="mlops-t">' + "".join(
+        f'<tr><td class="mlops-label">{shown(k)}</td><td class="wrap" style="max-width:760px">{shown(v)}</td></tr>'
+        for k, v in rows) + "</table>"
+
+
 def table(headers: list[str], rows: list[list[str]], diff_rows: set[int] | None = None) -> str:
     """A table of HTML cells; with every header empty, a card of label | value rows (no header row,
     the labels dimmed)."""
