@@ -123,7 +123,7 @@ def run_demo(folder: str = "mlops-demo", out: Callable[[str], None] = print, gri
         f"{', '.join(NOTEBOOKS)}")
     t_all = time.perf_counter()
     with _own_project(root):
-        _stage(out, 1, "quickstart.ipynb: track, version the data, train, register, explain, promote, serve")
+        _stage(out, 1, "quickstart.ipynb: track, version the data, train, register, explain, evaluate, promote, serve")
         started = time.time()
         seconds = _execute("quickstart.ipynb", target)
         _done(out, seconds, _quickstart_outcome(started))
