@@ -348,3 +348,31 @@ def test_magic_and_command(project, ip):
     assert doc["data"] == "test@v1" and doc["slices"][1]["column"] == "age_band"
     r = run_cli("model", "show", "churn@v1")
     assert "evaluations:" in r.stdout and "test@v1 (3,000 rows, by region, age_band)" in r.stdout
+
+
+def test_a_network_is_evaluated_through_its_predictor(project):
+    """A PyTorch classifier (stored as a torch.export program) is evaluated on a frame like any model:
+    its probabilities are the softmax of its outputs, its classes the signature's."""
+    import warnings
+
+    import torch
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4)).astype("float32")
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    opt = torch.optim.Adam(net.parameters(), 0.05)
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.tensor(X)), torch.tensor(y)).backward()
+        opt.step()
+    mj.models.register(net, "net", example=X[:8])
+    df = pd.DataFrame(X, columns=list("abcd")).assign(y=y, g=rng.choice(["p", "q"], 400))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning about the frame's read-only columns, either
+        ev = mj.evaluate("net@v1", df, target="y", by="g", progress=False)
+    P = torch.softmax(net(torch.tensor(X)), 1).detach().numpy()
+    assert ev.classes == [0, 1] and ev.figures["roc_auc"] == pytest.approx(M.roc_auc_score(y, P[:, 1]), abs=1e-6)
+    assert ev.figures["log_loss"] == pytest.approx(M.log_loss(y, P), abs=1e-5)
+    assert [g["group"] for g in ev.slice("g")["groups"]] == ["p", "q"]

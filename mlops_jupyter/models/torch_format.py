@@ -240,6 +240,7 @@ def on_cpu(program: bytes) -> bytes:
 
 def forward_function(module: Any, signature: dict | None):
     """arrays by input name -> the first output as numpy, calling *module* as it was exported."""
+    import numpy as np
     import torch
 
     sig = signature or {}
@@ -247,7 +248,8 @@ def forward_function(module: Any, signature: dict | None):
     names = [s["name"] for s in sig.get("inputs", [])]
 
     def forward(arrays: dict):
-        tensors = {n: torch.from_numpy(arrays[n]) for n in names}
+        # a read-only array (a column of a pandas 3 frame, copy-on-write) is copied: torch writes through views
+        tensors = {n: torch.from_numpy(np.require(arrays[n], requirements="W")) for n in names}
         args, kwargs = call_args(nets.Example(tensors, call), tensors)
         with torch.inference_mode():
             return nets.read_outputs(module(*args, **kwargs))
