@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .test_card import SECTIONS, full_version
-from .test_lab_browser import CHROMIUM_ARGS, TOKEN, check_fits, lab  # noqa: F401 (the lab fixture)
+from .test_lab_browser import CHROMIUM_ARGS, TOKEN, check_fits, lab, set_theme  # noqa: F401 (the lab fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -69,10 +69,7 @@ def test_the_model_card_in_the_panel_in_light_and_dark(lab, project):  # noqa: F
             shot("light-card-explanations")
             light_bg = card.locator("body").evaluate("b => getComputedStyle(b).backgroundColor")
 
-            page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Theme").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
-            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+            set_theme(page, expect, "JupyterLab Dark")
             # the card is drawn again in the theme's colours, by itself
             card = page.frame_locator("iframe.mlops-card-frame")
 

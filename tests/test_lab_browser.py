@@ -134,6 +134,17 @@ def run_all_cells(page, url, notebook):
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
+def set_theme(page, expect, theme: str) -> None:
+    """Pick *theme* from JupyterLab's Settings menu, as a user would, and wait for it (and the charts'
+    redraw in it)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=theme).first.click()
+    light = "true" if "Light" in theme else "false"
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
+    page.wait_for_timeout(1500)  # the charts redraw in the new theme
+
+
 def check_fits(locator):
     bad = [r for r in locator.evaluate_all(FITS) if not (r["text"] and r["oneLine"])]
     assert not bad, bad
@@ -317,10 +328,7 @@ def test_panel_detail_views_in_light_and_dark(lab, project):
 
             # -- the dark theme: the panel follows JupyterLab's variables, the charts are drawn again -------
             light = page.locator(".mlops-panel").evaluate("n => getComputedStyle(n).backgroundColor")
-            page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Theme").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
-            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+            set_theme(page, expect, "JupyterLab Dark")
             dark = page.locator(".mlops-panel").evaluate("n => getComputedStyle(n).backgroundColor")
             assert light != dark, (light, dark)
             charts_drawn(".mlops-dataset-detail", light=False)

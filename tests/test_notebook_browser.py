@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_lab_browser import CHROMIUM_ARGS, TOKEN, lab  # noqa: F401 - the JupyterLab fixture
+from .test_lab_browser import CHROMIUM_ARGS, TOKEN, lab, set_theme  # noqa: F401 - the JupyterLab fixture
 from .test_notebooks import EXAMPLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -72,15 +72,6 @@ def run_all(page, expect, url: str, name: str) -> None:
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                           has_text="Traceback")
     assert errors.count() == 0, errors.first.inner_text()[:2000]
-
-
-def set_theme(page, expect, theme: str) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text=theme).first.click()
-    light = "true" if "Light" in theme else "false"
-    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=30_000)
-    page.wait_for_timeout(1500)  # the charts redraw in the new theme
 
 
 def look(page, name: str, theme: str) -> dict:

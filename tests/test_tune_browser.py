@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from .test_lab_browser import CHROMIUM_ARGS, check_fits, lab, run_all_cells  # noqa: F401 (the lab fixture)
+from .test_lab_browser import CHROMIUM_ARGS, check_fits, lab, run_all_cells, set_theme  # noqa: F401 (the lab fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -126,10 +126,7 @@ def test_a_study_in_the_panel_live_then_whole_in_light_and_dark(lab, project):  
             shot("light-notebook")
 
             # -- the dark theme ------------------------------------------------------------------
-            page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Theme").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").first.click()
-            expect(page.locator("body[data-jp-theme-light='false']")).to_have_count(1, timeout=30_000)
+            set_theme(page, expect, "JupyterLab Dark")
             page.locator("li.lm-TabBar-tab", has_text="Study gbm-search").first.click()
             charts_drawn(light=False)
             view.locator("h2").scroll_into_view_if_needed()

@@ -104,7 +104,7 @@ class Evaluation:
 
         import orjson
 
-        from ..store.blobs import write_atomic
+        from ..store.blobs import save_file
 
         low = os.fspath(path).lower()
         if low.endswith(".json"):
@@ -115,11 +115,7 @@ class Evaluation:
                     f"{html.escape(self.data)}</title><body>{body}</body>").encode()
         else:
             raise BadInput(f"--save writes an HTML page (.html) or the document (.json), not {os.fspath(path)!r}")
-        try:
-            write_atomic(path, [data])
-        except OSError as e:
-            raise BadInput(f"cannot write {os.fspath(path)}: {e.strerror}") from None
-        return os.fspath(path)
+        return save_file(path, data)
 
     def __str__(self) -> str:
         return rendering.render(self, rendering.TEXT)

@@ -63,7 +63,7 @@ class ModelCard:
         import os
         from pathlib import Path
 
-        from ..store.blobs import write_atomic
+        from ..store.blobs import save_file
 
         p = Path(os.fspath(path))
         low = p.name.lower()
@@ -74,11 +74,7 @@ class ModelCard:
             data = self.markdown(str(folder)).encode()
         else:
             raise BadInput(f"a card is written as .html or .md, not {p.name!r}")
-        try:
-            write_atomic(p, [data])
-        except OSError as e:
-            raise BadInput(f"cannot write {p}: {e.strerror}") from None
-        return str(p)
+        return save_file(p, data)
 
     def _repr_html_(self) -> str:
         return self.html()

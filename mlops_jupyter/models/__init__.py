@@ -117,7 +117,7 @@ def export_with_note(ref: str, format: str = "onnx", path: str | None = None, qu
     from pathlib import Path
 
     from ..exceptions import BadInput
-    from ..store.blobs import write_atomic
+    from ..store.blobs import save_file
 
     if format != "onnx":
         raise BadInput(f"unknown export format {format!r}: onnx is the one supported")
@@ -137,11 +137,7 @@ def export_with_note(ref: str, format: str = "onnx", path: str | None = None, qu
     out = Path(path) if path else Path(f"{v.name}-v{v.version}{'.int8' if quantize else ''}.onnx")
     if out.is_dir():
         out = out / f"{v.name}-v{v.version}{'.int8' if quantize else ''}.onnx"
-    try:
-        write_atomic(out, [data])
-    except OSError as e:
-        raise BadInput(f"cannot write {out}: {e.strerror}") from None
-    return str(out), note
+    return save_file(out, data), note
 
 
 def get(ref: str) -> ModelVersion:

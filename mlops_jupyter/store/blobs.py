@@ -552,6 +552,18 @@ def _seal_file(src: str, out, sealer, progress) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def save_file(dest: str | os.PathLike, data: bytes) -> str:
+    """Write a file the user asked for (a page, a card, an exported model) atomically; a folder that
+    cannot be written is one line (BadInput). Returns the path."""
+    from ..exceptions import BadInput
+
+    try:
+        write_atomic(dest, [data])
+    except OSError as e:
+        raise BadInput(f"cannot write {os.fspath(dest)}: {e.strerror}") from None
+    return os.fspath(dest)
+
+
 def write_atomic(dest: str | os.PathLike, chunks) -> None:
     """Write *chunks* to *dest* through a temporary file beside it, renamed into place at the end."""
     dest = Path(dest)

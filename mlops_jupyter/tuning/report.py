@@ -95,14 +95,12 @@ class StudyReport:
     def save(self, path) -> str:
         """The report as a self-contained HTML page (``.html``), atomically; returns the path."""
         import html
-        import os
 
-        from ..store.blobs import write_atomic
+        from ..store.blobs import save_file
 
         text = rendering.render(self, rendering.HTML)
         page = f"<!doctype html><meta charset='utf-8'><title>{html.escape(self.name)}</title><body>{text}</body>"
-        write_atomic(path, [page.encode()])
-        return os.fspath(path)
+        return save_file(path, page.encode())
 
     def _repr_html_(self) -> str:
         return rendering.render(self, rendering.HTML)
