@@ -8,9 +8,11 @@
 
 import importlib
 
+# The lineage graph lives in ``graph.py``, not ``lineage.py``: a submodule named like the ``lineage``
+# function would replace it as this package's attribute whenever something imported the module first.
 _LAZY = {**{name: ".api" for name in ("add", "check", "checkout", "dataset_records", "datasets", "diff", "get",
                                        "load", "show", "version_records", "versions")},
-         "lineage": ".lineage", "Lineage": ".lineage",
+         "lineage": ".graph", "Lineage": ".graph",
          "DatasetVersion": ".catalog", "parse_ref": ".catalog"}
 __all__ = list(_LAZY)
 

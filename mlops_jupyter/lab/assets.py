@@ -254,7 +254,7 @@ def alias_history(reg, name: str) -> list[dict]:
 
 def lineage(ref: str) -> dict:
     """Data -> run -> data and models around *ref*, as nodes and edges."""
-    from ..data.lineage import lineage as core_lineage
+    from ..data.graph import lineage as core_lineage
 
     g = core_lineage(ref)
     return {"focus": g.focus, "nodes": [{"id": nid, "kind": kind, "label": label, "status": status}

@@ -26,7 +26,7 @@ RENDERERS = [
     ("data.catalog.DatasetVersion", HTML, "html:dataset_version_html"),
     ("data.catalog.DatasetVersion", INTERACTIVE, "views:show_dataset_version"),
     ("data.api.FilesDiff", HTML, "html:files_diff_html"),
-    ("data.lineage.Lineage", HTML, "html:lineage_svg"),
+    ("data.graph.Lineage", HTML, "html:lineage_svg"),
     ("data.frames.TableDiff", HTML, "html:table_diff_html"),
     ("data.frames.CheckReport", HTML, "html:check_html"),
     ("models.registry.ModelVersion", HTML, "html:model_version_html"),
