@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_lab_browser import CHROMIUM_ARGS, TOKEN, lab, set_theme  # noqa: F401 - the JupyterLab fixture
+from .test_lab_browser import TOKEN, browser_page, lab, set_theme  # noqa: F401 - the JupyterLab fixture
 from .test_notebooks import EXAMPLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -92,7 +92,7 @@ def look(page, name: str, theme: str) -> dict:
 
 @pytest.mark.timeout(900)
 def test_example_notebooks_in_jupyterlab_light_and_dark(lab, project):  # noqa: F811 - the fixture
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, home = lab
     # every cell in the page (JupyterLab otherwise draws only the cells near the viewport)
@@ -103,28 +103,21 @@ def test_example_notebooks_in_jupyterlab_light_and_dark(lab, project):  # noqa: 
         shutil.copyfile(EXAMPLES / name, project / name)
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True)
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(home / "chromium-notebooks"), executable_path="/usr/bin/chromium",
-                                                   headless=True, args=CHROMIUM_ARGS,
-                                                   viewport={"width": 1400, "height": 1000})
-        page = ctx.new_page()
+    with browser_page(home / "chromium-notebooks", SHOTS, viewport={"width": 1400, "height": 1000}) as page:
         page.set_default_timeout(60_000)
-        try:
-            for name in ("quickstart.ipynb", "monitoring.ipynb"):
-                run_all(page, expect, url, name)
-                # the charts are drawn by JupyterLab's Vega-Lite renderer, not shown as their SVG copy
-                for view in ("live-chart", "shap", "lime") if name == "quickstart.ipynb" else ("monitor",):
-                    c = cell(page, VIEWS[name][view])
-                    c.scroll_into_view_if_needed()  # JupyterLab draws the cells near the viewport
-                    # by the extension's renderer, which follows the theme
-                    expect(c.locator(".mlops-output-chart .vega-embed").first).to_be_visible(timeout=30_000)
-                light = look(page, name, "light")
-                set_theme(page, expect, "JupyterLab Dark")
-                dark = look(page, name, "dark")
-                set_theme(page, expect, "JupyterLab Light")
-                for view, bright in light.items():  # each chart follows the theme
-                    assert bright > 180 and dark[view] < 110, (name, view, bright, dark[view])
-                page.keyboard.press("Control+s")
-        finally:
-            ctx.close()
+        for name in ("quickstart.ipynb", "monitoring.ipynb"):
+            run_all(page, expect, url, name)
+            # the charts are drawn by JupyterLab's Vega-Lite renderer, not shown as their SVG copy
+            for view in ("live-chart", "shap", "lime") if name == "quickstart.ipynb" else ("monitor",):
+                c = cell(page, VIEWS[name][view])
+                c.scroll_into_view_if_needed()  # JupyterLab draws the cells near the viewport
+                # by the extension's renderer, which follows the theme
+                expect(c.locator(".mlops-output-chart .vega-embed").first).to_be_visible(timeout=30_000)
+            light = look(page, name, "light")
+            set_theme(page, expect, "JupyterLab Dark")
+            dark = look(page, name, "dark")
+            set_theme(page, expect, "JupyterLab Light")
+            for view, bright in light.items():  # each chart follows the theme
+                assert bright > 180 and dark[view] < 110, (name, view, bright, dark[view])
+            page.keyboard.press("Control+s")
     print(f"screenshots: {SHOTS}")
