@@ -34,20 +34,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _data(word: str, ctx):
+    """(the data to evaluate, what the report calls it): a notebook variable or a file, named by
+    the word; a dataset version, which names itself."""
     import os
 
     value, is_var = ctx.lookup(word)
     if is_var:
-        return value
+        return value, word
     if os.path.isfile(word):
         import pandas as pd
 
         low = word.lower()
         try:
             if low.endswith((".parquet", ".pq")):
-                return pd.read_parquet(word)
+                return pd.read_parquet(word), word
             if low.endswith((".csv", ".tsv", ".txt")):
-                return pd.read_csv(word, sep="\t" if low.endswith(".tsv") else ",")
+                return pd.read_csv(word, sep="\t" if low.endswith(".tsv") else ","), word
         except Exception as e:
             raise BadInput(f"cannot read {word}: {e}") from None
         raise BadInput(f"{word}: evaluate reads CSV or Parquet files; version others with `mlops data add`")
@@ -55,7 +57,7 @@ def _data(word: str, ctx):
         raise BadInput(f"{word!r} is neither a dataset version (NAME@vN) nor a CSV or Parquet file")
     if "@" not in word:
         raise BadInput(f"{word!r} is neither a DataFrame variable in the notebook nor a dataset version (NAME@vN)")
-    return word
+    return word, None
 
 
 def _positive(text: str | None):
@@ -70,12 +72,10 @@ def _positive(text: str | None):
 def _evaluate(ns, ctx):
     from ..evaluation.evaluate import evaluate
 
-    import os
-
-    ev = evaluate(ns.model, _data(ns.data, ctx), target=ns.target, by=ns.by, baseline=ns.baseline,
-                  min_group=ns.min_group, resamples=ns.resamples, seed=ns.seed, positive=_positive(ns.positive),
-                  cache=not ns.no_cache, pickle=ns.pickle, progress=ctx.interactive,
-                  label=ns.data if os.path.isfile(ns.data) or ns.data.isidentifier() else None)
+    data, label = _data(ns.data, ctx)
+    ev = evaluate(ns.model, data, target=ns.target, by=ns.by, baseline=ns.baseline, min_group=ns.min_group,
+                  resamples=ns.resamples, seed=ns.seed, positive=_positive(ns.positive), cache=not ns.no_cache,
+                  pickle=ns.pickle, progress=ctx.interactive, label=label)
     if ns.save:
         ctx.out(f"saved {ev.save(ns.save)}")
     return ev

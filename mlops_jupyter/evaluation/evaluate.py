@@ -105,11 +105,9 @@ def _features(df, target: str, by: list[str], v, model) -> Any:
     return X
 
 
-def predict(v, model, X, task: str, positive: Any, target: str, y) -> Predictions:
-    """A version's predictions on X beside the true values (one line when the model cannot)."""
-    from ..models import flavors
-
-    predictor = flavors.predictor(model, v.flavor, v.signature)
+def predict(v, predictor, X, task: str, positive: Any, target: str, y) -> Predictions:
+    """Version *v*'s predictions on X beside the true values (one line when it cannot); *predictor* is
+    its loaded model as ``flavors.predictor`` gives it (a scikit-learn-like model is its own)."""
     try:
         if task == "regression":
             pred = np.asarray(predictor.predict(X), dtype=float).reshape(len(X), -1)[:, 0]
@@ -225,20 +223,22 @@ def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any =
         loaded = reg.load_version(v, allow_pickle=pickle)
         from ..models import flavors
 
-        task = _task(loaded, flavors.predictor(loaded, v.flavor, v.signature), v.signature)
+        predictor = flavors.predictor(loaded, v.flavor, v.signature)
+        task = _task(loaded, predictor, v.signature)
         X = _features(df, target, by, v, loaded)
         base = None
         if bv is not None:
             base_model = reg.load_version(bv, allow_pickle=pickle)
-            base_task = _task(base_model, flavors.predictor(base_model, bv.flavor, bv.signature), bv.signature)
+            base_predictor = flavors.predictor(base_model, bv.flavor, bv.signature)
+            base_task = _task(base_model, base_predictor, bv.signature)
             if base_task != task:
                 raise BadInput(f"the baseline {bv.ref} is a {_noun(base_task)} and {v.ref} a {_noun(task)}: "
                                "compare versions of the same task")
             base_X = _features(df, target, by, bv, base_model)
-        p = predict(v, loaded, X, task, positive, target, y.to_numpy())
+        p = predict(v, predictor, X, task, positive, target, y.to_numpy())
         step("predicted")
         if bv is not None:
-            base = predict(bv, base_model, base_X, task, p.positive, target, y.to_numpy())
+            base = predict(bv, base_predictor, base_X, task, p.positive, target, y.to_numpy())
             if task == "classification" and base.classes != p.classes:
                 raise BadInput(f"the baseline {bv.ref} predicts classes {base.classes} and {v.ref} {p.classes}: "
                                "compare versions of the same classes")

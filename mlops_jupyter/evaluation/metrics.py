@@ -131,7 +131,7 @@ def classification(p: Predictions) -> dict[str, Any]:
 
     fig = {name: safely(fn, p) for name, fn in scalar_functions(p).items()}
     prec, rec, f1, support = M.precision_recall_fscore_support(p.y, p.pred, labels=p.classes, zero_division=0)
-    per_class = [{"class": _plain(c), "precision": float(a), "recall": float(b), "f1": float(f), "support": int(s)}
+    per_class = [{"class": plain(c), "precision": float(a), "recall": float(b), "f1": float(f), "support": int(s)}
                  for c, a, b, f, s in zip(p.classes, prec, rec, f1, support)]
     for avg in ("macro", "weighted"):
         a, b, f, _ = M.precision_recall_fscore_support(p.y, p.pred, labels=p.classes, average=avg, zero_division=0)
@@ -147,9 +147,9 @@ def classification(p: Predictions) -> dict[str, Any]:
         if truth.all() or not truth.any():
             return out
         fpr, tpr, thr = M.roc_curve(truth, s)
-        curves["roc"] = {str(_plain(p.positive)): _thin_curve(fpr, tpr, thr)}
+        curves["roc"] = {str(plain(p.positive)): _thin_curve(fpr, tpr, thr)}
         precision, recall, thr = M.precision_recall_curve(truth, s)
-        curves["pr"] = {str(_plain(p.positive)): _thin_curve(recall, precision, thr)}
+        curves["pr"] = {str(plain(p.positive)): _thin_curve(recall, precision, thr)}
         with np.errstate(invalid="ignore", divide="ignore"):
             f1s = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)[:-1]
         i = int(np.argmax(f1s))
@@ -168,9 +168,9 @@ def classification(p: Predictions) -> dict[str, Any]:
         if onehot[:, j].all() or not onehot[:, j].any():
             continue
         fpr, tpr, thr = M.roc_curve(onehot[:, j], p.proba[:, j])
-        roc[str(_plain(c))] = _thin_curve(fpr, tpr, thr)
+        roc[str(plain(c))] = _thin_curve(fpr, tpr, thr)
         precision, recall, thr = M.precision_recall_curve(onehot[:, j], p.proba[:, j])
-        pr[str(_plain(c))] = _thin_curve(recall, precision, thr)
+        pr[str(plain(c))] = _thin_curve(recall, precision, thr)
     curves.update(roc=roc, pr=pr)
     return out
 
@@ -210,7 +210,8 @@ def _histogram(values: np.ndarray, bins: int = 30) -> tuple[list[int], list[floa
     return [int(c) for c in counts], [float(round(e, 12)) for e in edges]
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds (JSON takes it)."""
     return v.item() if hasattr(v, "item") else v
 
 
@@ -221,6 +222,6 @@ def check_labels(y: np.ndarray, classes: list, target: str) -> None:
     known = set(classes)
     unknown = [v for v in pd.unique(y) if v not in known]
     if unknown:
-        shown = ", ".join(repr(_plain(v)) for v in unknown[:5])
+        shown = ", ".join(repr(plain(v)) for v in unknown[:5])
         raise BadInput(f"target {target!r} holds value(s) the model never predicts ({shown}); it knows "
-                       f"{', '.join(repr(_plain(c)) for c in classes[:10])}")
+                       f"{', '.join(repr(plain(c)) for c in classes[:10])}")

@@ -63,18 +63,18 @@ class Evaluation:
 
     def slice_gap(self, figure: str, column: str) -> float | None:
         """The largest difference of *figure* between the groups of *column* (large groups only)."""
-        s = self.slice(column)
-        figure = ALIASES.get(figure, figure)
-        if figure not in s["gap"]:
-            raise BadInput(f"slices by {column} have no figure {figure!r}; they have {', '.join(s['gap'])}")
-        return s["gap"][figure]
+        return self._between_groups("gap", figure, column)
 
     def slice_ratio(self, figure: str, column: str) -> float | None:
+        """The lowest over the highest *figure* of the groups of *column* (large groups only)."""
+        return self._between_groups("ratio", figure, column)
+
+    def _between_groups(self, kind: str, figure: str, column: str) -> float | None:
         s = self.slice(column)
         figure = ALIASES.get(figure, figure)
-        if figure not in s["ratio"]:
-            raise BadInput(f"slices by {column} have no figure {figure!r}; they have {', '.join(s['ratio'])}")
-        return s["ratio"][figure]
+        if figure not in s[kind]:
+            raise BadInput(f"slices by {column} have no figure {figure!r}; they have {', '.join(s[kind])}")
+        return s[kind][figure]
 
     # -- the document ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -47,29 +47,3 @@ def load(store, key: str) -> Evaluation | None:
     if d.get("format") != FORMAT:
         return None
     return Evaluation.from_dict(d, cached=True)
-
-
-def of_version(store, version_id: int) -> list[dict]:
-    """The evaluations of a model version, newest first: key, data, rows, figures, options, when."""
-    e, dv = S.evaluations, S.dataset_versions
-    with store.meta.read() as conn:
-        rows = conn.execute(
-            sa.select(e.c.key, e.c.task, e.c.target, e.c.rows, e.c.created, e.c.figures, e.c.options,
-                      e.c.data_digest, e.c.baseline_version_id, dv.c.name, dv.c.version)
-            .select_from(e.outerjoin(dv, dv.c.id == e.c.data_version_id))
-            .where(e.c.model_version_id == version_id).order_by(e.c.created.desc())).all()
-    return [{"key": r.key, "task": r.task, "target": r.target, "rows": r.rows, "created": r.created,
-             "data": f"{r.name}@v{r.version}" if r.name else f"a DataFrame (digest {r.data_digest[:12]})",
-             "figures": json.loads(r.figures or "{}"), "options": json.loads(r.options or "{}"),
-             "baseline_version_id": r.baseline_version_id} for r in rows]
-
-
-def latest(store, version_id: int, data_version_id: int | None = None) -> Evaluation | None:
-    """The newest evaluation of a version (on one data version when given)."""
-    e = S.evaluations
-    q = sa.select(e.c.key).where(e.c.model_version_id == version_id)
-    if data_version_id is not None:
-        q = q.where(e.c.data_version_id == data_version_id)
-    with store.meta.read() as conn:
-        key = conn.execute(q.order_by(e.c.created.desc()).limit(1)).scalar()
-    return load(store, key) if key else None

@@ -105,22 +105,22 @@ def build(ref: str, store=None) -> ModelCard:
 
 
 def _run(store, run_id: str | None) -> dict | None:
+    """What the card says of the run that registered the version (its record, as ``mlops show`` reads it)."""
     if not run_id:
         return None
-    meta = store.meta
-    with meta.read() as conn:
-        r = conn.execute(sa.select(S.runs).where(S.runs.c.run_id == run_id)).first()
-    if r is None:
+    from ..exceptions import NotFound
+    from ..tracking.query import RunRecord
+
+    try:
+        rec = RunRecord(store, store.meta.run_row(run_id))
+    except NotFound:
         return None
-    row = dict(r._mapping)
-    latest = meta.latest_metrics([run_id]).get(run_id, {})
-    arts = meta.artifacts(run_id)
-    env = json.loads(row["env"]) if row.get("env") else {}
-    return {"run_id": run_id, "name": row.get("name"), "status": row.get("status"), "started": row.get("start_time"),
-            "params": meta.params_of([run_id]).get(run_id, {}), "metrics": {k: v[0] for k, v in latest.items()},
-            "source": row.get("notebook"), "kind": row.get("source"), "git": env.get("git"),
-            "notebook": next((a["path"] for a in arts if a["path"].endswith(".ipynb")), None),
-            "cells": len(meta.cells(run_id)), "python": env.get("python")}
+    row = rec.row
+    return {"run_id": run_id, "name": rec.name, "status": rec.status, "started": row.get("start_time"),
+            "params": rec.params, "metrics": rec.metrics, "source": row.get("notebook"), "kind": row.get("source"),
+            "git": rec.env.get("git"), "python": rec.env.get("python"),
+            "notebook": next((a["path"] for a in rec.artifacts if a["path"].endswith(".ipynb")), None),
+            "cells": len(rec.cells())}
 
 
 def _evaluations(store, v) -> list:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import BadInput
-from .rule import Rule, RuleError, Vocabulary, parse, term_key
+from .rule import Rule, RuleError, Vocabulary, parse, term_key, terms_of
 
 FIGURES = {
     "accuracy": "", "precision": "", "recall": "", "f1": "", "roc_auc": "", "auc": "ROC AUC", "pr_auc": "",
@@ -35,6 +35,7 @@ FIGURES = {
     "mape": "", "selection_rate": "per group only", "true_positive_rate": "per group only",
     "false_positive_rate": "per group only", "baseline": "the champion's value of the figure compared",
 }
+GROUP_FIGURES = ("selection_rate", "true_positive_rate", "false_positive_rate")  # per group only
 FUNCTIONS = {"max_slice_gap": ("figure", "column"), "slice_ratio": ("figure", "column"),
              "min_slice": ("figure", "column"), "max_slice": ("figure", "column"),
              "demographic_parity_difference": ("column",), "equalized_odds_difference": ("column",),
@@ -54,47 +55,37 @@ def parse_gate(text: str, what: str = "[gate] rule") -> Rule:
     """Parse a gate; ``baseline`` alone becomes ``baseline(FIGURE)`` of its comparison's figure."""
     rule = parse(text, what, GATE)
     for cmp in [n for n in ast.walk(rule.tree) if isinstance(n, ast.Compare)]:
-        parts = [cmp.left, *cmp.comparators]
-        bare = [n for p in parts for n in ast.walk(p) if isinstance(n, ast.Name) and n.id == "baseline"
-                and not _inside_call(p, n)]
-        if not bare:
+        names = [t for side in (cmp.left, *cmp.comparators) for t in terms_of(side) if isinstance(t, ast.Name)]
+        if not any(n.id == "baseline" for n in names):
             continue
-        figures = {n.id for p in parts for n in ast.walk(p) if isinstance(n, ast.Name) and n.id != "baseline"
-                   and not _inside_call(p, n)}
+        figures = {n.id for n in names if n.id != "baseline"}
         if len(figures) != 1:
             raise RuleError(f"{what}: baseline stands for the figure it is compared with; write one figure beside "
                             f"it, e.g. auc >= baseline - 0.002 (in {ast.unparse(cmp)!r})")
-        (figure,) = figures
-        for p in parts:
-            for parent in ast.walk(p):
-                for name, child in ast.iter_fields(parent):
-                    if isinstance(child, ast.Name) and child.id == "baseline":
-                        setattr(parent, name, _baseline_call(figure))
-        for i, p in enumerate(parts):
-            if isinstance(p, ast.Name) and p.id == "baseline":
-                if i == 0:
-                    cmp.left = _baseline_call(figure)
-                else:
-                    cmp.comparators[i - 1] = _baseline_call(figure)
-    for n in ast.walk(rule.tree):
-        if isinstance(n, ast.Name) and n.id == "baseline" and not any(
-                isinstance(c, ast.Call) and c.func is n for c in ast.walk(rule.tree)):
-            raise RuleError(f"{what}: baseline stands for the champion's figure inside a comparison, e.g. "
-                            "auc >= baseline - 0.002")
-        if isinstance(n, ast.Name) and n.id in ("selection_rate", "true_positive_rate", "false_positive_rate") \
-                and not any(isinstance(c, ast.Call) and n in c.args for c in ast.walk(rule.tree)):
+        sub = _Baseline(figures.pop())
+        cmp.left = sub.visit(cmp.left)
+        cmp.comparators = [sub.visit(c) for c in cmp.comparators]
+    for n in terms_of(rule.tree):
+        if isinstance(n, ast.Name) and n.id in GROUP_FIGURES:
             raise RuleError(f"{what}: {n.id} is a figure of groups: use it in a slice function, e.g. "
                             f"max_slice_gap({n.id}, region)")
     ast.fix_missing_locations(rule.tree)
     return rule
 
 
-def _inside_call(root, node) -> bool:
-    return any(isinstance(c, ast.Call) and (node in c.args or c.func is node) for c in ast.walk(root))
+class _Baseline(ast.NodeTransformer):
+    """``baseline`` -> ``baseline(FIGURE)`` in one side of a comparison (a call's arguments untouched)."""
 
+    def __init__(self, figure: str):
+        self.figure = figure
 
-def _baseline_call(figure: str) -> ast.Call:
-    return ast.Call(func=ast.Name("baseline", ast.Load()), args=[ast.Name(figure, ast.Load())], keywords=[])
+    def visit_Call(self, node: ast.Call) -> ast.Call:
+        return node
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id != "baseline":
+            return node
+        return ast.Call(func=ast.Name("baseline", ast.Load()), args=[ast.Name(self.figure, ast.Load())], keywords=[])
 
 
 def columns_of(rule: Rule) -> list[str]:
@@ -190,13 +181,11 @@ def evaluate_gate(gate: dict[str, Any], challenger, champion, progress: bool = F
                   seed=gate.get("seed", 0), positive=gate.get("positive"), progress=progress)
     values = {term_key(n): _term(ev, n) for n in rule.terms}
     note = None
-    if champion is None:
-        baseline_terms = [k for k in values if k.startswith("baseline(")]
-        if baseline_terms:
-            note = "no champion yet: the comparisons with the baseline hold"
-            for k in baseline_terms:  # compared with itself, shifted by the tolerance: it holds
-                values[k] = values.get(k[len("baseline("):-1]) if k[len("baseline("):-1] in values \
-                    else ev.figure(k[len("baseline("):-1])
+    baselines = [n for n in rule.terms if isinstance(n, ast.Call) and n.func.id == "baseline"]
+    if champion is None and baselines:
+        note = "no champion yet: the comparisons with the baseline hold"
+        for n in baselines:  # the figure compared with itself, shifted by the tolerance: it holds
+            values[term_key(n)] = ev.figure(n.args[0].id)
     result, failed, unknown = rule.check(values)
     return GateResult(rule=rule.text, holds=result is True, failed=failed, unknown=unknown, values=values,
                       evaluation=ev.key, data=ev.data, note=note)

@@ -67,17 +67,7 @@ class Rule:
     @property
     def terms(self) -> list[ast.expr]:
         """The figures and function calls the rule reads (not a call's own arguments)."""
-        out: list[ast.expr] = []
-
-        def visit(node):
-            if isinstance(node, (ast.Name, ast.Call)):
-                out.append(node)
-                return
-            for child in ast.iter_child_nodes(node):
-                visit(child)
-
-        visit(self.tree)
-        return out
+        return terms_of(self.tree)
 
     def evaluate(self, figures: dict) -> tuple[bool, list[str]]:
         """(does it fire, the comparisons that made it so / unknown figures)."""
@@ -95,6 +85,13 @@ class Rule:
         unknown: set[str] = set()
         result = _eval(self.tree, values, [], unknown, failed)
         return result, failed, sorted(unknown)
+
+
+def terms_of(node: ast.AST) -> list[ast.expr]:
+    """The figures (names) and function calls *node* reads, in order; a call's arguments are its own."""
+    if isinstance(node, (ast.Name, ast.Call)):
+        return [node]
+    return [t for child in ast.iter_child_nodes(node) for t in terms_of(child)]
 
 
 def _where(text: str, node_or_col) -> str:

@@ -227,16 +227,15 @@ def card(name: str, version: Any = None) -> dict:
     ``production``, else the latest), drawn by the renderer the package registers for cards."""
     from .. import rendering
     from ..governance.card import PAGE, build
-    from ..models.registry import Registry
 
     wanted = version_number(version)
-    ref = f"{name}@v{wanted}" if wanted is not None else name
-    if wanted is None:
-        reg = Registry(store())
-        aliases = model_versions(name, reg)["aliases"]
-        if "production" in aliases:
-            ref = f"{name}@v{aliases['production']}"
-    c = build(ref, store=store())
+    if wanted is not None:
+        c = build(f"{name}@v{wanted}", store=store())
+    else:
+        try:
+            c = build(f"{name}@production", store=store())
+        except NotFound:  # no production alias: the latest (a model that does not exist is not found again)
+            c = build(name, store=store())
     return {"version": c.version.ref, "html": rendering.render(c, PAGE), "seconds": c.seconds}
 
 

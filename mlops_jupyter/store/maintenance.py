@@ -159,40 +159,37 @@ def gc(store, dry_run: bool = False) -> GcReport:
 
 
 def fsck(store, progress=None) -> FsckReport:
-    """Re-hash every referenced blob; report corrupted and missing ones with their users, and
-    model versions whose archive (:data:`MODEL_ARCHIVES`) does not read, one line each."""
+    """Re-hash every referenced blob; report corrupted and missing ones with their users, model
+    versions whose archive (:data:`MODEL_ARCHIVES`) does not read, and pickled versions that would run
+    something dangerous when loaded, one line each."""
     store.writer.flush()
     report = FsckReport()
     present = set(store.blobs.digests())
     referenced = sorted(store.meta.referenced_digests() | present)
-    archives = _archived_versions(store)
-    pickles = _pickled_versions(store)
+    opened = _versions_stored_as(store, {*MODEL_ARCHIVES, "pickle"})  # files fsck opens, not only hashes
     iterator = progress(referenced) if progress else referenced
     for digest in iterator:
         report.checked += 1
         if digest not in present:
             report.missing.append((digest, store.meta.blob_users(digest)))
-        elif digest in archives:
+        elif digest in opened:
             try:
                 data = store.blobs.get_bytes(digest)  # one read: hashed, then opened
             except (IntegrityError, NotFound):  # as verify() counts them
                 report.corrupted.append((digest, store.meta.blob_users(digest)))
                 continue
-            for label, flavor in archives[digest]:
+            scan = None
+            for label, flavor in opened[digest]:
+                if flavor == "pickle":  # what loading it would run, read without running it
+                    from .pickles import CLEAN, SUSPICIOUS, describe, scan_pickle
+
+                    scan = scan or scan_pickle(data)
+                    if scan["status"] not in (CLEAN, SUSPICIOUS):
+                        report.unsafe.append((label, describe(scan)))
+                    continue
                 problem = archive_problem(data, MODEL_ARCHIVES[flavor])
                 if problem:
                     report.damaged.append((f"model {label} ({flavor})", problem))
-        elif digest in pickles:
-            try:
-                data = store.blobs.get_bytes(digest)
-            except (IntegrityError, NotFound):
-                report.corrupted.append((digest, store.meta.blob_users(digest)))
-                continue
-            from .pickles import CLEAN, SUSPICIOUS, describe, scan_pickle
-
-            scan = scan_pickle(data)
-            if scan["status"] not in (CLEAN, SUSPICIOUS):
-                report.unsafe += [(label, describe(scan)) for label in pickles[digest]]
         elif not store.blobs.verify(digest):
             report.corrupted.append((digest, store.meta.blob_users(digest)))
     report.damaged.sort()  # by model and version, not by digest
@@ -200,23 +197,8 @@ def fsck(store, progress=None) -> FsckReport:
     return report
 
 
-def _pickled_versions(store) -> dict[str, list[str]]:
-    """digest -> [NAME@vN] of the model versions stored as pickles (fsck scans them)."""
-    import sqlalchemy as sa
-
-    from . import schema as S
-
-    mv = S.model_versions
-    out: dict[str, list[str]] = {}
-    with store.meta.read() as conn:
-        for r in conn.execute(sa.select(mv.c.name, mv.c.version, mv.c.digest).where(mv.c.flavor == "pickle")
-                              .order_by(mv.c.name, mv.c.version)):
-            out.setdefault(r.digest, []).append(f"{r.name}@v{r.version}")
-    return out
-
-
-def _archived_versions(store) -> dict[str, list[tuple[str, str]]]:
-    """digest -> [(NAME@vN, flavor)] of the model versions stored as one of :data:`MODEL_ARCHIVES`."""
+def _versions_stored_as(store, flavors: set[str]) -> dict[str, list[tuple[str, str]]]:
+    """digest -> [(NAME@vN, flavor)] of the model versions stored in one of *flavors*."""
     import sqlalchemy as sa
 
     from . import schema as S
@@ -225,6 +207,6 @@ def _archived_versions(store) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = {}
     with store.meta.read() as conn:
         for r in conn.execute(sa.select(mv.c.name, mv.c.version, mv.c.flavor, mv.c.digest)
-                              .where(mv.c.flavor.in_(sorted(MODEL_ARCHIVES))).order_by(mv.c.name, mv.c.version)):
+                              .where(mv.c.flavor.in_(sorted(flavors))).order_by(mv.c.name, mv.c.version)):
             out.setdefault(r.digest, []).append((f"{r.name}@v{r.version}", r.flavor))
     return out

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .evaluation_view import figure_rows, headline, num, slice_notes, slice_rows
+from .evaluation_view import PICTURE_ORDER, figure_rows, figures_table, headline, num, slice_notes, slice_rows, slice_table
 from .html import CSS, figure, fmt_size, fmt_when, shown, table, text_card
 
 SECTIONS = ["The model", "Intended use and limitations", "Training data and code", "Evaluation", "Explanations",
             "Monitoring", "Aliases", "Audit"]
-CARD_PICTURES = ["confusion", "roc", "pr", "calibration", "residuals", "residual_histogram"]
 NOT_SET = "not written yet: `mlops model describe {ref} --intended-use TEXT --limitations TEXT`"
 
 
@@ -129,20 +128,14 @@ def card_html(card) -> str:
     for ev in card.evaluations:
         parts.append(f'<div class="mlops-h"><small>on {shown(ev.data)}, {ev.rows:,} rows, target '
                      f'{shown(ev.target)}, {fmt_when(ev.created)}</small></div>')
-        heads, rows = figure_rows(ev)
-        parts.append(table([shown(h) for h in heads], [[shown(x if isinstance(x, str) else num(x)) for x in r]
-                                                       for r in rows]))
+        parts.append(figures_table(ev))
         pics = ev.charts()
-        shown_pics = [pics[k] for k in CARD_PICTURES if k in pics] + ([pics["baseline"]] if "baseline" in pics else [])
+        shown_pics = [pics[k] for k in [*PICTURE_ORDER, "baseline"] if k in pics]
         if shown_pics:
             parts.append('<div class="mlops-charts">' + "".join(figure(c.svg()) for c in shown_pics) + "</div>")
         for s in ev.slices:
-            heads, rows = slice_rows(ev, s)
             parts.append(f'<div class="mlops-note">by {shown(s["column"])}</div>')
-            parts.append(table([shown(h) for h in heads], [[shown(x if isinstance(x, str) else num(x))
-                                                            if x is not None else "" for x in r] for r in rows]))
-            for note in slice_notes(s):
-                parts.append(f'<div class="mlops-note">{shown(note)}</div>')
+            parts.append(slice_table(ev, s))
     section("Explanations")
     ex = card.explanation
     if not ex:
@@ -210,7 +203,7 @@ def card_markdown(card) -> str:
         heads, rows = figure_rows(ev)
         lines += [_md_table(heads, rows), ""]
         pics = ev.charts()
-        for name in [k for k in CARD_PICTURES if k in pics] + (["baseline"] if "baseline" in pics else []):
+        for name in [k for k in [*PICTURE_ORDER, "baseline"] if k in pics]:
             picture(pics[name], f"evaluation{i + 1}-{name}")
         for s in ev.slices:
             heads, rows = slice_rows(ev, s)

@@ -97,14 +97,26 @@ def slice_notes(s: dict) -> list[str]:
 
 
 def _cell(v: Any) -> str:
-    return shown(num(v)) if not isinstance(v, str) else shown(v)
+    return shown(v) if isinstance(v, str) else shown(num(v))
+
+
+def figures_table(ev) -> str:
+    """Every headline figure (beside the baseline's, with the difference and its interval)."""
+    heads, rows = figure_rows(ev)
+    return table([shown(h) for h in heads], [[_cell(v) for v in r] for r in rows])
+
+
+def slice_table(ev, s: dict) -> str:
+    """One slice's groups, gap and ratio rows, and what to know about them."""
+    heads, rows = slice_rows(ev, s)
+    return (table([shown(h) for h in heads], [["" if v is None else _cell(v) for v in r] for r in rows])
+            + "".join(f'<div class="mlops-note">{shown(n)}</div>' for n in slice_notes(s)))
 
 
 def evaluation_html(ev, charts: bool = True) -> str:
     parts = [CSS, f'<div class="mlops-h">Evaluation of {shown(ev.model)} on {shown(ev.data)}</div>',
              text_card(headline(ev))]
-    heads, rows = figure_rows(ev)
-    parts.append(table([shown(h) for h in heads], [[_cell(v) for v in r] for r in rows]))
+    parts.append(figures_table(ev))
     if ev.per_class:
         parts.append('<div class="mlops-h">Per class</div>')
         parts.append(table(["class", "precision", "recall", "F1", "rows"],
@@ -119,14 +131,10 @@ def evaluation_html(ev, charts: bool = True) -> str:
         parts.append(figure(pictures["baseline"].svg()))
     for s in ev.slices:
         parts.append(f'<div class="mlops-h">By {shown(s["column"])}</div>')
-        heads, rows = slice_rows(ev, s)
-        parts.append(table([shown(h) for h in heads], [[_cell(v) if v is not None else "" for v in r] for r in rows]))
-        for note in slice_notes(s):
-            parts.append(f"<small>{shown(note)}</small><br>")
+        parts.append(slice_table(ev, s))
         if f"slices:{s['column']}" in pictures:
             parts.append(figure(pictures[f"slices:{s['column']}"].svg()))
-    for note in ev.notes:
-        parts.append(f"<small>{shown(note)}</small><br>")
+    parts += [f'<div class="mlops-note">{shown(n)}</div>' for n in ev.notes]
     return "".join(parts)
 
 
