@@ -143,7 +143,7 @@ def test_resume_threads_timeout_and_ctrl_c(project, capsys):
     t0 = time.perf_counter()
     study = mj.tune(lambda trial: time.sleep(0.2) or trial.suggest_float("x", 0, 1), timeout=1.0, name="timed",
                     progress=False)
-    assert time.perf_counter() - t0 < 3 and 3 <= len(study.trials) <= 7
+    assert time.perf_counter() - t0 < 5 and 1 <= len(study.trials) <= 7  # bounds loose enough for a busy machine
     # Ctrl-C: the trial it hit is killed, the study's run too, every finished trial kept
     def interrupted(trial):
         if trial.number == 3:
