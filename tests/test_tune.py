@@ -53,7 +53,7 @@ def test_the_same_trials_as_optuna_alone_each_a_run(project, capsys):
         r = mj.get_run(t.user_attrs["mlops.run_id"])
         assert r.name == f"trial {t.number}" and r.params == t.params and r.metrics["loss"] == t.value
     out = capsys.readouterr().out
-    assert f"study quad: 20 trial(s)" in out and f"best loss {study.best_value:.6g}" in out
+    assert "study quad: 20 trial(s)" in out and f"best loss {study.best_value:.6g}" in out
 
 
 def test_pruned_and_failed_trials_are_recorded_and_the_study_goes_on(project, capsys):
