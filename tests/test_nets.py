@@ -5,7 +5,6 @@ Tiny models, trained for a few steps on synthetic data, so every test takes seco
 import json
 import os
 import subprocess
-import sys
 import textwrap
 
 import numpy as np

@@ -265,7 +265,7 @@ def test_never_saved_notebook_is_not_snapshot(store, project, monkeypatch, capsy
     rec = mj.get_run(run.run_id)
     assert not any(a["kind"] == "notebook" for a in rec.artifacts)  # no 71-byte empty notebook
     err = capsys.readouterr().err
-    assert (f"mlops: Untitled.ipynb was never saved (the file on disk has no cells): run 'Untitled' keeps no "
+    assert ("mlops: Untitled.ipynb was never saved (the file on disk has no cells): run 'Untitled' keeps no "
             "notebook snapshot; no executed cells were recorded either") in err
 
 

@@ -1,6 +1,5 @@
 """The notebook views, built for real (ipywidgets works without a front end attached)."""
 
-import pytest
 
 import mlops_jupyter as mj
 from mlops_jupyter.widgets.charts import sparkline
