@@ -139,3 +139,7 @@ def test_a_bad_gate_is_refused_when_promoted_or_edited(project, capsys):
     capsys.readouterr()
     assert main(["job", "show", "churn-job"]) == 2
     assert "[gate] rule: max_slice_gap takes 2 argument(s)" in capsys.readouterr().err
+    # the gate's options are held to the evaluation's own bounds when the job is read, not when it decides
+    path.write_text(path.read_text().replace('rule = "max_slice_gap(auc) > 0.5"', 'rule = "auc > 0.5"\nresamples = 5'))
+    assert main(["job", "show", "churn-job"]) == 2
+    assert "[gate] resamples must be a whole number of at least 10, not 5" in capsys.readouterr().err

@@ -17,13 +17,9 @@ DIAGONAL = {"data": {"values": [{"a": 0, "b": 0}, {"a": 1, "b": 1}]},
             "encoding": {"x": {"field": "a", "type": "quantitative"}, "y": {"field": "b", "type": "quantitative"}}}
 
 
-def _label(v: Any) -> str:
-    return str(v)
-
-
 def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[Any], title: str | None = None) -> Chart:
     """Counts of true class (rows) by predicted class (columns); colour is the share of the true class."""
-    labels = [_label(c) for c in classes]
+    labels = [str(c) for c in classes]
     cells = []
     for i, row in enumerate(matrix):
         total = sum(row) or 1
@@ -68,41 +64,31 @@ def _color(labels: list[str], title: str) -> dict:
     return enc
 
 
+def _curve_line(curves: Mapping[str, Mapping[str, Sequence[float]]], x: tuple[str, str], y: tuple[str, str]) -> dict:
+    """One line per class over the unit square; *x* and *y* are (axis title, tooltip title)."""
+    return {"data": {"values": _curve_points(curves)}, "mark": {"type": "line"},
+            "encoding": {"x": {"field": "x", "type": "quantitative", "title": x[0], "scale": {"domain": [0, 1]},
+                               "axis": UNIT_AXIS},
+                         "y": {"field": "y", "type": "quantitative", "title": y[0], "scale": {"domain": [0, 1]},
+                               "axis": UNIT_AXIS},
+                         "color": _color(list(curves), "class"),
+                         "tooltip": [{"field": "curve", "title": "class"},
+                                     {"field": "x", "type": "quantitative", "title": x[1], "format": ".3f"},
+                                     {"field": "y", "type": "quantitative", "title": y[1], "format": ".3f"},
+                                     {"field": "threshold", "type": "quantitative", "format": ".4~g"}]}}
+
+
 def roc(curves: Mapping[str, Mapping[str, Sequence[float]]], auc: float | None, title: str | None = None) -> Chart:
     """True against false positive rate, one line per class (one-vs-rest), the chance diagonal."""
-    labels = list(curves)
-    sub = f"ROC AUC {auc:.4f}" if finite(auc) else None
-    line = {"data": {"values": _curve_points(curves)},
-            "mark": {"type": "line"},
-            "encoding": {"x": {"field": "x", "type": "quantitative", "title": "false positive rate",
-                               "scale": {"domain": [0, 1]}, "axis": UNIT_AXIS},
-                         "y": {"field": "y", "type": "quantitative", "title": "true positive rate",
-                               "scale": {"domain": [0, 1]}, "axis": UNIT_AXIS},
-                         "color": _color(labels, "class"),
-                         "tooltip": [{"field": "curve", "title": "class"},
-                                     {"field": "x", "type": "quantitative", "title": "FPR", "format": ".3f"},
-                                     {"field": "y", "type": "quantitative", "title": "TPR", "format": ".3f"},
-                                     {"field": "threshold", "type": "quantitative", "format": ".4~g"}]}}
-    spec = frame({"width": SQUARE, "height": SQUARE, "layer": [DIAGONAL, line]}, kind="evaluation.roc")
-    spec["title"] = {"text": title or "ROC curve", "anchor": "start", **({"subtitle": sub} if sub else {})}
-    return Chart(spec)
+    line = _curve_line(curves, ("false positive rate", "FPR"), ("true positive rate", "TPR"))
+    return Chart(frame({"width": SQUARE, "height": SQUARE, "layer": [DIAGONAL, line]}, title=title or "ROC curve",
+                       subtitle=f"ROC AUC {auc:.4f}" if finite(auc) else None, kind="evaluation.roc"))
 
 
 def precision_recall(curves: Mapping[str, Mapping[str, Sequence[float]]], ap: float | None,
                      best: Mapping[str, float] | None = None, title: str | None = None) -> Chart:
     """Precision against recall, one line per class; the threshold that maximizes F1 marked."""
-    labels = list(curves)
-    layers: list[dict] = [{
-        "data": {"values": _curve_points(curves)}, "mark": {"type": "line"},
-        "encoding": {"x": {"field": "x", "type": "quantitative", "title": "recall", "scale": {"domain": [0, 1]},
-                           "axis": UNIT_AXIS},
-                     "y": {"field": "y", "type": "quantitative", "title": "precision", "scale": {"domain": [0, 1]},
-                           "axis": UNIT_AXIS},
-                     "color": _color(labels, "class"),
-                     "tooltip": [{"field": "curve", "title": "class"},
-                                 {"field": "x", "type": "quantitative", "title": "recall", "format": ".3f"},
-                                 {"field": "y", "type": "quantitative", "title": "precision", "format": ".3f"},
-                                 {"field": "threshold", "type": "quantitative", "format": ".4~g"}]}}]
+    layers = [_curve_line(curves, ("recall", "recall"), ("precision", "precision"))]
     sub = [f"PR AUC (average precision) {ap:.4f}"] if finite(ap) else []
     if best:
         layers.append({"data": {"values": [dict(best)]},
@@ -112,10 +98,8 @@ def precision_recall(curves: Mapping[str, Mapping[str, Sequence[float]]], ap: fl
                                     "tooltip": [{"field": "threshold", "type": "quantitative", "format": ".4f"},
                                                 {"field": "f1", "type": "quantitative", "format": ".4f"}]}})
         sub.append(f"dot: best F1 {best['f1']:.4f} at threshold {best['threshold']:.4g}")
-    spec = frame({"width": SQUARE, "height": SQUARE, "layer": layers}, kind="evaluation.pr")
-    spec["title"] = {"text": title or "precision-recall curve", "anchor": "start",
-                     **({"subtitle": sub} if sub else {})}
-    return Chart(spec)
+    return Chart(frame({"width": SQUARE, "height": SQUARE, "layer": layers}, title=title or "precision-recall curve",
+                       subtitle=sub, kind="evaluation.pr"))
 
 
 def calibration(mean_predicted: Sequence[float], observed: Sequence[float], counts: Sequence[int],
@@ -132,10 +116,9 @@ def calibration(mean_predicted: Sequence[float], observed: Sequence[float], coun
                                       "format": ".3f"},
                                      {"field": "y", "type": "quantitative", "title": "observed", "format": ".3f"},
                                      {"field": "rows", "type": "quantitative", "format": ","}]}}
-    spec = frame({"width": SQUARE, "height": SQUARE, "layer": [DIAGONAL, line]}, kind="evaluation.calibration")
     sub = "dashed: perfectly calibrated" + (f"; Brier score {brier:.4f}" if finite(brier) else "")
-    spec["title"] = {"text": "calibration", "anchor": "start", "subtitle": sub}
-    return Chart(spec)
+    return Chart(frame({"width": SQUARE, "height": SQUARE, "layer": [DIAGONAL, line]}, title="calibration",
+                       subtitle=sub, kind="evaluation.calibration"))
 
 
 def residuals(predicted: Sequence[float], residual: Sequence[float], shown: int, rows: int) -> Chart:
@@ -153,10 +136,9 @@ def residuals(predicted: Sequence[float], residual: Sequence[float], shown: int,
         {"data": {"values": [{"zero": 0}]}, "mark": {"type": "rule", "color": PALETTE[1], "strokeDash": [4, 3]},
          "encoding": {"y": {"field": "zero", "type": "quantitative"}}},
     ]
-    spec = frame({"width": 360, "height": SQUARE - 20, "layer": layers}, kind="evaluation.residuals")
     sub = f"{shown:,} of {rows:,} rows (a seeded sample)" if shown < rows else f"all {rows:,} rows"
-    spec["title"] = {"text": "residuals against predictions", "anchor": "start", "subtitle": sub}
-    return Chart(spec)
+    return Chart(frame({"width": 360, "height": SQUARE - 20, "layer": layers}, title="residuals against predictions",
+                       subtitle=sub, kind="evaluation.residuals"))
 
 
 def residual_histogram(edges: Sequence[float], counts: Sequence[int]) -> Chart:
@@ -182,10 +164,10 @@ def slices(column: str, groups: Sequence[Mapping[str, Any]], figures: Sequence[s
     for g in groups:
         for f in figures:
             if finite(g.get(f)):
-                rows.append({"group": _label(g["group"]), "figure": f, "value": g[f], "rows": g["count"],
+                rows.append({"group": str(g["group"]), "figure": f, "value": g[f], "rows": g["count"],
                              "overall": overall.get(f) if finite(overall.get(f)) else None,
                              "size": f"fewer than {min_group} rows" if g["small"] else f"{min_group} rows or more"})
-    order = [_label(g["group"]) for g in groups]
+    order = [str(g["group"]) for g in groups]
     unit = all(f not in ("mae", "rmse", "mape", "log_loss") for f in figures)
     x: dict[str, Any] = {"field": "value", "type": "quantitative", "title": None}
     if unit:
@@ -208,8 +190,7 @@ def slices(column: str, groups: Sequence[Mapping[str, Any]], figures: Sequence[s
                                        "header": {"labelFontSize": 12}}},
                   "spec": {"width": 120, "height": height, "layer": [bars, rule]},
                   "resolve": {"scale": {"x": "shared" if unit else "independent"}}},
-                 kind="evaluation.slices")
-    spec["title"] = {"text": f"by {column}", "anchor": "start", "subtitle": "dashed: all rows"}
+                 title=f"by {column}", subtitle="dashed: all rows", kind="evaluation.slices")
     return Chart(spec)
 
 
@@ -240,8 +221,6 @@ def baseline(comparison: Mapping[str, Mapping[str, Any]], model: str, base: str,
                                   {"field": "low", "type": "quantitative", "format": "+.4f"},
                                   {"field": "high", "type": "quantitative", "format": "+.4f"}]}},
     ]
-    spec = frame({"width": 320, "height": max(60, 24 * len(rows)), "data": {"values": rows}, "layer": layers},
-                 kind="evaluation.baseline")
-    spec["title"] = {"text": f"against {base}", "anchor": "start",
-                     "subtitle": f"difference with its {level:.0%} bootstrap interval"}
-    return Chart(spec)
+    return Chart(frame({"width": 320, "height": max(60, 24 * len(rows)), "data": {"values": rows}, "layer": layers},
+                       title=f"against {base}", subtitle=f"difference with its {level:.0%} bootstrap interval",
+                       kind="evaluation.baseline"))

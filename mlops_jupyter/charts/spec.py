@@ -26,13 +26,14 @@ _LOWER_IS_BETTER = re.compile(
     r"brier|drift|nll|regret|cost|fpr|fnr|miss)", re.IGNORECASE)
 
 
-def frame(body: dict[str, Any], *, title: str | None = None, kind: str = "", **extra: Any) -> dict[str, Any]:
+def frame(body: dict[str, Any], *, title: str | None = None, subtitle: str | Sequence[str] | None = None,
+          kind: str = "", **extra: Any) -> dict[str, Any]:
     """A complete Vega-Lite spec around *body*: schema, our defaults (gridlines, legends outside
     the data, no fixed colours so JupyterLab's dark theme applies) and ``usermeta`` naming the
-    picture's kind for tests and the panel."""
+    picture's kind for tests and the panel. A *subtitle* (a line, or lines) goes under the *title*."""
     spec: dict[str, Any] = {"$schema": SCHEMA}
     if title:
-        spec["title"] = {"text": title, "anchor": "start"}
+        spec["title"] = {"text": title, "anchor": "start", **({"subtitle": subtitle} if subtitle else {})}
     spec.update(body)
     spec["config"] = {
         "view": {"stroke": None},

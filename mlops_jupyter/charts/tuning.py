@@ -58,9 +58,8 @@ def history(trials: Sequence[Trial], metric: str, maximize: bool, title: str | N
     others = len(trials) - n_done
     sub = f"{n_done} finished trial(s)" + (f", {others} pruned, failed or running (not shown)" if others else "")
     spec = frame({"width": width, "height": height, "layer": layers},
-                 title=None, kind="tuning.history")
-    spec["title"] = {"text": title or f"optimization history: {metric} ({'higher' if maximize else 'lower'} is better)",
-                     "subtitle": f"dots: trials; line: best so far. {sub}", "anchor": "start"}
+                 title=title or f"optimization history: {metric} ({'higher' if maximize else 'lower'} is better)",
+                 subtitle=f"dots: trials; line: best so far. {sub}", kind="tuning.history")
     spec["usermeta"]["mlops"].update(metric=metric, maximize=maximize, trials=n_done, best=best[-1]["best"] if best
                                      else None)
     return Chart(spec)

@@ -42,16 +42,13 @@ def _data(word: str, ctx):
     if is_var:
         return value, word
     if os.path.isfile(word):
-        import pandas as pd
+        if word.lower().endswith((".parquet", ".pq", ".csv", ".tsv", ".txt")):
+            from ..data.frames import read_table_file
 
-        low = word.lower()
-        try:
-            if low.endswith((".parquet", ".pq")):
-                return pd.read_parquet(word), word
-            if low.endswith((".csv", ".tsv", ".txt")):
-                return pd.read_csv(word, sep="\t" if low.endswith(".tsv") else ","), word
-        except Exception as e:
-            raise BadInput(f"cannot read {word}: {e}") from None
+            try:
+                return read_table_file(word, word), word
+            except Exception as e:
+                raise BadInput(f"cannot read {word}: {e}") from None
         raise BadInput(f"{word}: evaluate reads CSV or Parquet files; version others with `mlops data add`")
     if "@" not in word and not ctx.has_kernel:
         raise BadInput(f"{word!r} is neither a dataset version (NAME@vN) nor a CSV or Parquet file")

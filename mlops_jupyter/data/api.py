@@ -148,16 +148,7 @@ def load(ref: str):
     elif v.kind == "file" and v.files[0]["path"].lower().endswith((".csv", ".parquet", ".pq", ".json", ".tsv")):
         import io
 
-        import pandas as pd
-
-        data = io.BytesIO(store.blobs.get_bytes(v.files[0]["digest"]))
-        p = v.files[0]["path"].lower()
-        if p.endswith((".parquet", ".pq")):
-            df = pd.read_parquet(data)
-        elif p.endswith(".json"):
-            df = pd.read_json(data)
-        else:
-            df = pd.read_csv(data, sep="\t" if p.endswith(".tsv") else ",")
+        df = frames.read_table_file(io.BytesIO(store.blobs.get_bytes(v.files[0]["digest"])), v.files[0]["path"])
     else:
         raise BadInput(f"{v.ref} is a {v.kind} version; get its files back with "
                        f"`mlops data checkout {v.ref} --to DIR`")

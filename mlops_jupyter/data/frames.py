@@ -58,6 +58,19 @@ def read_parquet(data: bytes):
     return pq.read_table(io.BytesIO(data)).to_pandas()
 
 
+def read_table_file(source, name: str):
+    """A CSV (TSV), Parquet or JSON table as a pandas DataFrame, read by the suffix of *name*
+    (*source*: its path, or its bytes as a file object)."""
+    import pandas as pd
+
+    low = name.lower()
+    if low.endswith((".parquet", ".pq")):
+        return pd.read_parquet(source)
+    if low.endswith(".json"):
+        return pd.read_json(source)
+    return pd.read_csv(source, sep="\t" if low.endswith(".tsv") else ",")
+
+
 def _num(v) -> float | None:
     if v is None:
         return None

@@ -8,20 +8,23 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import HIGHER, LOWER, Predictions, safely, scalar_functions
+from .metrics import HIGHER, LOWER, Predictions, figures_of, scalar_functions
 
 LEVEL = 0.95
 
 
-def compare(a: Predictions, b: Predictions, resamples: int, seed: int, tick=None) -> dict[str, Any]:
+def compare(a: Predictions, b: Predictions, resamples: int, seed: int, tick=None,
+            figures: tuple[dict, dict] | None = None) -> dict[str, Any]:
     """*a* (the model) against *b* (the baseline): {figure: {model, baseline, difference, low, high, verdict}}
-    (*tick(k)* is called after each block of k resamples: the caller's progress bar)."""
+    (*tick(k)* is called after each block of k resamples: the caller's progress bar; *figures*: the
+    two sides' :func:`.metrics.figures_of` when the caller has them, else they are computed here)."""
     from .resample import Resampler, weight_blocks
 
+    fa, fb = figures or (figures_of(a), figures_of(b))
     fns = scalar_functions(a)
     if b.proba is None:
         fns = {k: v for k, v in fns.items() if k in scalar_functions(b)}
-    point = {f: (safely(fn, a), safely(fn, b)) for f, fn in fns.items()}
+    point = {f: (fa[f], fb[f]) for f in fns}
     ra, rb = Resampler(a), Resampler(b)
     parts: dict[str, list[np.ndarray]] = {f: [] for f in fns}
     for W in weight_blocks(len(a.y), resamples, seed):

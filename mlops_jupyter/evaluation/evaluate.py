@@ -15,14 +15,15 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import BadInput
-from .metrics import Predictions, check_labels, classification, regression
+from .metrics import Predictions, check_labels, classification, plain, regression
 from .report import FORMAT, Evaluation
 
 MIN_GROUP = 30
 RESAMPLES = 200
 
 
-def _options(by, min_group, resamples, seed, positive) -> tuple[list[str], dict]:
+def check_options(by, min_group, resamples, seed, positive) -> tuple[list[str], dict]:
+    """The slice columns and the options as stored; one line for a bound a number breaks."""
     if by is None:
         by = []
     elif isinstance(by, str):
@@ -34,7 +35,7 @@ def _options(by, min_group, resamples, seed, positive) -> tuple[list[str], dict]
     if resamples > 100_000:
         raise BadInput(f"resamples must be at most 100000, not {resamples}")
     return by, {"by": by, "min_group": int(min_group), "resamples": int(resamples), "seed": int(seed),
-                "positive": positive.item() if hasattr(positive, "item") else positive}
+                "positive": plain(positive)}
 
 
 def _key(model_digest: str, data_digest: str, target: str, baseline_digest: str | None, options: dict) -> str:
@@ -133,7 +134,7 @@ def predict(v, predictor, X, task: str, positive: Any, target: str, y) -> Predic
         raise
     except Exception as e:
         raise BadInput(f"{v.ref} cannot predict these rows: {type(e).__name__}: {str(e)[:200]}") from None
-    classes = [c.item() if hasattr(c, "item") else c for c in list(classes)]
+    classes = [plain(c) for c in classes]
     y = np.asarray(y)
     if y.dtype.kind in "biuf" and np.asarray(classes).dtype.kind in "biu":
         if np.all(np.mod(y, 1) == 0):
@@ -175,7 +176,7 @@ def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any =
     _needs()
     if not isinstance(target, str) or not target:
         raise BadInput("name the target column: target='churned'")
-    by, options = _options(by, min_group, resamples, seed, positive)
+    by, options = check_options(by, min_group, resamples, seed, positive)
     st = open_store()
     reg = Registry(st)
     v = _version(reg, model, "model")
@@ -254,12 +255,12 @@ def evaluate(model: Any, data: Any, target: str, by: Any = None, baseline: Any =
         baseline_doc = None
         if base is not None:
             from .compare import compare
-            from .metrics import safely, scalar_functions
+            from .metrics import figures_of
 
             bar.set_postfix_str(f"bootstrap of {resamples} resamples", refresh=False)
-            comparison = compare(p, base, resamples, seed, tick=bar.update)
-            baseline_doc = {"model": bv.ref, "version_id": bv.id,
-                            "figures": {f: safely(fn, base) for f, fn in scalar_functions(base).items()},
+            base_figures = figures_of(base)  # each side's figures once: the comparison reads them too
+            comparison = compare(p, base, resamples, seed, tick=bar.update, figures=(parts["figures"], base_figures))
+            baseline_doc = {"model": bv.ref, "version_id": bv.id, "figures": base_figures,
                             "comparison": comparison, "resamples": resamples, "seed": seed, "level": 0.95}
     from ..tracking.run import active_run_id
 

@@ -94,6 +94,11 @@ def scalar_functions(p: Predictions) -> dict[str, Any]:
     return fns
 
 
+def figures_of(p: Predictions) -> dict[str, float | None]:
+    """The headline figures of *p* on all its rows (None where undefined)."""
+    return {name: safely(fn, p) for name, fn in scalar_functions(p).items()}
+
+
 def _onehot(y: np.ndarray, classes: list) -> np.ndarray:
     from sklearn.preprocessing import label_binarize
 
@@ -129,7 +134,7 @@ def classification(p: Predictions) -> dict[str, Any]:
     """Every classifier figure and curve (see the module docstring)."""
     from sklearn import metrics as M
 
-    fig = {name: safely(fn, p) for name, fn in scalar_functions(p).items()}
+    fig = figures_of(p)
     prec, rec, f1, support = M.precision_recall_fscore_support(p.y, p.pred, labels=p.classes, zero_division=0)
     per_class = [{"class": plain(c), "precision": float(a), "recall": float(b), "f1": float(f), "support": int(s)}
                  for c, a, b, f, s in zip(p.classes, prec, rec, f1, support)]
@@ -177,7 +182,7 @@ def classification(p: Predictions) -> dict[str, Any]:
 
 def regression(p: Predictions, seed: int = 0) -> dict[str, Any]:
     """Every regressor figure, residuals against predictions (a sample) and their histogram."""
-    fig = {name: safely(fn, p) for name, fn in scalar_functions(p).items()}
+    fig = figures_of(p)
     resid = p.y - p.pred
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(resid), SCATTER_POINTS, replace=False)) if len(resid) > SCATTER_POINTS \

@@ -14,7 +14,6 @@ the ones registered, and the dependencies pinned for its job's image with their 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +37,9 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        return self.digest_ok is not False and (self.scan is None or self.scan["status"] in ("clean", "suspicious"))
+        from ..store.pickles import unsafe
+
+        return self.digest_ok is not False and (self.scan is None or not unsafe(self.scan))
 
     @property
     def verdict(self) -> str:
@@ -119,12 +120,18 @@ def _dependencies(v) -> tuple[str | None, list[dict]]:
 
 
 def _pins(text: str) -> list[tuple[str, str | None]]:
+    """(name, the version ``==`` pins or None) of each requirement line; pip's options (``-r``,
+    ``--index-url``) and lines that are not requirements (a URL) are skipped."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     out = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
-        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(?:==\s*([^;\s]+))?", line)
-        if m:
-            out.append((m.group(1), m.group(2)))
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        out.append((req.name, next((s.version for s in req.specifier if s.operator == "=="), None)))
     return out
 
 

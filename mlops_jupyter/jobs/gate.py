@@ -112,10 +112,14 @@ def check_gate(gate: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(out.get(key), str) or not out[key].strip():
             raise BadInput(f"[gate] needs {key}: {KEYS[key]}")
     parse_gate(out["rule"])
-    for key in ("min_group", "resamples", "seed"):
-        v = out.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "seed" else 1)):
-            raise BadInput(f"[gate] {key} is a whole number, not {v!r}")
+    if any(key in out for key in ("min_group", "resamples", "seed")):  # the evaluation's own bounds
+        from ..evaluation.evaluate import MIN_GROUP, RESAMPLES, check_options
+
+        try:
+            check_options(None, out.get("min_group", MIN_GROUP), out.get("resamples", RESAMPLES), out.get("seed", 0),
+                          None)
+        except BadInput as e:
+            raise BadInput(f"[gate] {e}") from None
     return out
 
 
@@ -144,6 +148,8 @@ class GateResult:
 
 
 def _term(ev, node: ast.expr) -> float | None:
+    from ..evaluation.report import ALIASES
+
     if isinstance(node, ast.Name):
         return ev.figure(node.id)
     name = node.func.id
@@ -151,8 +157,6 @@ def _term(ev, node: ast.expr) -> float | None:
     if name == "baseline":
         if not ev.baseline:
             return None
-        from ..evaluation.report import ALIASES
-
         return ev.baseline["figures"].get(ALIASES.get(args[0], args[0]))
     if name in ("demographic_parity_difference", "equalized_odds_difference"):
         return (ev.slice(args[0]).get("fairness") or {}).get(name)
@@ -161,8 +165,6 @@ def _term(ev, node: ast.expr) -> float | None:
         return ev.slice_gap(figure, column)
     if name == "slice_ratio":
         return ev.slice_ratio(figure, column)
-    from ..evaluation.report import ALIASES
-
     figure = ALIASES.get(figure, figure)
     values = [g.get(figure) for g in ev.slice(column)["groups"] if not g["small"] and g.get(figure) is not None]
     if not values:
@@ -173,11 +175,11 @@ def _term(ev, node: ast.expr) -> float | None:
 def evaluate_gate(gate: dict[str, Any], challenger, champion, progress: bool = False) -> GateResult:
     """Evaluate *challenger* (a ModelVersion) against *champion* (or None) on the gate's data, and the
     rule over its figures."""
-    from ..evaluation.evaluate import evaluate
+    from ..evaluation.evaluate import MIN_GROUP, RESAMPLES, evaluate
 
     rule = parse_gate(gate["rule"])
     ev = evaluate(challenger, gate["data"], target=gate["target"], by=columns_of(rule), baseline=champion,
-                  min_group=gate.get("min_group", 30), resamples=gate.get("resamples", 200),
+                  min_group=gate.get("min_group", MIN_GROUP), resamples=gate.get("resamples", RESAMPLES),
                   seed=gate.get("seed", 0), positive=gate.get("positive"), progress=progress)
     values = {term_key(n): _term(ev, n) for n in rule.terms}
     note = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..exceptions import BadInput
 
@@ -47,7 +47,7 @@ class Vocabulary:
     arguments: ``figure`` or ``column``) and whether ``+``/``-`` may shift a figure by a number."""
 
     figures: dict
-    functions: dict = None  # type: ignore[assignment]
+    functions: dict = field(default_factory=dict)
     arithmetic: bool = False
     example: str = "drift_share > 0.3 or accuracy < 0.8"
 
@@ -234,11 +234,11 @@ def _eval(node: ast.expr, figures: dict, why: list[str], unknown: set[str],
     return ok
 
 
-def _show(node, value, figures: dict | None = None) -> str:
+def _show(node, value, figures: dict) -> str:
     if isinstance(node, (ast.Name, ast.Call)):
         return f"{term_key(node)} ({value:.4g})"
     if isinstance(node, ast.BinOp):
-        left = _show(node.left, None if figures is None else _value(node.left, figures, set()), figures)
-        right = _show(node.right, None if figures is None else _value(node.right, figures, set()), figures)
+        left = _show(node.left, _value(node.left, figures, set()), figures)
+        right = _show(node.right, _value(node.right, figures, set()), figures)
         return f"{left} {'+' if isinstance(node.op, ast.Add) else '-'} {right} = {value:.4g}"
     return f"{value:g}"

@@ -268,10 +268,10 @@ class PickleFormat(ModelFormat):
             raise refusal(label)
         import pickle
 
-        from ..store.pickles import DANGEROUS, UNREADABLE, describe, scan_pickle
+        from ..store.pickles import describe, scan_pickle, unsafe
 
         scan = scan_pickle(data)  # what it would run, read before it runs
-        if scan["status"] in (DANGEROUS, UNREADABLE):
+        if unsafe(scan):
             raise BadInput(f"refusing to unpickle {label}: it {describe(scan)}; see `mlops model audit`")
         return pickle.loads(data)
 

@@ -157,10 +157,10 @@ class Registry:
         if saved.flavor == "pickle":  # what loading it would run, read now and kept with the version
             import warnings
 
-            from ..store.pickles import CLEAN, SUSPICIOUS, describe, scan_pickle
+            from ..store.pickles import describe, scan_pickle, unsafe
 
             extra["scan"] = scan_pickle(saved.data)
-            if extra["scan"]["status"] not in (CLEAN, SUSPICIOUS):
+            if unsafe(extra["scan"]):
                 warnings.warn(f"this pickle {describe(extra['scan'])}: loading it will be refused", stacklevel=3)
         digest, size = self.store.blobs.put_bytes(saved.data)
         return dict(flavor=saved.flavor, library=saved.library, library_version=saved.library_version,

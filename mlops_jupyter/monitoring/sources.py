@@ -76,9 +76,9 @@ def resolve(obj: Any, since: float | None = None, until: float | None = None, wh
 
         if not os.path.isfile(obj):
             raise BadInput(f"{what}: no file {obj}")
-        low = obj.lower()
-        frame = pd.read_parquet(obj) if low.endswith((".parquet", ".pq")) else \
-            pd.read_csv(obj, sep="\t" if low.endswith(".tsv") else ",")
+        from ..data.frames import read_table_file
+
+        frame = read_table_file(obj, obj)
         return Side(frame, f"{obj} ({len(frame):,} rows)")
     from .. import data
 

@@ -181,10 +181,10 @@ def fsck(store, progress=None) -> FsckReport:
             scan = None
             for label, flavor in opened[digest]:
                 if flavor == "pickle":  # what loading it would run, read without running it
-                    from .pickles import CLEAN, SUSPICIOUS, describe, scan_pickle
+                    from .pickles import describe, scan_pickle, unsafe
 
                     scan = scan or scan_pickle(data)
-                    if scan["status"] not in (CLEAN, SUSPICIOUS):
+                    if unsafe(scan):
                         report.unsafe.append((label, describe(scan)))
                     continue
                 problem = archive_problem(data, MODEL_ARCHIVES[flavor])

@@ -45,6 +45,11 @@ def scan_pickle(data: bytes, name: str = "model.pkl") -> dict[str, Any]:
     return {"scanner": scanner_name(), "status": status, "findings": findings, "globals": len(result.globals)}
 
 
+def unsafe(scan: dict[str, Any]) -> bool:
+    """Would loading it run something dangerous, or could the scanner not read it (either way: refused)?"""
+    return scan["status"] in (DANGEROUS, UNREADABLE)
+
+
 def describe(scan: dict[str, Any], limit: int = 4) -> str:
     """One line: what the scan found."""
     bad = [f"{f['module']}.{f['name']}" for f in scan["findings"] if f["safety"] == DANGEROUS]

@@ -8,8 +8,6 @@ from typing import Any
 
 from .html import CSS, figure, shown, table, text_card
 
-HEADLINE = {"classification": ["accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss", "brier"],
-            "regression": ["mae", "rmse", "r2", "mape"]}
 NAMES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1", "roc_auc": "ROC AUC",
          "pr_auc": "PR AUC", "log_loss": "log loss", "brier": "Brier score", "mae": "MAE", "rmse": "RMSE",
          "r2": "R²", "mape": "MAPE", "selection_rate": "selection rate", "true_positive_rate": "TPR",
@@ -56,7 +54,7 @@ def headline(ev) -> list[tuple[str, str]]:
 
 
 def figure_rows(ev) -> tuple[list[str], list[list[Any]]]:
-    names = [f for f in HEADLINE[ev.task] if f in ev.figures]
+    names = list(ev.headline)  # the task's headline figures, in their order
     if not ev.baseline:
         return ["figure", "value"], [[NAMES[f], ev.figures[f]] for f in names]
     comp = ev.baseline["comparison"]
